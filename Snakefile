@@ -1,0 +1,33 @@
+# pathgen workflow: slides -> tiles -> features -> selection -> captions -> dataset
+# -> CLIP training -> zero-shot + MIL benchmarks -> report.
+# All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
+from pathgen.config import validate_config
+from pathgen.paths import Layout
+from pathgen.slides import SLIDE_ID_PATTERN, list_slides
+
+
+configfile: "config.yaml"
+
+
+CFG = validate_config(config, "the workflow config (config.yaml + --config/--configfile)")
+L = Layout(CFG)
+SLIDES = list_slides(CFG)
+SLIDE_IDS = list(SLIDES)
+# Final targets; each rules file appends what it produces.
+ALL_TARGETS = []
+
+
+wildcard_constraints:
+    slide=SLIDE_ID_PATTERN,
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/tiling.smk"
+include: "rules/features.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

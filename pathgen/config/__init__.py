@@ -1,0 +1,116 @@
+"""The one config schema, used by the Snakefile at start-up and by every CLI subcommand.
+
+Load with :func:`load_config` (a YAML path) or :func:`validate_config` (a dict, e.g.
+Snakemake's merged ``config``). Relative paths stay relative: they resolve against the
+working directory of the run (the repo root when you run ``snakemake`` there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from .base import ConfigError, Section, format_validation_error
+from .captioning import CaptioningConfig
+from .cluster import ClusterConfig
+from .dataset import DatasetConfig
+from .evaluation import EvaluationConfig
+from .features import BUILTIN_ENCODERS, EncoderSpec, FeaturesConfig
+from .inputs import DemoConfig, SlidesConfig
+from .instruct import InstructConfig
+from .resources import RuleResources, default_resources
+from .selection import SelectionConfig
+from .tiling import TilingConfig
+from .training import TrainingConfig
+
+__all__ = ["PathgenConfig", "ConfigError", "load_config", "validate_config", "Section"]
+
+
+class PathgenConfig(Section):
+    results_dir: Path = Field(Path("results"), description="Root of all outputs.")
+    slides: SlidesConfig = Field(default_factory=SlidesConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+    tiling: TilingConfig = Field(default_factory=TilingConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict,
+                                             description="Extra/overriding encoder definitions.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    instruct: InstructConfig = Field(default_factory=InstructConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    resources: dict[str, RuleResources] = Field(default_factory=default_resources)
+
+    @model_validator(mode="after")
+    def _checks(self):
+        if not self.demo.enabled and self.slides.dir is None and self.slides.sample_sheet is None:
+            raise ValueError("no slides: set slides.dir or slides.sample_sheet, or demo.enabled: true")
+        if self.features.encoder not in self.all_encoders():
+            raise ValueError(f"features.encoder '{self.features.encoder}' is not defined; known "
+                             f"encoders: {', '.join(sorted(self.all_encoders()))}")
+        # Keep the built-in per-rule defaults for rules the user did not mention.
+        for name, res in default_resources().items():
+            self.resources.setdefault(name, res)
+        return self
+
+    def all_encoders(self) -> dict[str, EncoderSpec]:
+        out = {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
+        out.update(self.encoders)
+        return out
+
+    def encoder_spec(self, name: str | None = None) -> EncoderSpec:
+        name = name or self.features.encoder
+        try:
+            return self.all_encoders()[name]
+        except KeyError:
+            raise ConfigError(f"unknown encoder '{name}'; known: "
+                              f"{', '.join(sorted(self.all_encoders()))}") from None
+
+    def rule_resources(self, rule: str) -> RuleResources:
+        return self.resources.get(rule, self.resources["default"])
+
+
+def validate_config(data: dict[str, Any] | None, source: str = "config") -> PathgenConfig:
+    """Validate a config mapping; raise :class:`ConfigError` with user-facing text."""
+    try:
+        return PathgenConfig.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, PathgenConfig, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PathgenConfig:
+    """Read YAML (default: ./config.yaml if present), apply dotted overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is None and Path("config.yaml").exists():
+        path = "config.yaml"
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+        source = str(path)
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return validate_config(data, source)
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.c=value`` inside nested dicts (used for --set KEY=VALUE on the CLI)."""
+    parts = key.split(".")
+    cur = data
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"cannot set '{key}': '{part}' is not a section")
+    cur[parts[-1]] = value

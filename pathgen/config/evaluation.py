@@ -1,0 +1,9 @@
+"""Config section(s) for the evaluation stage."""
+
+from __future__ import annotations
+
+from .base import Section
+
+
+class EvaluationConfig(Section):
+    pass

@@ -1,0 +1,66 @@
+"""Config section for tissue segmentation and the patch grid (physical units throughout)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import Section
+
+# Named geometries. PathGen-1.6M read 672 px at level 0 of ~0.25 µm/px TCGA slides.
+PRESETS = {
+    "pathgen": {"patch_size_px": 672, "target_mpp": 0.25},
+}
+
+
+class SegmentationConfig(Section):
+    seg_mpp: float = Field(8.0, gt=0, description="Resolution (µm/px) the tissue mask is computed at; "
+                                                  "the closest pyramid level is read and resized.")
+    saturation_threshold: Literal["otsu"] | int = Field(
+        "otsu", description="'otsu' or a fixed 0-255 threshold on HSV saturation.")
+    min_saturation: int = Field(
+        15, ge=0, le=255, description="Otsu thresholds below this are raised to it "
+                                      "(keeps a blank slide blank).")
+    median_blur_um: float = Field(56.0, ge=0, description="Median filter size in µm.")
+    close_um: float = Field(32.0, ge=0, description="Morphological closing size in µm.")
+    min_tissue_area_um2: float = Field(20000.0, ge=0, description="Drop tissue pieces smaller than this.")
+    min_hole_area_um2: float = Field(4000.0, ge=0, description="Keep holes at least this big as holes.")
+
+
+class TilingConfig(Section):
+    preset: Literal["pathgen"] | None = Field(None, description="Named geometry; overrides size keys.")
+    patch_size_um: float | None = Field(256.0, gt=0, description="Patch side in µm.")
+    patch_size_px: int | None = Field(None, gt=0, description="Patch side in px at target_mpp "
+                                                              "(alternative to patch_size_um).")
+    target_mpp: float | None = Field(0.5, gt=0, description="µm/px the patch is delivered at.")
+    target_magnification: float | None = Field(
+        None, gt=0, description="Alternative to target_mpp (mpp = 10 / magnification).")
+    tissue_threshold: float = Field(0.5, ge=0, le=1,
+                                    description="Keep a patch when its tissue fraction >= this.")
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+
+    @model_validator(mode="after")
+    def _geometry(self):
+        if self.preset is None:
+            if self.target_mpp is None and self.target_magnification is None:
+                raise ValueError("tiling needs target_mpp or target_magnification")
+            if self.patch_size_um is None and self.patch_size_px is None:
+                raise ValueError("tiling needs patch_size_um or patch_size_px")
+        return self
+
+    def geometry(self) -> tuple[float, float, int]:
+        """Return (patch_size_um, target_mpp, patch_size_px_at_target)."""
+        if self.preset is not None:
+            p = PRESETS[self.preset]
+            mpp = p["target_mpp"]
+            return p["patch_size_px"] * mpp, mpp, p["patch_size_px"]
+        mpp = self.target_mpp if self.target_mpp is not None else 10.0 / self.target_magnification
+        if self.patch_size_px is not None:
+            return self.patch_size_px * mpp, mpp, self.patch_size_px
+        return self.patch_size_um, mpp, int(round(self.patch_size_um / mpp))
+
+    def tag(self) -> str:
+        """Folder name carrying the tiling parameters (TRIDENT-style), e.g. '256um_0.5mpp_t50'."""
+        um, mpp, _ = self.geometry()
+        return f"{um:g}um_{mpp:g}mpp_t{int(round(self.tissue_threshold * 100))}"

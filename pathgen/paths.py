@@ -1,0 +1,114 @@
+"""Where every stage writes, in one place (the Snakefile and the CLI both use it).
+
+Folder names carry the parameters that shape their content (tiling geometry, encoder,
+captioning backend), TRIDENT-style, so two settings never overwrite each other and a
+change of encoder re-runs features but not tiling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PathgenConfig
+
+
+@dataclass(frozen=True)
+class Layout:
+    cfg: PathgenConfig
+
+    # -- roots -----------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.cfg.results_dir
+
+    @property
+    def tiling_tag(self) -> str:
+        return self.cfg.tiling.tag()
+
+    @property
+    def encoder(self) -> str:
+        return self.cfg.features.encoder
+
+    # -- demo --------------------------------------------------------------------------
+    @property
+    def demo_dir(self) -> Path:
+        return self.cfg.demo.out_dir
+
+    def demo_slide(self, slide: str) -> Path:
+        return self.demo_dir / "slides" / f"{slide}.svs"
+
+    @property
+    def demo_labels(self) -> Path:
+        """CSV case_id,slide_id,label,split (CLAM dataset format + a split column)."""
+        return self.demo_dir / "slide_labels.csv"
+
+    def demo_regions(self, slide: str) -> Path:
+        """GeoJSON FeatureCollection of ground-truth regions (property `classification`)."""
+        return self.demo_dir / "regions" / f"{slide}.geojson"
+
+    def demo_holdout_ids(self, slide_ids: list[str]) -> list[str]:
+        """Demo slides kept out of captioning and CLIP training (they feed the zero-shot set)."""
+        n = math.ceil(len(slide_ids) * self.cfg.demo.holdout_fraction)
+        return list(slide_ids[len(slide_ids) - n:]) if n else []
+
+    # -- tiling ------------------------------------------------------------------------
+    def tiles_dir(self) -> Path:
+        return self.root / "tiles" / self.tiling_tag
+
+    def coords(self, slide: str) -> Path:
+        return self.tiles_dir() / "coords" / f"{slide}.h5"
+
+    def tiling_qc(self, slide: str) -> Path:
+        return self.tiles_dir() / "qc" / f"{slide}.jpg"
+
+    def contours(self, slide: str) -> Path:
+        return self.tiles_dir() / "contours" / f"{slide}.geojson"
+
+    # -- features ----------------------------------------------------------------------
+    def features_dir(self, encoder: str | None = None) -> Path:
+        return self.tiles_dir() / f"features_{encoder or self.encoder}"
+
+    def features(self, slide: str, encoder: str | None = None) -> Path:
+        return self.features_dir(encoder) / f"{slide}.h5"
+
+    # -- selection / captions ----------------------------------------------------------
+    def selection_dir(self) -> Path:
+        return self.features_dir() / "selection"
+
+    def selection(self, slide: str) -> Path:
+        return self.selection_dir() / f"{slide}.csv"
+
+    def selection_patches(self, slide: str) -> Path:
+        return self.selection_dir() / "patches" / slide
+
+    def captions_dir(self) -> Path:
+        return self.features_dir() / f"captions_{self.cfg.captioning.tag()}"
+
+    def captions(self, slide: str) -> Path:
+        return self.captions_dir() / f"{slide}.jsonl"
+
+    # -- aggregates ----------------------------------------------------------------------
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def training_dir(self) -> Path:
+        return self.root / "training"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def log(self, rule: str, name: str = "all") -> Path:
+        return self.root / "logs" / rule / f"{name}.log"
+
+    def benchmark(self, rule: str, name: str = "all") -> Path:
+        return self.root / "benchmarks" / rule / f"{name}.tsv"
