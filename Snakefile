@@ -22,9 +22,6 @@ wildcard_constraints:
 
 
 include: "rules/common.smk"
-include: "rules/demo.smk"
-include: "rules/tiling.smk"
-include: "rules/features.smk"
 
 
 rule all:
