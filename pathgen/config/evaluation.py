@@ -2,8 +2,73 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
 from .base import Section
 
 
+# --- MIL (owned by pathgen/mil) -------------------------------------------------------
+class MilTaskConfig(Section):
+    """One slide-level classification task (a labels table + classes + splits)."""
+
+    labels: Path = Field(description="Labels table: CLAM dataset CSV `case_id,slide_id,label`, or "
+                                     "(with `slide_table`) a STAMP clinical table `PATIENT,<target>`.")
+    slide_table: Path | None = Field(None, description="STAMP slide table `PATIENT,FILENAME`; when "
+                                                       "set, `labels` is read as a STAMP clinical table.")
+    target: str = Field("label", description="Label column of the labels/clinical table.")
+    classes: list[str] = Field(min_length=2, description="Class names in output order (p_0..p_C).")
+    label_map: dict[str, str] = Field(default_factory=dict,
+                                      description="Raw label -> class (e.g. BRACS N/PB/UDH -> benign).")
+    splits: Path | None = Field(None, description="Given splits: a folder of CLAM `splits_<k>.csv`, "
+                                                  "one such CSV, or a JSON file; null = generate.")
+    folds: int = Field(5, ge=2, description="Generated patient-level stratified folds.")
+    val_fraction: float = Field(0.1, gt=0, lt=0.5,
+                                description="Share of the training patients held out for validation.")
+    features_dir: Path | None = Field(
+        None, description="Existing feature folder (pathgen/TRIDENT `features_<enc>/`, CLAM folder "
+                          "with `h5_files/` or `pt_files/`, STAMP folder); null = pathgen's own.")
+
+
+class AcmilConfig(Section):
+    n_branches: int = Field(5, ge=1, description="Attention branches (ACMIL tokens).")
+    mask_top_k: int = Field(10, ge=0, description="Top-attended instances eligible for masking.")
+    mask_prob: float = Field(0.6, ge=0, le=1, description="Masking probability of each of them.")
+    diversity_weight: float = Field(1.0, ge=0, description="Weight of the branch-diversity loss.")
+
+
+class MilConfig(Section):
+    enabled: bool = Field(True, description="Run the MIL benchmarks (rules mil_splits/mil/mil_table).")
+    tasks: dict[str, MilTaskConfig] = Field(default_factory=dict, description="Task name -> task.")
+    encoders: list[str] = Field(default_factory=list,
+                                description="Encoders whose features are benchmarked "
+                                            "(empty = features.encoder).")
+    models: list[Literal["abmil", "acmil", "transmil"]] = Field(
+        default_factory=lambda: ["abmil", "acmil", "transmil"], min_length=1)
+    epochs: int = Field(50, ge=1, description="Training epochs per fold (paper: 50-100).")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate (cosine schedule).")
+    weight_decay: float = Field(1e-5, ge=0)
+    hidden_dim: int = Field(256, ge=8, description="Instance embedding width.")
+    attn_dim: int = Field(128, ge=4, description="Gated-attention width (ABMIL/ACMIL).")
+    dropout: float = Field(0.25, ge=0, lt=1)
+    transmil_heads: int = Field(4, ge=1)
+    acmil: AcmilConfig = Field(default_factory=AcmilConfig)
+    seed: int = Field(0, description="Seeds splits, init, shuffling and masking.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
+    max_memory_mb: int = Field(8000, ge=0, description="Hold bags in memory when they fit in this "
+                                                       "budget; else re-read HDF5 each epoch.")
+    heatmap_slides: int = Field(2, ge=0, description="Test slides per fold drawn as attention heatmaps.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.hidden_dim % self.transmil_heads:
+            raise ValueError(f"evaluation.mil.hidden_dim ({self.hidden_dim}) must be divisible by "
+                             f"evaluation.mil.transmil_heads ({self.transmil_heads})")
+        return self
+# --- end MIL ----------------------------------------------------------------------------
+
+
 class EvaluationConfig(Section):
-    pass
+    mil: MilConfig = Field(default_factory=MilConfig, description="WSI MIL benchmarks.")
