@@ -70,5 +70,64 @@ class MilConfig(Section):
 # --- end MIL ----------------------------------------------------------------------------
 
 
+# --- zero-shot (owned by pathgen/zeroshot) --------------------------------------------
+ZeroShotLayout = Literal["imagefolder", "csv", "pcam_h5", "sicap", "wsss4luad"]
+
+
+class ZeroShotBenchmark(Section):
+    """One patch-classification dataset on disk. `preset` fills layout/classes/prompts from
+    pathgen/data/benchmarks.yaml (CRC100K, BACH, SICAPv2, WSSS4LUAD, PCAM, ...)."""
+
+    root: Path = Field(description="Dataset folder (layout per `layout`).")
+    preset: str | None = Field(None, description="Benchmark definition in pathgen/data/benchmarks.yaml.")
+    layout: ZeroShotLayout | None = Field(
+        None, description="imagefolder (<class>/<img>), csv (table of image,label), pcam_h5 "
+                          "(PatchCamelyon x/y HDF5), sicap (SICAPv2 xlsx partition), wsss4luad "
+                          "(labels in file names). null = the preset's.")
+    classes: dict[str, str] | None = Field(
+        None, description="Class code -> class text. null = preset's, else <root>/classes.json, "
+                          "else the class folder names.")
+    template: str | None = Field(None, description="Single-prompt template with '{}' for the class "
+                                                   "text (else preset's, else <root>/template).")
+    prompts: dict[str, str] | None = Field(None, description="Full prompt per class (overrides template).")
+    prompt_file: str | None = Field(
+        None, description="CONCH-style prompt JSON for the ensemble (a file, or a name in "
+                          "pathgen/prompts/zeroshot/); null = preset's, else class texts x default "
+                          "templates.")
+    csv_file: str | None = Field(None, description="csv layout: table path relative to root.")
+    image_key: str | None = Field(None, description="csv layout: image column.")
+    label_key: str | None = Field(None, description="csv layout: label column.")
+    image_dir: str | None = Field(None, description="csv/sicap layout: image folder relative to root.")
+    split_key: str | None = Field(None, description="csv layout: split column to filter on.")
+    split_value: str | None = Field(None, description="csv layout: keep rows with this split.")
+    partition: str | None = Field(None, description="sicap layout: partition sheet relative to root "
+                                                    "(default partition/Test/Test.xlsx).")
+    label_map: dict[str, str] = Field(default_factory=dict, description="Raw label -> class code.")
+    max_images: int | None = Field(None, ge=1, description="Seeded, stratified subsample (speed).")
+
+
+class ZeroShotConfig(Section):
+    enabled: bool = Field(True, description="Run the zero-shot benchmarks (rules zeroshot, "
+                                            "zeroshot_table).")
+    benchmarks: dict[str, ZeroShotBenchmark] = Field(
+        default_factory=dict, description="Benchmark name -> dataset (only those you have on disk).")
+    models: list[str] = Field(
+        default_factory=list, description="Encoder names (see `encoders`) compared side by side; "
+                                          "empty = training.register_as + features.encoder.")
+    prompting: list[Literal["single", "ensemble"]] = Field(
+        default_factory=lambda: ["single", "ensemble"], min_length=1,
+        description="single = one prompt per class (reference protocol); ensemble = CONCH-style "
+                    "synonyms x templates, mean then L2-normalised.")
+    logit_scale: float = Field(100.0, gt=0, description="Logits = scale x cosine (reference: 100).")
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% CIs (0 = none).")
+    seed: int = Field(0, description="Seeds bootstrap, subsampling and random-init baselines.")
+# --- end zero-shot ----------------------------------------------------------------------
+
+
 class EvaluationConfig(Section):
     mil: MilConfig = Field(default_factory=MilConfig, description="WSI MIL benchmarks.")
+    zeroshot: ZeroShotConfig = Field(default_factory=ZeroShotConfig,
+                                     description="Zero-shot patch classification benchmarks.")

@@ -1,9 +1,111 @@
-"""Config section(s) for the training stage."""
+"""Config section for CLIP training (a wrapper around open_clip's own trainer).
+
+Every key maps onto an ``open_clip_train.main`` flag; ``stages`` runs the trainer several
+times in order, each stage starting from the previous stage's final checkpoint.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from .base import Section
+
+# open_clip_train's --precision choices (params.py of open_clip_torch 3.x).
+Precision = Literal["amp", "amp_bf16", "amp_bfloat16", "bf16", "fp16", "pure_bf16", "pure_fp16",
+                    "fp32"]
+
+
+class TrainStage(Section):
+    """One run of the trainer over one dataset (or several combined)."""
+
+    name: str = Field(description="Stage name; its folder is training/<run name>/<stage>/.",
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: list[str] = Field(
+        default_factory=list,
+        description="CSV files (image path + caption columns) or WebDataset shard specs "
+                    "('shards/shard-{000000..000009}.tar'). Several CSVs are merged; several "
+                    "WebDataset specs are joined with '::'. Empty = the generated dataset "
+                    "(<results_dir>/dataset/open_clip.csv).")
+    dataset_type: Literal["auto", "csv", "webdataset"] = Field(
+        "auto", description="'auto' = by file suffix (.csv/.tsv -> csv, .tar -> webdataset).")
+    csv_separator: str | None = Field(
+        None, description="CSV separator. null = `csv_separator` of the dataset_card.json beside "
+                          "the CSV, else detected from the header (open_clip's own default is TAB).")
+    csv_img_key: str = Field("filepath", description="CSV column with image paths.")
+    csv_caption_key: str = Field("title", description="CSV column with captions.")
+    num_samples: int | None = Field(
+        None, ge=1, description="Samples per epoch. Required for WebDataset unless the shard folder "
+                                "has count.json or sizes.json.")
+    epochs: int | None = Field(None, ge=1, description="Overrides training.epochs for this stage.")
+    lr: float | None = Field(None, gt=0, description="Overrides training.lr for this stage.")
+    batch_size: int | None = Field(None, ge=1, description="Overrides training.batch_size.")
+    warmup: int | None = Field(None, ge=0, description="Overrides training.warmup.")
 
 
 class TrainingConfig(Section):
-    pass
+    enabled: bool = Field(True, description="Train a CLIP (rule train_clip).")
+    name: str = Field("pathgen-clip", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="Experiment name (open_clip --name); folder training/<name>/.")
+    arch: str = Field("pathgen-tiny-vit",
+                      description="open_clip architecture (ViT-B-16, ViT-L-14-336, or a JSON in "
+                                  "pathgen/model_configs such as the demo's pathgen-tiny-vit).")
+    pretrained: str | None = Field(
+        None, description="Initial weights of the first stage: an open_clip tag ('openai'), a local "
+                          "checkpoint, 'hf-hub:org/name' (downloaded, then passed as a file), or "
+                          "null = random init (train from scratch).")
+    model_config_file: Path | None = Field(
+        None, description="Extra open_clip model-config JSON to register (architecture name = "
+                          "file stem), for architectures not shipped with open_clip or pathgen.")
+    force_quick_gelu: bool = Field(False, description="QuickGELU (needed for OpenAI-initialised "
+                                                      "models, as PathGen-CLIP).")
+    image_size: int | None = Field(None, gt=0, description="Override the architecture's input size.")
+    epochs: int = Field(10, ge=1, description="Epochs per stage (stages may override).")
+    batch_size: int = Field(64, ge=1, description="Batch size per GPU.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (cosine schedule).")
+    warmup: int = Field(1000, ge=0, description="Warm-up steps.")
+    wd: float = Field(0.2, ge=0, description="AdamW weight decay.")
+    precision: Precision = Field("amp", description="open_clip --precision; 'amp' falls back to "
+                                                    "fp32 on CPU.")
+    workers: int = Field(4, ge=0, description="Data-loader workers per GPU.")
+    lock_image: bool = Field(False, description="Freeze the image tower (LiT).")
+    lock_image_unlocked_groups: int = Field(0, ge=0, description="Last image layer groups left "
+                                                                  "trainable when locked.")
+    lock_text: bool = Field(False, description="Freeze the text tower.")
+    lock_text_unlocked_layers: int = Field(0, ge=0)
+    grad_checkpointing: bool = False
+    seed: int = 0
+    log_every_n_steps: int = Field(10, ge=1, description="Loss logging interval (feeds the curve).")
+    save_frequency: int = Field(1, ge=1, description="Save epoch_<N>.pt every N epochs.")
+    gpus: int = Field(1, ge=0, description="GPUs; >1 launches torchrun --nproc_per_node N. "
+                                          "0 = CPU.")
+    device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda'.")
+    extra_args: list[str] = Field(default_factory=list,
+                                  description="Passed verbatim to open_clip_train.main.")
+    stages: list[TrainStage] = Field(
+        default_factory=lambda: [TrainStage(name="main")],
+        description="Ordered training stages (e.g. seed pairs, then generated + seed pairs); "
+                    "each starts from the previous stage's last checkpoint.")
+    register_as: str = Field(
+        "pathgen-demo-clip", description="Encoder name under which the final checkpoint is "
+                                          "declared in `encoders` (for features/zero-shot/MIL).")
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, stages):
+        if not stages:
+            raise ValueError("training.stages needs at least one stage")
+        names = [s.name for s in stages]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"training.stages: duplicate stage names {sorted(dup)}")
+        return stages
+
+    @model_validator(mode="after")
+    def _extra_args_are_flags(self):
+        if self.extra_args and not self.extra_args[0].startswith("--"):
+            raise ValueError("training.extra_args must start with an open_clip flag such as "
+                             "'--grad-clip-norm'")
+        return self
