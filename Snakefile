@@ -13,6 +13,10 @@ CFG = validate_config(config, "the workflow config (config.yaml + --config/--con
 L = Layout(CFG)
 SLIDES = list_slides(CFG)
 SLIDE_IDS = list(SLIDES)
+# Demo slides held out of captioning/CLIP training (they feed the demo zero-shot benchmark);
+# with real slides every slide is captioned.
+HOLDOUT_IDS = L.holdout_ids(SLIDE_IDS)
+CAPTION_SLIDE_IDS = [s for s in SLIDE_IDS if s not in HOLDOUT_IDS]
 # Final targets; each rules file appends what it produces.
 ALL_TARGETS = []
 

@@ -1,0 +1,88 @@
+"""Append-only JSONL with resume: each finished item is flushed and fsynced, so a killed run
+loses at most the item in flight and a rerun skips every key already written.
+
+Used by stages that process items one by one (instruction generation; see also captioning).
+The final file is produced atomically by :meth:`ResumableJsonl.finalize`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Hashable, Iterable, Iterator
+
+from .atomic import atomic_path
+
+
+class ResumableJsonl:
+    def __init__(self, partial_path: str | os.PathLike, key: Callable[[dict], Hashable]):
+        self.path = Path(partial_path)
+        self.key = key
+        self.records: dict[Hashable, dict] = {}
+        self._load()
+        self._fh = None
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        good_bytes = 0
+        with self.path.open("rb") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a torn last line from a kill: drop it and everything after
+                if not line.endswith(b"\n"):
+                    break
+                good_bytes += len(line)
+                self.records[self.key(rec)] = rec
+        if good_bytes != self.path.stat().st_size:
+            with self.path.open("r+b") as fh:
+                fh.truncate(good_bytes)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.records
+
+    def append(self, rec: dict) -> None:
+        k = self.key(rec)
+        if k in self.records:
+            return
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.records[k] = rec
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def finalize(self, final_path: str | os.PathLike, order: Iterable[Hashable] | None = None) -> list[dict]:
+        """Write all records (in ``order`` when given) to ``final_path`` atomically; drop the partial."""
+        self.close()
+        keys = list(order) if order is not None else list(self.records)
+        recs = [self.records[k] for k in keys if k in self.records]
+        write_jsonl(final_path, recs)
+        if self.path.exists():
+            self.path.unlink()
+        return recs
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path} line {i} is not valid JSON: {err}") from None
