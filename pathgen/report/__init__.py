@@ -1,0 +1,1 @@
+"""One self-contained HTML page summarising a run (also embedded in `snakemake --report`)."""
