@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Stop the daemons tests/slurm/start.sh started, by the PIDs it recorded (never by name).
+# PID 1 in containers may not reap, so a killed daemon can linger as a zombie: state Z in
+# /proc/PID/status counts as stopped.
+set -uo pipefail
+STATE=${PATHGEN_SLURM_STATE:-/tmp/pathgen-slurm}
+[[ -f $STATE/pids ]] || exit 0
+
+alive() { [[ -r /proc/$1/status ]] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
+
+# slurmd first, munged last (the slurm daemons need it to shut down cleanly).
+mapfile -t lines < <(tac "$STATE/pids")
+for line in "${lines[@]}"; do
+    read -r name pid <<<"$line"
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    alive "$pid" || continue
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then
+        kill -KILL "$pid" 2>/dev/null
+        echo "[slurm-stop] $name ($pid) needed SIGKILL" >&2
+    fi
+done
+rm -f "$STATE/pids"
