@@ -1,0 +1,122 @@
+"""Config-level glue for one slide: which prompts (cancer type + report findings), which text
+tower, where the outputs go. The math and the I/O live in math.py / select.py."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ConfigError, PathgenConfig
+from . import reports as rep
+from .prompts import cancer_type_of, load_prompt_book
+from .select import TextEncoder, select_slide
+
+log = logging.getLogger(__name__)
+
+
+def chat_backend(cfg: PathgenConfig):
+    """The captioning stage's backend, used for its text-only ``chat_text`` call."""
+    try:
+        from pathgen.captioning import backends  # type: ignore
+    except ImportError as err:
+        raise ConfigError("selection.report_extractor: llm needs pathgen.captioning.backends "
+                          f"({err}); use report_extractor: keyword for the offline extractor") from None
+    for factory in ("load_backend", "make_backend", "get_backend", "build_backend"):
+        fn = getattr(backends, factory, None)
+        if callable(fn):
+            backend = fn(cfg.captioning)
+            if not hasattr(backend, "chat_text"):
+                raise ConfigError(f"captioning backend {cfg.captioning.backend!r} has no chat_text(); "
+                                  "pick one that does (e.g. openai) or report_extractor: keyword")
+            return backend
+    raise ConfigError("pathgen.captioning.backends exposes no backend factory; "
+                      "use selection.report_extractor: keyword")
+
+
+def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
+                   cache_dir: Path) -> list[str]:
+    """Prompts from the slide's report (empty when no reports file or no report)."""
+    sel = cfg.selection
+    if sel.reports is None:
+        return []
+    text = rep.report_for(slide_id, rep.load_reports(sel.reports), case_id)
+    if text is None:
+        log.info("%s: no report in %s", slide_id, sel.reports)
+        return []
+    if sel.report_extractor == rep.KEYWORD_EXTRACTOR:
+        extractor_id = rep.KEYWORD_ID
+        compute = lambda t: rep.keyword_findings(t, sel.report_max_findings)  # noqa: E731
+    elif sel.report_extractor == "llm":
+        c = cfg.captioning
+        extractor_id = f"llm:{c.backend}:{c.model_id()}:{rep.LLM_PROMPT_VERSION}"
+        state = {}
+
+        def compute(t):
+            state.setdefault("backend", chat_backend(cfg))  # only built on a cache miss
+            return rep.extract_findings(t, state["backend"], sel.report_max_findings)
+    else:
+        raise ConfigError(f"selection.report_extractor {sel.report_extractor!r}: use 'keyword' "
+                          "(offline rule-based) or 'llm'")
+    findings = rep.cached_findings(text, extractor_id, cache_dir, compute)
+    log.info("%s: %d report findings (%s)", slide_id, len(findings), extractor_id)
+    return rep.findings_to_prompts(findings, sel.report_prompt_template)
+
+
+def slide_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None = None,
+                  cancer_type: str | None = None, cache_dir: Path | None = None) -> list[str]:
+    """Morphology prompts of the slide's cancer type + its report-derived prompts."""
+    sel = cfg.selection
+    book = load_prompt_book(sel.prompts_file)
+    ctype = cancer_type or cancer_type_of(slide_id, cfg.slides.sample_sheet,
+                                          sel.cancer_type_column, sel.cancer_type)
+    code = book.resolve(ctype, sel.unknown_cancer_type)
+    prompts = book.prompts_for(code, sel.include_generic)
+    cache_dir = sel.report_cache_dir or cache_dir or Path("report_findings")
+    for p in report_prompts(cfg, slide_id, case_id, Path(cache_dir)):
+        if p not in prompts:
+            prompts.append(p)
+    log.info("%s: cancer type %r -> prompt set %s (%d prompts)", slide_id, ctype, code, len(prompts))
+    return prompts
+
+
+def load_text_encoder(cfg: PathgenConfig, name: str | None = None) -> TextEncoder:
+    """The text tower of the CLIP that made the features, as texts -> (P, D) float32."""
+    import torch
+
+    from pathgen.encoders import load_encoder  # type: ignore
+
+    enc = load_encoder(name or cfg.selection.text_encoder or cfg.features.encoder, cfg,
+                       device=cfg.selection.device)
+
+    def encode(texts: list[str]) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 64):
+                out.append(enc.encode_texts(texts[i:i + 64]).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, enc.embed_dim), np.float32)
+
+    return encode
+
+
+def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.PathLike,
+                  slide_path: str | os.PathLike | None, out_csv: str | os.PathLike,
+                  patches_dir: str | os.PathLike, case_id: str | None = None,
+                  cancer_type: str | None = None, text_encoder: TextEncoder | None = None,
+                  cache_dir: Path | None = None) -> dict:
+    prompts = (slide_prompts(cfg, slide_id, case_id, cancer_type,
+                             cache_dir or Path(out_csv).parent / "report_findings")
+               if cfg.selection.prompt_top_k > 0 else [])
+
+    class _Lazy:  # the text tower is only loaded when the slide has patches
+        fn = None
+
+        def __call__(self, texts):
+            if self.fn is None:
+                self.fn = text_encoder or load_text_encoder(cfg)
+            return self.fn(texts)
+
+    return select_slide(features_path, slide_path, slide_id, out_csv, patches_dir, prompts,
+                        _Lazy(), cfg.selection)

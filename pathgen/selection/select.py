@@ -1,0 +1,137 @@
+"""One slide's selection: features HDF5 + slide -> selection CSV + selected patch images.
+
+CSV columns (docs/architecture.md "Selection"):
+``slide_id,x,y,level,patch_size_level0,size_px,source,score,prompt,cluster_id,image``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..atomic import atomic_dir, atomic_path
+from ..config import ConfigError
+from ..config.selection import SelectionConfig
+from . import math as smath
+from .patches import save_patches
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ["slide_id", "x", "y", "level", "patch_size_level0", "size_px", "source", "score",
+               "prompt", "cluster_id", "image"]
+
+TextEncoder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class FeatureFile:
+    features: np.ndarray
+    coords: np.ndarray
+    attrs: dict
+
+
+def _as_int(v) -> int:
+    return int(np.asarray(v).reshape(-1)[0])
+
+
+def read_feature_file(path: str | os.PathLike) -> FeatureFile:
+    """Features HDF5 (docs/architecture.md): `features` (N, D), `coords` (N, 2) + attrs.
+
+    Uses pathgen.features.h5io when installed; otherwise reads the documented schema with
+    h5py. Coords attributes (patch_size, patch_size_level0) are merged into `attrs`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"features file {path} does not exist (run the features stage)")
+    try:
+        from pathgen.features.h5io import read_features  # type: ignore
+    except ImportError:
+        read_features = None
+    if read_features is not None:
+        feats, coords, attrs = read_features(path)
+        attrs = dict(attrs)
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as h5:
+            for key in ("features", "coords"):
+                if key not in h5:
+                    raise ValueError(f"features file {path} has no '{key}' dataset "
+                                     f"(found {sorted(h5)}); re-run feature extraction")
+            feats = h5["features"][:]
+            coords = h5["coords"][:]
+            attrs = {**dict(h5["coords"].attrs), **dict(h5.attrs)}
+    feats = np.asarray(feats, dtype=np.float32)
+    coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
+    if len(feats) != len(coords):
+        raise ValueError(f"features file {path}: {len(feats)} feature rows but {len(coords)} coords")
+    if feats.ndim != 2:
+        feats = feats.reshape(len(coords), -1)
+    for key in ("patch_size", "patch_size_level0"):
+        if key not in attrs:
+            raise ValueError(f"features file {path} lacks the coords attribute '{key}' "
+                             "(see docs/architecture.md); re-run tiling/features")
+    return FeatureFile(feats, coords, attrs)
+
+
+def _fmt_score(s: float) -> str:
+    return f"{s:.4f}"
+
+
+def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike | None,
+                 slide_id: str, out_csv: str | os.PathLike, patches_dir: str | os.PathLike,
+                 prompts: list[str], text_encoder: TextEncoder | None,
+                 params: SelectionConfig) -> dict:
+    """Run selection for one slide and write both outputs atomically. Returns stats."""
+    ff = read_feature_file(features_path)
+    n = len(ff.features)
+    text_emb = None
+    if n and prompts and text_encoder is not None and params.prompt_top_k > 0:
+        text_emb = np.asarray(text_encoder(prompts), dtype=np.float32)
+    kept, stats = smath.select(
+        ff.features, text_emb, prompts if text_emb is not None else [],
+        top_k=params.prompt_top_k, factor=params.kmeans_factor, cap=params.cluster_cap,
+        seed=params.seed, n_init=params.kmeans_n_init, dedupe_cosine=params.dedupe_cosine)
+    size0 = _as_int(ff.attrs["patch_size_level0"])
+    size_px = params.image_size_px or _as_int(ff.attrs["patch_size"])
+    # Reading order = slide order (row-major) is kinder to the tile cache than priority order.
+    order = sorted(range(len(kept)), key=lambda r: (int(ff.coords[kept[r].index][1]),
+                                                    int(ff.coords[kept[r].index][0])))
+    xy = [tuple(int(v) for v in ff.coords[kept[r].index]) for r in order]
+    if xy and slide_path is None:
+        raise ConfigError(f"selection for {slide_id} needs the slide file to cut patches from")
+    with atomic_dir(patches_dir) as tmp_dir:
+        names = save_patches(slide_path, slide_id, xy, size0, size_px, Path(tmp_dir),
+                             params.image_format, params.jpeg_quality)
+    image_of = {order[i]: names[i] for i in range(len(order))}
+    with atomic_path(out_csv) as tmp:
+        with tmp.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            for r, c in enumerate(kept):
+                x, y = (int(v) for v in ff.coords[c.index])
+                w.writerow([slide_id, x, y, 0, size0, size_px, c.source, _fmt_score(c.score),
+                            c.prompt, c.cluster_id, image_of[r]])
+    stats.update(slide_id=slide_id, size_px=size_px, patch_size_level0=size0,
+                 sources={s: sum(c.source == s for c in kept)
+                          for s in (smath.SOURCE_PROMPT, smath.SOURCE_CLUSTER, smath.SOURCE_BOTH)})
+    log.info("%s: %d patches, %d prompts, k=%d -> %d selected %s", slide_id, n, len(prompts),
+             stats["k"], len(kept), stats["sources"])
+    return stats
+
+
+def read_selection(path: str | os.PathLike) -> list[dict]:
+    """Read a selection CSV back (for captioning and tests); checks the header."""
+    path = Path(path)
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"selection CSV {path} lacks columns {missing}")
+        return list(reader)
