@@ -38,6 +38,10 @@ class TilingConfig(Section):
         None, gt=0, description="Alternative to target_mpp (mpp = 10 / magnification).")
     tissue_threshold: float = Field(0.5, ge=0, le=1,
                                     description="Keep a patch when its tissue fraction >= this.")
+    grid_anchor: Literal["tissue", "slide"] = Field(
+        "tissue", description="Grid origin: top-left of the tissue ('tissue') or of the slide "
+                              "('slide'). Either way one non-overlapping lattice per slide.")
+    qc_max_px: int = Field(2048, ge=64, description="Long side of the QC JPEG in px.")
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
 
     @model_validator(mode="after")
@@ -63,4 +67,5 @@ class TilingConfig(Section):
     def tag(self) -> str:
         """Folder name carrying the tiling parameters (TRIDENT-style), e.g. '256um_0.5mpp_t50'."""
         um, mpp, _ = self.geometry()
-        return f"{um:g}um_{mpp:g}mpp_t{int(round(self.tissue_threshold * 100))}"
+        tag = f"{um:g}um_{mpp:g}mpp_t{int(round(self.tissue_threshold * 100))}"
+        return tag if self.grid_anchor == "tissue" else f"{tag}_slidegrid"
