@@ -1,0 +1,113 @@
+"""Build open_clip_train.main's argv from the training config (pure; no I/O).
+
+Flags follow open_clip_train/params.py (open_clip_torch 3.x). Layout per stage:
+``<training_dir>/<name>/<stage>/logs/<name>/checkpoints/epoch_<N>.pt`` (open_clip's own
+``--logs``/``--name`` layout), so ``--resume latest`` finds a crashed stage's checkpoints.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config.training import TrainingConfig, TrainStage
+from .data import StageData
+
+ENTRY_MODULE = "pathgen.training.entry"  # torchrun target: registers pathgen archs, then open_clip
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    stage_dir: Path
+    logs: Path          # --logs
+    run_dir: Path       # <logs>/<name>
+    checkpoints: Path
+    epochs: int
+
+    @property
+    def final_checkpoint(self) -> Path:
+        return self.checkpoints / f"epoch_{self.epochs}.pt"
+
+    @property
+    def out_log(self) -> Path:
+        return self.run_dir / "out.log"
+
+
+def stage_paths(training_dir: Path, cfg: TrainingConfig, stage: TrainStage) -> StagePaths:
+    stage_dir = Path(training_dir) / cfg.name / stage.name
+    logs = stage_dir / "logs"
+    run_dir = logs / cfg.name
+    return StagePaths(stage_dir, logs, run_dir, run_dir / "checkpoints",
+                      stage.epochs or cfg.epochs)
+
+
+def resolve_device(cfg: TrainingConfig, cuda_available: bool) -> str:
+    if cfg.gpus == 0:
+        return "cpu"
+    if cfg.device == "auto":
+        return "cuda" if cuda_available else "cpu"
+    return cfg.device
+
+
+def effective_precision(cfg: TrainingConfig, device: str) -> str:
+    # fp16 autocast on CPU is slow and poorly supported; fp32 there is the honest choice.
+    if device == "cpu" and cfg.precision in ("amp", "fp16", "pure_fp16"):
+        return "fp32"
+    return cfg.precision
+
+
+def build_argv(cfg: TrainingConfig, stage: TrainStage, data: StageData, paths: StagePaths,
+               pretrained: str | None, device: str) -> list[str]:
+    """Arguments for one stage. ``pretrained``: tag/file of the starting weights (None = init)."""
+    batch = stage.batch_size or cfg.batch_size
+    if data.dataset_type == "csv" and data.num_samples:
+        # open_clip drops the last partial batch: a batch larger than the data means 0 steps.
+        batch = min(batch, data.num_samples)
+    argv = [
+        "--model", cfg.arch,
+        "--train-data", data.train_data,
+        "--dataset-type", data.dataset_type,
+        "--logs", str(paths.logs),
+        "--name", cfg.name,
+        "--epochs", str(paths.epochs),
+        "--batch-size", str(batch),
+        "--lr", repr(stage.lr or cfg.lr),
+        "--wd", repr(cfg.wd),
+        "--warmup", str(stage.warmup if stage.warmup is not None else cfg.warmup),
+        "--precision", effective_precision(cfg, device),
+        "--workers", str(cfg.workers),
+        "--device", device,
+        "--seed", str(cfg.seed),
+        "--save-frequency", str(cfg.save_frequency),
+        "--log-every-n-steps", str(cfg.log_every_n_steps),
+        "--resume", "latest",  # no-op on a fresh stage; continues a crashed one
+    ]
+    if data.dataset_type == "csv":
+        # Always explicit: open_clip's default separator is TAB, the most common user error.
+        argv += ["--csv-separator", data.csv_separator or "\t",
+                 "--csv-img-key", data.csv_img_key,
+                 "--csv-caption-key", data.csv_caption_key]
+    elif data.num_samples:
+        argv += ["--train-num-samples", str(data.num_samples)]
+    if pretrained:
+        argv += ["--pretrained", pretrained]
+    if cfg.force_quick_gelu:
+        argv.append("--force-quick-gelu")
+    if cfg.image_size:
+        argv += ["--force-image-size", str(cfg.image_size)]
+    if cfg.lock_image:
+        argv += ["--lock-image", "--lock-image-unlocked-groups", str(cfg.lock_image_unlocked_groups)]
+    if cfg.lock_text:
+        argv += ["--lock-text", "--lock-text-unlocked-layers", str(cfg.lock_text_unlocked_layers)]
+    if cfg.grad_checkpointing:
+        argv.append("--grad-checkpointing")
+    return argv + list(cfg.extra_args)
+
+
+def launcher(cfg: TrainingConfig, device: str) -> list[str]:
+    """Command prefix: [] = in-process open_clip_train.main.main(argv); else torchrun."""
+    if cfg.gpus > 1 and device.startswith("cuda"):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={cfg.gpus}", "-m", ENTRY_MODULE]
+    return []
