@@ -26,6 +26,7 @@ wildcard_constraints:
 
 
 include: "rules/common.smk"
+include: "rules/tiling.smk"
 
 
 rule all:
