@@ -76,18 +76,26 @@ def tile_slide(slide_path: str | os.PathLike, out: str | os.PathLike, cfg: Tilin
              res.tissue_area_mm2, res.n_regions, res.seconds)
     return res
 
-def mpp_override_for(cfg, record) -> tuple[float | None, str]:
+def mpp_override_for(cfg, record, table: dict[str, float] | None = None) -> tuple[float | None, str]:
     """Per-slide mpp override for a run: mpp_overrides CSV first, then the sample-sheet column.
 
     Demo slides carry their mpp in the Aperio header, so the demo record's mpp is not used.
+    ``table`` is the parsed mpp_overrides CSV (read here when not given).
     """
     from ..slides import read_mpp_overrides
 
-    table = read_mpp_overrides(cfg.slides.mpp_overrides)
+    if table is None:
+        table = read_mpp_overrides(cfg.slides.mpp_overrides)
     if record.slide_id in table:
         return table[record.slide_id], f"slides.mpp_overrides ({cfg.slides.mpp_overrides})"
     if cfg.slides.sample_sheet is not None and record.mpp is not None:
         return record.mpp, f"sample sheet ({cfg.slides.sample_sheet})"
     return None, ""
 
-__all__ = ["tile_slide", "TilingResult", "mpp_override_for"]
+
+def mpp_overrides_for_run(cfg, records) -> dict[str, tuple[float | None, str]]:
+    """slide_id -> (override mpp or None, source) for every slide of a run (CSV read once)."""
+    from ..slides import read_mpp_overrides
+
+    table = read_mpp_overrides(cfg.slides.mpp_overrides)
+    return {rec.slide_id: mpp_override_for(cfg, rec, table) for rec in records}
