@@ -27,6 +27,7 @@ wildcard_constraints:
 
 include: "rules/common.smk"
 include: "rules/tiling.smk"
+include: "rules/captioning.smk"
 
 
 rule all:

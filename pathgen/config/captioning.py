@@ -1,15 +1,167 @@
-"""Config section(s) for the captioning stage (the describe -> revise -> summarize agents)."""
+"""Config section for the captioning stage (the describe -> revise -> summarize agents).
+
+Three backends: ``openai`` (any OpenAI-compatible chat-completions server), ``transformers``
+(a local Hugging Face image-text-to-text model) and ``morphometric`` (a measurement-based
+baseline, not a language model). Settings that shape caption text are hashed into the output
+folder name (:meth:`CaptioningConfig.tag`); filter thresholds are not (changing a filter
+re-filters the cached agent outputs instead of re-captioning).
+"""
 
 from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from .base import Section
 
 
+class OpenAIBackendConfig(Section):
+    base_url: str = Field("http://127.0.0.1:8000/v1",
+                          description="OpenAI-compatible server root (the part before "
+                                      "/chat/completions), e.g. a vLLM or SGLang server.")
+    model: str = Field("llava-hf/llava-1.5-7b-hf",
+                       description="Model name sent in each request (describe and revise).")
+    summarize_model: str | None = Field(
+        None, description="Model for the summarize agent (text only); null = same as `model`.")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="NAME of the environment variable holding the API key "
+                                      "(never the key itself); unset variable = no auth header.")
+    max_tokens: int = Field(512, ge=1, description="max_tokens per describe/revise reply.")
+    summary_max_tokens: int = Field(160, ge=1, description="max_tokens per summarize reply.")
+    temperature: float = Field(0.2, ge=0, le=2)
+    seed: int | None = Field(0, description="Sent as `seed` (servers that support it are "
+                                            "then reproducible); null = not sent.")
+    image_format: Literal["jpeg", "png"] = Field(
+        "jpeg", description="Encoding of the image in the base64 data URL (files already in "
+                            "this format are sent unchanged).")
+    max_concurrent_requests: int = Field(32, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts/connection "
+                                                  "errors/malformed replies.")
+    backoff_base_s: float = Field(0.5, gt=0, description="First retry delay (doubles each time, "
+                                                         "with jitter; Retry-After wins).")
+    backoff_max_s: float = Field(30.0, gt=0)
+
+
+class TransformersBackendConfig(Section):
+    model: str = Field("llava-hf/llava-1.5-7b-hf",
+                       description="HF id or local path of an image-text-to-text model "
+                                   "(llava-hf, Qwen2-VL style) used by describe and revise.")
+    text_model: str | None = Field(
+        None, description="HF id/path of a causal LM for summarize; null = the VLM, text only.")
+    device: str = Field("auto", description="'auto' (cuda if available), 'cpu', 'cuda:0', ...")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="'auto' = bfloat16 on GPU, float32 on CPU.")
+    batch_size: int = Field(8, ge=1, description="Prompts per generate() call.")
+    batch_wait_ms: float = Field(20.0, ge=0, description="How long a batch waits to fill up.")
+    max_new_tokens: int = Field(384, ge=1)
+    summary_max_new_tokens: int = Field(120, ge=1)
+    do_sample: bool = False
+    trust_remote_code: bool = False
+
+
+class MorphometricConfig(Section):
+    """Thresholds of the measurement-based baseline (not a language model)."""
+
+    nucleus_min_area_um2: float = Field(6.0, gt=0, description="Smaller H-positive objects "
+                                                              "count as debris, not nuclei.")
+    dense_nuclei_per_mm2: float = Field(2500.0, gt=0, description="Density called 'dense'.")
+    sparse_nuclei_per_mm2: float = Field(900.0, gt=0, description="Density called 'sparse'.")
+    large_nucleus_um2: float = Field(45.0, gt=0, description="Mean area called 'enlarged'.")
+    small_nucleus_um2: float = Field(30.0, gt=0, description="Mean area called 'small'.")
+    pleomorphism_cv: float = Field(0.6, gt=0, description="CV of nuclear area called "
+                                                           "'pleomorphic'.")
+    lumen_min_area_um2: float = Field(150.0, gt=0, description="White area inside tissue "
+                                                               "counted as lumen/vacuole.")
+    adipose_white_fraction: float = Field(0.45, gt=0, le=1)
+    debris_per_mm2: float = Field(3000.0, gt=0, description="Small dark fragments per mm² "
+                                                            "called necrosis-like.")
+
+
+class FiltersConfig(Section):
+    min_words: int = Field(8, ge=0, description="Captions with fewer words are rejected.")
+    max_non_ascii_fraction: float = Field(0.05, ge=0, le=1, description="Non-ASCII characters "
+                                          "allowed (µ, ², ± are exempt).")
+    min_english_fraction: float = Field(0.08, ge=0, le=1, description="Share of words that must "
+                                        "be common English function words.")
+    ngram: int = Field(3, ge=2, description="n of the repeated n-gram check.")
+    max_ngram_repeats: int = Field(2, ge=1, description="An n-gram seen more often is rejected.")
+    check_revision: bool = Field(True, description="Reject captions that mention a finding the "
+                                                   "revise step removed.")
+    alignment_encoder: str | None = Field(
+        None, description="Reference CLIP (name in `encoders`/built-ins) for the optional "
+                          "image-text alignment filter; null = off.")
+    min_alignment: float = Field(0.15, ge=-1, le=1, description="Cosine similarity below this "
+                                                                "is rejected.")
+    extra_refusal_patterns: list[str] = Field(default_factory=list,
+                                              description="More regexes treated as refusals.")
+
+
 class CaptioningConfig(Section):
-    backend: str = Field("morphometric", description="Backend used by all three agents.")
+    backend: Literal["openai", "transformers", "morphometric"] = Field(
+        "morphometric", description="Backend used by all three agents. 'morphometric' is a "
+        "measurement-based baseline, not a language model (offline, deterministic).")
+    prompt_version: str = Field("v1", description="Suffix of the template files "
+                                "pathgen/prompts/agents/<agent>.<version>.txt.")
+    prompts_dir: Path | None = Field(None, description="Folder with your own <agent>.<version>.txt "
+                                     "templates (overrides the packaged ones).")
+    clip_arch: str = Field("ViT-B-16", description="open_clip architecture whose tokenizer "
+                           "measures the caption token budget.")
+    token_budget: int = Field(77, ge=8, description="Max caption tokens incl. SOT/EOT.")
+    summary_retries: int = Field(1, ge=0, description="Re-asks with a tighter instruction when "
+                                 "a summary is over budget (then sentence-level truncation).")
+    concurrency: int = Field(32, ge=1, description="Patches in flight at once (producer/consumer).")
+    max_failed_fraction: float = Field(
+        0.1, ge=0, le=1, description="If more patches than this fail, the slide is left "
+        "unfinished (partial kept) so a rerun retries the failures.")
+    openai: OpenAIBackendConfig = Field(default_factory=OpenAIBackendConfig)
+    transformers: TransformersBackendConfig = Field(default_factory=TransformersBackendConfig)
+    morphometric: MorphometricConfig = Field(default_factory=MorphometricConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+
+    def model_id(self) -> str:
+        if self.backend == "openai":
+            return self.openai.model
+        if self.backend == "transformers":
+            return self.transformers.model
+        return "morphometric-v1"
+
+    def shaping_settings(self) -> dict:
+        """Settings that change caption text (hashed). Filters, concurrency, URLs, retries,
+        timeouts and devices are left out: they do not change what a model writes."""
+        out = {"backend": self.backend, "prompt_version": self.prompt_version,
+               "clip_arch": self.clip_arch, "token_budget": self.token_budget,
+               "summary_retries": self.summary_retries}
+        if self.backend == "openai":
+            o = self.openai
+            out["openai"] = dict(model=o.model, summarize_model=o.summarize_model,
+                                 max_tokens=o.max_tokens, summary_max_tokens=o.summary_max_tokens,
+                                 temperature=o.temperature, seed=o.seed)
+        elif self.backend == "transformers":
+            t = self.transformers
+            out["transformers"] = dict(model=t.model, text_model=t.text_model, dtype=t.dtype,
+                                       max_new_tokens=t.max_new_tokens, do_sample=t.do_sample,
+                                       summary_max_new_tokens=t.summary_max_new_tokens)
+        else:
+            out["morphometric"] = self.morphometric.model_dump(mode="json")
+        return out
+
+    def prompt_hash(self) -> str:
+        """Short hash of the prompt templates + shaping settings (stored in every record)."""
+        from pathgen.captioning.prompts import load_templates  # light: stdlib only
+
+        templates = load_templates(self.prompt_version, self.prompts_dir)
+        blob = json.dumps({"templates": templates.texts(), "settings": self.shaping_settings()},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def tag(self) -> str:
-        """Folder-name tag; changes whenever a setting that shapes the captions changes."""
-        return self.backend
+        """Folder-name tag; changes whenever a setting that shapes the captions changes,
+        e.g. 'openai-llava-hf--llava-1.5-7b-hf-3f2a9c01de'."""
+        model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_id().replace("/", "--")).strip("-.")
+        return f"{self.backend}-{model[:60]}-{self.prompt_hash()}"

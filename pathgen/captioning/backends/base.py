@@ -1,0 +1,29 @@
+"""What every captioning backend provides: three async agent calls on one item.
+
+Backends are driven by :mod:`pathgen.captioning.pipeline`, which runs many items
+concurrently; a backend that batches (transformers) gathers concurrent calls itself.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from ..budget import TokenBudget
+from ..items import PatchItem, Reply
+
+
+class Backend(abc.ABC):
+    name: str = "?"
+    model: str = "?"
+
+    @abc.abstractmethod
+    async def describe(self, item: PatchItem, prompt: str) -> Reply: ...
+
+    @abc.abstractmethod
+    async def revise(self, item: PatchItem, description: str, prompt: str) -> Reply: ...
+
+    @abc.abstractmethod
+    async def summarize(self, description: str, prompt: str, budget: TokenBudget) -> Reply: ...
+
+    async def aclose(self) -> None:
+        """Release connections/threads (called once at the end of a run)."""

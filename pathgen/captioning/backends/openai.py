@@ -1,0 +1,198 @@
+"""Backend for any OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, llama.cpp,
+OpenAI itself). Request/response format: the OpenAI Chat Completions API
+(``POST {base_url}/chat/completions``; images as ``image_url`` parts holding base64 data URLs).
+
+Retries with exponential backoff + jitter on 429, 5xx, timeouts, connection errors and
+malformed replies; ``Retry-After`` is honoured. Other 4xx (bad model name, bad key) fail
+fast with the server's message. A semaphore bounds the requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import io
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import httpx
+
+from ..budget import TokenBudget
+from ..items import AgentError, PatchItem, Reply
+from .base import Backend
+
+log = logging.getLogger(__name__)
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class FatalRequestError(RuntimeError):
+    """A reply that retrying cannot fix (e.g. 401/404): the run stops with this message."""
+
+
+def image_data_url(path: Path, fmt: str = "jpeg") -> str:
+    """base64 data URL of a patch file; re-encoded only if it is not already ``fmt``."""
+    raw = Path(path).read_bytes()
+    mime = {"jpeg": "image/jpeg", "png": "image/png"}[fmt]
+    is_fmt = raw[:3] == b"\xff\xd8\xff" if fmt == "jpeg" else raw[:8] == b"\x89PNG\r\n\x1a\n"
+    if not is_fmt:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(raw)).convert("RGB").save(buf, format=fmt.upper(), quality=92)
+        raw = buf.getvalue()
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _content(payload) -> str:
+    """Text of the first choice, or ValueError for anything not shaped like a chat reply."""
+    choice = payload["choices"][0]
+    content = choice["message"]["content"]
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    if not isinstance(content, str) or not content.strip():
+        raise ValueError("empty content")
+    return content.strip()
+
+
+class OpenAIChatClient:
+    """Async chat-completions client with bounded concurrency, timeouts and retries."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None,
+                 max_concurrent_requests: int = 32, timeout_s: float = 120.0,
+                 max_retries: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
+                 temperature: float = 0.2, seed: int | None = 0):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.temperature, self.seed = temperature, seed
+        self.max_retries = max_retries
+        self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
+        self._sem = asyncio.Semaphore(max_concurrent_requests)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
+            limits=httpx.Limits(max_connections=max_concurrent_requests,
+                                max_keepalive_connections=max_concurrent_requests))
+        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.backoff_max_s)
+        base = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
+        return base * random.uniform(0.5, 1.0) + random.uniform(0, 0.1 * self.backoff_base_s)
+
+    async def chat(self, messages: list[dict], max_tokens: int, model: str | None = None) -> Reply:
+        body = {"model": model or self.model, "messages": messages, "max_tokens": max_tokens,
+                "temperature": self.temperature}
+        if self.seed is not None:
+            body["seed"] = self.seed
+        t0 = time.perf_counter()
+        last = "no attempt"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                async with self._sem:
+                    self.stats["requests"] += 1
+                    resp = await self._client.post(self.url, json=body)
+                if resp.status_code == 200:
+                    try:
+                        text = _content(resp.json())
+                        return Reply(text, attempt + 1, time.perf_counter() - t0)
+                    except (ValueError, KeyError, IndexError, TypeError) as err:
+                        last = f"malformed reply ({type(err).__name__}: {err}): {resp.text[:200]!r}"
+                elif resp.status_code in RETRY_STATUS:
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                    retry_after = _retry_after(resp)
+                else:
+                    raise FatalRequestError(
+                        f"{self.url} answered HTTP {resp.status_code}: {resp.text[:300]} "
+                        "(check captioning.openai.base_url/model/api_key_env)")
+            except httpx.TimeoutException as err:
+                last = f"timeout ({type(err).__name__})"
+            except httpx.TransportError as err:
+                last = f"connection error ({type(err).__name__}: {err})"
+            if attempt < self.max_retries:
+                self.stats["retries"] += 1
+                delay = self._delay(attempt, retry_after)
+                log.debug("retrying %s in %.2fs after %s", self.url, delay, last)
+                await asyncio.sleep(delay)
+        self.stats["failures"] += 1
+        raise AgentError(f"{last} (gave up after {self.max_retries + 1} attempts)",
+                         attempts=self.max_retries + 1)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _api_key(env_name: str | None) -> str | None:
+    return os.environ.get(env_name) if env_name else None
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+
+    def __init__(self, cfg, client: OpenAIChatClient | None = None):
+        """``cfg``: :class:`pathgen.config.captioning.OpenAIBackendConfig`."""
+        self.cfg = cfg
+        self.model = cfg.model
+        self.client = client or OpenAIChatClient(
+            cfg.base_url, cfg.model, _api_key(cfg.api_key_env), cfg.max_concurrent_requests,
+            cfg.timeout_s, cfg.max_retries, cfg.backoff_base_s, cfg.backoff_max_s,
+            cfg.temperature, cfg.seed)
+
+    async def _image_msg(self, item: PatchItem, prompt: str) -> list[dict]:
+        url = await asyncio.to_thread(image_data_url, item.path, self.cfg.image_format)
+        return [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": prompt}]}]
+
+    async def describe(self, item: PatchItem, prompt: str) -> Reply:
+        return await self.client.chat(await self._image_msg(item, prompt), self.cfg.max_tokens)
+
+    async def revise(self, item: PatchItem, description: str, prompt: str) -> Reply:
+        return await self.client.chat(await self._image_msg(item, prompt), self.cfg.max_tokens)
+
+    async def summarize(self, description: str, prompt: str, budget: TokenBudget) -> Reply:
+        return await self.client.chat([{"role": "user", "content": prompt}],
+                                      self.cfg.summary_max_tokens, self.cfg.summarize_model)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+async def achat_text(prompt: str, cfg=None, system: str | None = None,
+                     max_tokens: int = 512) -> str:
+    """One text-only chat turn against the configured server (report findings extraction,
+    instruction generation). ``cfg``: OpenAIBackendConfig (default: built-in defaults)."""
+    if cfg is None:
+        from pathgen.config.captioning import OpenAIBackendConfig
+
+        cfg = OpenAIBackendConfig()
+    client = OpenAIChatClient(cfg.base_url, cfg.model, _api_key(cfg.api_key_env), 1,
+                              cfg.timeout_s, cfg.max_retries, cfg.backoff_base_s,
+                              cfg.backoff_max_s, cfg.temperature, cfg.seed)
+    messages = ([{"role": "system", "content": system}] if system else []) + \
+        [{"role": "user", "content": prompt}]
+    try:
+        return (await client.chat(messages, max_tokens)).text
+    finally:
+        await client.aclose()
+
+
+def chat_text(prompt: str, cfg=None, system: str | None = None, max_tokens: int = 512) -> str:
+    """Synchronous :func:`achat_text` (raises AgentError after the retries)."""
+    return asyncio.run(achat_text(prompt, cfg, system, max_tokens))

@@ -1,0 +1,57 @@
+"""`pathgen caption`: caption one slide's selected patches (works on plain paths)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pathgen.cli import add_config_args, config_from_args
+from pathgen.config import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "caption", help="Describe -> revise -> summarize the selected patches of one slide",
+        description="Caption the patches listed in a selection CSV. Resumes from "
+                    "<out>.partial.jsonl after a crash. Backends: openai (any OpenAI-compatible "
+                    "server), transformers (local HF model), morphometric (measurement-based "
+                    "baseline, not a language model).")
+    p.add_argument("selection", help="selection CSV (slide_id,x,y,level,...,image)")
+    p.add_argument("--patches-dir", required=True,
+                   help="folder the CSV's 'image' column is relative to (selection/patches)")
+    p.add_argument("--out", required=True, help="output captions JSONL (<slide>.jsonl)")
+    p.add_argument("--backend", choices=["openai", "transformers", "morphometric"])
+    p.add_argument("--model", help="model id for the chosen backend")
+    p.add_argument("--base-url", help="openai backend: server URL, e.g. http://host:8000/v1")
+    p.add_argument("--concurrency", type=int, help="patches in flight")
+    p.add_argument("--mpp", type=float,
+                   help="µm/px of the patches at size_px (default: the tiling target mpp)")
+    add_config_args(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .stage import CaptioningIncomplete, caption_slide
+
+    cfg = config_from_args(args)
+    c = cfg.captioning
+    if args.backend:
+        c.backend = args.backend
+    if args.model:
+        if c.backend == "morphometric":
+            raise ConfigError("--model does not apply to the morphometric backend (a "
+                              "measurement-based baseline, not a language model)")
+        getattr(c, c.backend).model = args.model
+    if args.base_url:
+        c.openai.base_url = args.base_url
+    if args.concurrency:
+        c.concurrency = args.concurrency
+    mpp = args.mpp if args.mpp is not None else cfg.tiling.geometry()[1]
+    try:
+        summary = caption_slide(args.selection, args.patches_dir, args.out, c, mpp, full_cfg=cfg)
+    except CaptioningIncomplete as err:
+        print(f"pathgen caption: {err}", file=sys.stderr)
+        return 3
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,141 @@
+"""Automatic caption quality filters (PathGen-1.6M had none). Each returns a reason code;
+a caption is accepted when no filter fires. Pure text functions except the optional
+image-text alignment check (a reference CLIP; see :func:`alignment_scores`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from .budget import TokenBudget
+
+REASONS = ("failed", "empty", "too_short", "over_budget", "refusal", "non_english",
+           "repeated_ngrams", "contradicts_revision", "low_alignment")
+
+_REFUSAL = [r"\bas an ai\b", r"\bas a (large )?language model\b", r"\bi('m| am) (sorry|unable)\b",
+            r"\bi (can ?not|can't|cannot) (help|assist|provide|determine|see|view|analy[sz]e)\b",
+            r"\bunable to (view|see|analy[sz]e|process) (the |this )?image\b",
+            r"\bno image (was|is) (provided|attached)\b", r"\bconsult a (medical )?professional\b"]
+# Frequent English function words: real English prose has plenty of them; garbage has none.
+_FUNCTION_WORDS = set("""a an the of and or with in on at by for from to is are was were be been
+this that these those there its it as into within between without which while than per
+some many few no not also show shows showing seen present""".split())
+_ALLOWED_NON_ASCII = set("µ²³±×°–—‘’“”·")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_STOP = _FUNCTION_WORDS | set("nuclei nucleus cells cell tissue".split())
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def is_refusal(text: str, extra: list[str] = ()) -> bool:
+    low = text.lower()
+    return any(re.search(p, low) for p in list(_REFUSAL) + list(extra))
+
+
+def non_english(text: str, max_non_ascii: float, min_function: float) -> bool:
+    chars = [c for c in text if not c.isspace()]
+    if not chars:
+        return False
+    odd = sum(1 for c in chars if (ord(c) > 127 and c not in _ALLOWED_NON_ASCII) or
+              (not c.isprintable()))
+    if odd / len(chars) > max_non_ascii:
+        return True
+    letters = sum(c.isalpha() for c in chars)
+    if letters / len(chars) < 0.6:  # digits/punctuation soup
+        return True
+    w = words(text)
+    return len(w) >= 6 and sum(x in _FUNCTION_WORDS for x in w) / len(w) < min_function
+
+
+def repeated_ngrams(text: str, n: int, max_repeats: int) -> bool:
+    w = words(text)
+    grams = Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+    return bool(grams) and max(grams.values()) > max_repeats
+
+
+def _stem(word: str) -> str:
+    for suf in ("ies", "es", "s"):
+        if word.endswith(suf) and len(word) - len(suf) >= 4:
+            return word[: -len(suf)]
+    return word
+
+
+def removed_terms(describe: str, revise: str) -> set[str]:
+    """Content words of the description that the revise step took out."""
+    before = {_stem(w) for w in words(describe) if len(w) >= 4 and w not in _STOP}
+    after = {_stem(w) for w in words(revise)}
+    return before - after
+
+
+def contradicts_revision(caption: str, describe: str, revise: str) -> bool:
+    removed = removed_terms(describe, revise)
+    return bool(removed & {_stem(w) for w in words(caption)})
+
+
+def text_reasons(rec: dict, fcfg, budget: TokenBudget) -> list[str]:
+    """All text-only reasons for one record (``fcfg``: FiltersConfig)."""
+    if rec.get("status") != "ok":
+        return ["failed"]
+    cap = (rec.get("caption") or "").strip()
+    if not cap:
+        return ["empty"]
+    out = []
+    if len(words(cap)) < fcfg.min_words:
+        out.append("too_short")
+    if budget.count(cap) > budget.max_tokens:
+        out.append("over_budget")
+    if is_refusal(cap, fcfg.extra_refusal_patterns) or is_refusal(rec.get("revise") or "",
+                                                                  fcfg.extra_refusal_patterns):
+        out.append("refusal")
+    if non_english(cap, fcfg.max_non_ascii_fraction, fcfg.min_english_fraction):
+        out.append("non_english")
+    if repeated_ngrams(cap, fcfg.ngram, fcfg.max_ngram_repeats):
+        out.append("repeated_ngrams")
+    if fcfg.check_revision and contradicts_revision(cap, rec.get("describe") or "",
+                                                    rec.get("revise") or ""):
+        out.append("contradicts_revision")
+    return out
+
+
+def alignment_scores(image_paths, captions, encoder_name: str, cfg=None, batch_size: int = 32):
+    """Cosine similarity of each (image, caption) under a reference CLIP loaded with
+    ``pathgen.encoders.load_encoder`` (L2-normalised embeddings)."""
+    import torch
+    from PIL import Image
+
+    from pathgen.encoders import load_encoder
+
+    enc = load_encoder(encoder_name, cfg=cfg, device="cpu")
+    out: list[float] = []
+    with torch.inference_mode():
+        for i in range(0, len(captions), batch_size):
+            imgs = []
+            for p in image_paths[i:i + batch_size]:
+                with Image.open(p) as im:
+                    imgs.append(enc.preprocess(im.convert("RGB")))
+            a = enc.encode_images(torch.stack(imgs))
+            b = enc.encode_texts(list(captions[i:i + batch_size]))
+            out.extend((a * b).sum(-1).float().tolist())
+    return out
+
+
+def apply_filters(records: list[dict], fcfg, budget: TokenBudget, image_paths=None,
+                  full_cfg=None) -> None:
+    """Set ``accepted`` and ``reject_reasons`` on every record in place."""
+    for rec in records:
+        rec["reject_reasons"] = text_reasons(rec, fcfg, budget)
+    if fcfg.alignment_encoder and image_paths is not None:
+        idx = [i for i, r in enumerate(records) if r["status"] == "ok" and r.get("caption")]
+        if idx:
+            scores = alignment_scores([image_paths[i] for i in idx],
+                                      [records[i]["caption"] for i in idx],
+                                      fcfg.alignment_encoder, full_cfg)
+            for i, s in zip(idx, scores):
+                records[i].setdefault("provenance", {})["alignment"] = round(s, 4)
+                if s < fcfg.min_alignment:
+                    records[i]["reject_reasons"].append("low_alignment")
+    for rec in records:
+        rec["accepted"] = not rec["reject_reasons"]

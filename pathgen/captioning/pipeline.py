@@ -1,0 +1,151 @@
+"""The three agents on one patch, and a pipelined producer/consumer over many patches.
+
+``caption_item`` runs describe -> revise -> summarize (re-ask tighter when over budget, then
+truncate at a sentence boundary). ``run_items`` keeps ``concurrency`` items in flight: a
+producer feeds a bounded queue from a (possibly lazy, huge) iterator, workers take the next
+item as soon as they finish one, and a writer persists each record as it completes. Memory
+is bounded by the queue size, not by the number of items; a server always has work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable
+
+from .backends.base import Backend
+from .budget import TokenBudget
+from .items import AgentError, PatchItem
+from .prompts import Templates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentSettings:
+    templates: Templates
+    budget: TokenBudget
+    prompt_hash: str
+    summary_retries: int = 1
+    provenance: dict | None = None
+
+
+def clean_caption(text: str) -> str:
+    text = " ".join((text or "").split())
+    text = re.sub(r"^(here is (the|a) caption:?|caption:)\s*", "", text, flags=re.I)
+    return text.strip().strip('"“”').strip()
+
+
+def edit_ratio(a: str, b: str) -> float:
+    """1 - difflib similarity over words (0 = unchanged, 1 = rewritten)."""
+    return round(1.0 - difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio(), 4)
+
+
+def base_record(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
+    return {"slide_id": item.slide_id, "x": item.x, "y": item.y, "level": item.level,
+            "size": item.size, "mpp": item.mpp, "image": item.image, "backend": backend.name,
+            "model": backend.model, "prompt_hash": s.prompt_hash, "describe": None,
+            "revise": None, "caption": None, "revise_changed": None, "revise_edit_ratio": None,
+            "n_tokens": None, "timings": {}, "attempts": {}, "status": "ok", "error": None,
+            "accepted": None, "reject_reasons": [], "provenance": dict(s.provenance or {})}
+
+
+async def caption_item(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
+    rec = base_record(item, backend, s)
+    t_all = time.perf_counter()
+    stage = "describe"
+    try:
+        fu = f"{item.field_um:.0f}" if item.field_um else "an unknown number of"
+        mpp = f"{item.mpp:.3g}" if item.mpp else "unknown"
+        r = await backend.describe(item, s.templates.render("describe", field_um=fu, mpp=mpp))
+        rec["describe"], rec["timings"]["describe"], rec["attempts"]["describe"] = r.text, round(r.seconds, 3), r.attempts
+
+        stage = "revise"
+        r = await backend.revise(item, rec["describe"],
+                                 s.templates.render("revise", description=rec["describe"]))
+        rec["revise"], rec["timings"]["revise"], rec["attempts"]["revise"] = r.text, round(r.seconds, 3), r.attempts
+        rec["revise_edit_ratio"] = edit_ratio(rec["describe"], rec["revise"])
+        rec["revise_changed"] = " ".join(rec["describe"].split()) != " ".join(rec["revise"].split())
+
+        stage = "summarize"
+        b = s.budget
+        r = await backend.summarize(rec["revise"], s.templates.render(
+            "summarize", description=rec["revise"], budget=b.max_tokens, max_words=b.max_words()), b)
+        caption, secs, tries = clean_caption(r.text), r.seconds, r.attempts
+        reasks = 0
+        while not b.fits(caption) and reasks < s.summary_retries:
+            reasks += 1
+            words = max(5, int(b.max_words() * 0.75 ** reasks))
+            r = await backend.summarize(rec["revise"], s.templates.render(
+                "summarize_tight", caption=caption, n_tokens=b.count(caption),
+                description=rec["revise"], budget=b.max_tokens, max_words=words), b)
+            caption, secs, tries = clean_caption(r.text), secs + r.seconds, tries + r.attempts
+        truncated = not b.fits(caption)
+        if truncated:
+            caption = b.truncate(caption)
+        rec.update(caption=caption, n_tokens=b.count(caption))
+        rec["timings"]["summarize"], rec["attempts"]["summarize"] = round(secs, 3), tries
+        rec["provenance"].update(summary_reasks=reasks, truncated=truncated)
+    except AgentError as err:
+        rec.update(status="failed", error=f"{stage}: {err}")
+        rec["attempts"][stage] = err.attempts
+    except OSError as err:  # unreadable/corrupt patch image: this item fails, the run goes on
+        rec.update(status="failed", error=f"{stage}: {type(err).__name__}: {err}")
+    rec["timings"]["total"] = round(time.perf_counter() - t_all, 3)
+    return rec
+
+
+async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettings,
+                    sink: Callable[[dict], None], concurrency: int = 32,
+                    queue_size: int | None = None,
+                    on_record: Callable[[dict], Awaitable[None] | None] | None = None) -> int:
+    """Caption every item with ``concurrency`` in flight; call ``sink(record)`` (in a worker
+    thread, e.g. an fsyncing append) for each as it completes. Returns the count written."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size or 2 * concurrency)
+    results: asyncio.Queue = asyncio.Queue(maxsize=2 * concurrency)
+    done = 0
+    STOP = object()
+
+    async def producer():
+        for item in items:  # lazy: pulls the next item only when there is room
+            await queue.put(item)
+        for _ in range(concurrency):
+            await queue.put(STOP)
+
+    async def worker():
+        while True:
+            item = await queue.get()
+            if item is STOP:
+                return
+            await results.put(await caption_item(item, backend, s))
+
+    async def writer():
+        nonlocal done
+        while True:
+            rec = await results.get()
+            if rec is STOP:
+                return
+            await asyncio.to_thread(sink, rec)
+            done += 1
+            if on_record is not None:
+                res = on_record(rec)
+                if asyncio.iscoroutine(res):
+                    await res
+
+    writer_task = asyncio.create_task(writer())
+    tasks = [asyncio.create_task(producer())] + [asyncio.create_task(worker())
+                                                 for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*tasks)
+        await results.put(STOP)
+        await writer_task
+    except BaseException:
+        for t in tasks + [writer_task]:
+            t.cancel()
+        await asyncio.gather(*tasks, writer_task, return_exceptions=True)
+        raise
+    return done

@@ -1,0 +1,149 @@
+"""Caption one slide: selection CSV + patch images -> ``<slide>.jsonl`` (+ ``.rejects.jsonl``,
+``.summary.json``), resumable (docs/architecture.md "Captions").
+
+Agent outputs accumulate in ``<slide>.partial.jsonl`` (kept after completion: it caches the
+agent outputs, so a rerun with other filter settings only re-filters). The final files are
+written atomically once every patch has a record and failures are within
+``captioning.max_failed_fraction``; otherwise the run raises and a rerun retries the failed
+patches only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+from pathgen import __version__
+from pathgen.atomic import atomic_path, write_json
+
+from .backends import Backend, make_backend
+from .budget import TokenBudget
+from .filters import REASONS, apply_filters
+from .items import PatchItem, read_selection
+from .pipeline import AgentSettings, run_items
+from .prompts import load_templates
+from .store import PartialStore, partial_path, record_key
+
+log = logging.getLogger(__name__)
+
+
+class CaptioningIncomplete(RuntimeError):
+    """Too many patches failed; the partial file is kept and a rerun retries them."""
+
+
+def output_paths(out_jsonl: str | Path) -> dict[str, Path]:
+    out = Path(out_jsonl)
+    stem = out.name.removesuffix(".jsonl")
+    return {"captions": out, "rejects": out.with_name(stem + ".rejects.jsonl"),
+            "summary": out.with_name(stem + ".summary.json"), "partial": partial_path(out)}
+
+
+def agent_settings(ccfg) -> AgentSettings:
+    templates = load_templates(ccfg.prompt_version, ccfg.prompts_dir)
+    return AgentSettings(
+        templates=templates, budget=TokenBudget(ccfg.clip_arch, ccfg.token_budget),
+        prompt_hash=ccfg.prompt_hash(), summary_retries=ccfg.summary_retries,
+        provenance={"pathgen_version": __version__, "prompt_version": ccfg.prompt_version,
+                    "clip_arch": ccfg.clip_arch, "token_budget": ccfg.token_budget})
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def summarize_records(records: list[dict], slide_id: str, backend: str, model: str,
+                      prompt_hash: str, wall_s: float, new: int) -> dict:
+    ok = [r for r in records if r["status"] == "ok"]
+    reasons = Counter(x for r in records for x in r["reject_reasons"])
+    toks = [r["n_tokens"] for r in ok if r.get("n_tokens") is not None]
+
+    def mean_of(key):
+        vals = [r["timings"][key] for r in ok if key in (r.get("timings") or {})]
+        return round(statistics.fmean(vals), 3) if vals else None
+
+    return {
+        "slide_id": slide_id, "backend": backend, "model": model, "prompt_hash": prompt_hash,
+        "n_selected": len(records), "n_ok": len(ok), "n_failed": len(records) - len(ok),
+        "n_accepted": sum(r["accepted"] for r in records),
+        "n_rejected": sum(not r["accepted"] for r in records),
+        "reject_reasons": {k: reasons.get(k, 0) for k in REASONS},
+        "n_revise_changed": sum(bool(r.get("revise_changed")) for r in ok),
+        "mean_revise_edit_ratio": round(statistics.fmean(
+            [r["revise_edit_ratio"] for r in ok]), 4) if ok else None,
+        "n_truncated": sum(bool(r.get("provenance", {}).get("truncated")) for r in ok),
+        "tokens": {"mean": round(statistics.fmean(toks), 2) if toks else None,
+                   "max": max(toks) if toks else None},
+        "mean_seconds": {k: mean_of(k) for k in ("describe", "revise", "summarize", "total")},
+        "captioned_this_run": new, "wall_s": round(wall_s, 2), "pathgen_version": __version__,
+    }
+
+
+def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
+                  backend: Backend | None = None, full_cfg=None) -> dict:
+    """Caption ``items`` (one slide) into ``out_jsonl``; resume from its partial file.
+    ``ccfg``: CaptioningConfig; ``full_cfg``: PathgenConfig (only for the alignment filter)."""
+    paths = output_paths(out_jsonl)
+    settings = agent_settings(ccfg)
+    slide_id = items[0].slide_id if items else Path(out_jsonl).name.removesuffix(".jsonl")
+    t0 = time.perf_counter()
+    own_backend = backend is None
+    backend = backend or make_backend(ccfg)
+    with PartialStore(paths["partial"]) as store:
+        done = store.done(settings.prompt_hash)
+        todo = [it for it in items if it.key not in done]
+        log.info("%s: %d patches, %d already captioned, %d to do (%s, %s, prompt %s)", slide_id,
+                 len(items), len(items) - len(todo), len(todo), backend.name, backend.model,
+                 settings.prompt_hash)
+        new = 0
+        if todo:
+            async def go():
+                try:
+                    return await run_items(todo, backend, settings, store.append,
+                                           concurrency=min(ccfg.concurrency, len(todo)))
+                finally:
+                    if own_backend:
+                        await backend.aclose()
+            new = asyncio.run(go())
+        records = []
+        for it in items:
+            rec = store.records.get(it.key)
+            if rec is None or rec.get("prompt_hash") != settings.prompt_hash:
+                raise CaptioningIncomplete(f"{slide_id}: patch {it.key} has no record after the "
+                                           "run; rerun to resume")
+            records.append(dict(rec))
+    apply_filters(records, ccfg.filters, settings.budget, [it.path for it in items], full_cfg)
+    failed = [r for r in records if r["status"] != "ok"]
+    if items and len(failed) > ccfg.max_failed_fraction * len(items):
+        raise CaptioningIncomplete(
+            f"{slide_id}: {len(failed)}/{len(items)} patches failed (limit "
+            f"captioning.max_failed_fraction={ccfg.max_failed_fraction}); first error: "
+            f"{failed[0]['error']}. Finished patches are kept in {paths['partial']}; fix the "
+            "cause (server up? model name?) and rerun to retry only the failed ones.")
+    summary = summarize_records(records, slide_id, backend.name, backend.model,
+                                settings.prompt_hash, time.perf_counter() - t0, new)
+    _write_jsonl(paths["rejects"], [r for r in records if not r["accepted"]])
+    write_json(paths["summary"], summary)
+    _write_jsonl(paths["captions"], records)  # last: its existence means "slide complete"
+    log.info("%s: %d accepted, %d rejected %s", slide_id, summary["n_accepted"],
+             summary["n_rejected"], {k: v for k, v in summary["reject_reasons"].items() if v})
+    return summary
+
+
+def caption_slide(selection_csv: str | Path, patches_dir: str | Path, out_jsonl: str | Path,
+                  ccfg, target_mpp: float | None = None, backend: Backend | None = None,
+                  full_cfg=None) -> dict:
+    """Read a selection CSV (+ patch images) and caption it; see :func:`caption_items`."""
+    items = read_selection(selection_csv, patches_dir, target_mpp)
+    return caption_items(items, out_jsonl, ccfg, backend, full_cfg)
+
+
+__all__ = ["caption_slide", "caption_items", "output_paths", "CaptioningIncomplete",
+           "record_key"]

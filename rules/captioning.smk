@@ -1,0 +1,42 @@
+# Captioning agents (describe -> revise -> summarize), one job per non-holdout slide.
+# Each job holds one `llm_slots` unit: `snakemake --resources llm_slots=N` bounds how many
+# slides talk to the model server (or load a local model) at once.
+
+# Demo holdout slides feed the zero-shot benchmark and are never captioned.
+_DEMO_RUN = CFG.demo.enabled and CFG.slides.dir is None and CFG.slides.sample_sheet is None
+_HOLDOUT = set(L.demo_holdout_ids(SLIDE_IDS)) if _DEMO_RUN else set()
+CAPTION_SLIDE_IDS = [s for s in SLIDE_IDS if s not in _HOLDOUT]
+
+
+def _caption_sidecar(suffix):
+    return str(L.captions("{slide}")).removesuffix(".jsonl") + suffix
+
+
+ALL_TARGETS.extend(str(L.captions(s)) for s in CAPTION_SLIDE_IDS)
+
+
+rule caption:
+    input:
+        selection=L.selection("{slide}"),
+        patches=L.selection_patches("{slide}"),
+    output:
+        captions=L.captions("{slide}"),
+        rejects=_caption_sidecar(".rejects.jsonl"),
+        summary=_caption_sidecar(".summary.json"),
+    params:
+        patches_root=L.selection_dir() / "patches",
+        # every caption-shaping setting and the filters: a change re-runs the job; the kept
+        # <slide>.partial.jsonl makes a filter-only change a cheap re-filter
+        settings=CFG.captioning.model_dump(mode="json"),
+    log:
+        L.log("caption", "{slide}"),
+    benchmark:
+        L.benchmark("caption", "{slide}")
+    threads: threads_of("caption")
+    resources:
+        llm_slots=1,
+        **res("caption"),
+    conda:
+        "../envs/llm.yaml"
+    script:
+        "../workflow_scripts/caption.py"
