@@ -1,0 +1,112 @@
+"""Config-driven entry points used by the workflow rules and `pathgen mil --config`.
+
+Layout: `<results>/eval/mil/<task>/splits/splits_<k>.csv` (+ `splits_summary.json`),
+`<results>/eval/mil/<task>/<encoder>/<model>/` (see run.py), and
+`<results>/eval/mil/mil_table.{csv,md}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..config import ConfigError, PathgenConfig
+from ..config.evaluation import MilTaskConfig
+from ..paths import Layout
+from .run import run_benchmark
+from .splits import make_splits, read_splits
+from .table import write_table
+from .tables import read_labels
+from .train import TrainParams
+
+log = logging.getLogger(__name__)
+
+
+def mil_root(cfg: PathgenConfig) -> Path:
+    return Layout(cfg).eval_dir / "mil"
+
+
+def splits_dir(cfg: PathgenConfig, task: str) -> Path:
+    return mil_root(cfg) / task / "splits"
+
+
+def run_dir(cfg: PathgenConfig, task: str, encoder: str, model: str) -> Path:
+    return mil_root(cfg) / task / encoder / model
+
+
+def mil_encoders(cfg: PathgenConfig) -> list[str]:
+    encs = cfg.evaluation.mil.encoders or [cfg.features.encoder]
+    known = cfg.all_encoders()
+    for e in encs:
+        if e not in known:
+            raise ConfigError(f"evaluation.mil.encoders lists '{e}', which is not a defined encoder; "
+                              f"known: {', '.join(sorted(known))} (define it under `encoders`)")
+    return encs
+
+
+def get_task(cfg: PathgenConfig, task: str) -> MilTaskConfig:
+    try:
+        return cfg.evaluation.mil.tasks[task]
+    except KeyError:
+        raise ConfigError(f"no MIL task '{task}' in evaluation.mil.tasks; defined: "
+                          f"{', '.join(cfg.evaluation.mil.tasks) or 'none'}") from None
+
+
+def task_features_dir(cfg: PathgenConfig, task: str, encoder: str) -> Path:
+    """The task's own folder (`{encoder}` is substituted) or pathgen's features folder."""
+    t = get_task(cfg, task)
+    if t.features_dir is not None:
+        return Path(str(t.features_dir).replace("{encoder}", encoder))
+    return Layout(cfg).features_dir(encoder)
+
+
+def n_folds(cfg: PathgenConfig, task: str) -> int:
+    """Fold count known before running (given splits are counted on disk)."""
+    t = get_task(cfg, task)
+    if t.splits is None:
+        return t.folds
+    return len(read_splits(t.splits))
+
+
+def task_table(t: MilTaskConfig):
+    return read_labels(t.labels, t.classes, target=t.target, slide_table=t.slide_table,
+                       label_map=t.label_map)
+
+
+def task_splits(cfg: PathgenConfig, task: str) -> list[Path]:
+    t = get_task(cfg, task)
+    table = task_table(t)
+    return make_splits(table, t.classes, splits_dir(cfg, task), given=t.splits, folds=t.folds,
+                       val_fraction=t.val_fraction, seed=cfg.evaluation.mil.seed)
+
+
+def slide_paths(cfg: PathgenConfig) -> dict[str, Path]:
+    from ..slides import list_slides
+    try:
+        return {k: r.path for k, r in list_slides(cfg).items()}
+    except ConfigError as err:
+        log.warning("slide list unavailable (%s): heatmaps drawn without thumbnails", err)
+        return {}
+
+
+def task_benchmark(cfg: PathgenConfig, task: str, encoder: str, model: str,
+                   device: str | None = None) -> dict:
+    t = get_task(cfg, task)
+    mil = cfg.evaluation.mil
+    sd = splits_dir(cfg, task)
+    if not sd.is_dir():
+        raise ConfigError(f"splits of task '{task}' missing in {sd}; run rule mil_splits "
+                          f"(or `pathgen mil-splits --task {task}`) first")
+    return run_benchmark(task_table(t), t.classes, read_splits(sd), task_features_dir(cfg, task, encoder),
+                         model, run_dir(cfg, task, encoder, model), TrainParams.from_config(mil, device),
+                         task=task, encoder=encoder, max_memory_mb=mil.max_memory_mb,
+                         heatmap_slides=mil.heatmap_slides, slide_paths=slide_paths(cfg))
+
+
+def all_metrics_files(cfg: PathgenConfig) -> list[Path]:
+    return [run_dir(cfg, task, enc, m) / "metrics.json" for task in cfg.evaluation.mil.tasks
+            for enc in mil_encoders(cfg) for m in cfg.evaluation.mil.models]
+
+
+def mil_table(metrics_files: list[Path], out_csv: Path, out_md: Path):
+    return write_table([Path(p) for p in metrics_files], Path(out_csv), Path(out_md))
