@@ -20,7 +20,8 @@ def qc_thumbnail(slide, path, mpp: float, max_px: int) -> np.ndarray:
     """RGB thumbnail with long side <= ``max_px``, read block-wise from a suitable level."""
     w0, h0 = slide.level_dimensions[0]
     f = max(1.0, max(w0, h0) / max_px)  # level-0 px per thumbnail px
-    level = choose_level(slide.level_downsamples, mpp, mpp * f)
+    # a level up to 1.5x coarser than the picture is fine: avoids decoding a 4x finer level
+    level = choose_level(slide.level_downsamples, mpp, mpp * f, tolerance=1.5)
     return read_downsampled(slide, path, level, (max(1, round(w0 / f)), max(1, round(h0 / f))))
 
 

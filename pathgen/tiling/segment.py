@@ -63,11 +63,14 @@ class TissueMask:
         return out
 
 
-def choose_level(level_downsamples, mpp: float, seg_mpp: float) -> int:
-    """Coarsest level whose resolution is at or finer than ``seg_mpp`` (level 0 if none)."""
+def choose_level(level_downsamples, mpp: float, seg_mpp: float, tolerance: float = 1.001) -> int:
+    """Coarsest level whose resolution is at or finer than ``seg_mpp`` (level 0 if none).
+
+    ``tolerance`` > 1 accepts a level slightly coarser than asked (fine for pictures).
+    """
     best = 0
     for i, ds in enumerate(level_downsamples):
-        if mpp * ds <= seg_mpp * 1.001 and ds >= level_downsamples[best]:
+        if mpp * ds <= seg_mpp * tolerance and ds >= level_downsamples[best]:
             best = i
     return best
 
