@@ -18,9 +18,13 @@ class EncoderSpec(Section):
     pretrained: str | None = Field(
         None, description="open_clip pretrained tag, local checkpoint path, 'hf-hub:org/name', "
                           "HF id/path for hf_clip, or null for random init.")
-    force_quick_gelu: bool = False
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) for "
+                                                   "'hf-hub:' / hf_clip weights; default main.")
+    force_quick_gelu: bool = Field(False, description="Use QuickGELU (OpenAI-CLIP-initialised "
+                                                      "models such as PathGen-CLIP need it).")
     image_size: int | None = Field(None, gt=0, description="Override the model's input size.")
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="Inference autocast: auto = bf16/fp16 on GPU, fp32 on CPU.")
 
 
 class FeaturesConfig(Section):
@@ -29,6 +33,11 @@ class FeaturesConfig(Section):
     num_workers: int = Field(1, ge=0, description="Patch-reading worker processes.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     dtype: Literal["float32", "float16"] = Field("float32", description="Stored feature dtype.")
+    reader: Literal["auto", "tiff", "openslide"] = Field(
+        "auto", description="Patch reader: 'tiff' decodes tiled-JPEG TIFF/SVS tiles directly "
+                            "(fast), 'openslide' reads aligned regions; 'auto' picks tiff when "
+                            "the slide allows it.")
+    tile_cache_mb: int = Field(256, ge=8, description="Decoded-tile cache per reading worker (MiB).")
 
 
 EncodersConfig = dict[str, EncoderSpec]

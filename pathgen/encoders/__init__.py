@@ -1,0 +1,68 @@
+"""Patch/text encoders behind one interface (docs/architecture.md "Encoders").
+
+``load_encoder("plip")`` / ``load_encoder(EncoderSpec(...))`` -> :class:`Encoder`. Names are
+looked up in the config's ``encoders`` section, then in the built-ins
+(``pathgen.config.features.BUILTIN_ENCODERS``). Importing this package registers pathgen's
+open_clip model configs (e.g. ``pathgen-tiny-vit``) with open_clip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config.features import BUILTIN_ENCODERS, EncoderSpec
+from .base import Encoder, EncoderError, resolve_autocast_dtype, resolve_device
+from .registry import KINDS, builder_for, register_kind
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+_configs_added = False
+
+
+def ensure_model_configs() -> None:
+    """Make open_clip know pathgen's architectures (idempotent)."""
+    global _configs_added
+    if not _configs_added:
+        import open_clip
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _configs_added = True
+
+
+def known_encoders(cfg=None) -> dict[str, EncoderSpec]:
+    if cfg is not None:
+        return cfg.all_encoders()
+    return {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
+
+
+def resolve_spec(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None) -> tuple[str, EncoderSpec]:
+    """Name/spec/dict -> (name, validated spec); unknown names list the known ones."""
+    if isinstance(spec_or_name, EncoderSpec):
+        return spec_or_name.arch or spec_or_name.pretrained or spec_or_name.kind, spec_or_name
+    if isinstance(spec_or_name, dict):
+        spec = EncoderSpec(**spec_or_name)
+        return spec.arch or spec.pretrained or spec.kind, spec
+    known = known_encoders(cfg)
+    if spec_or_name not in known:
+        raise EncoderError(f"unknown encoder '{spec_or_name}'; known encoders: "
+                           f"{', '.join(sorted(known))} (define more under `encoders:` in the config)")
+    return spec_or_name, known[spec_or_name]
+
+
+def load_encoder(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None,
+                 device: str = "cpu") -> Encoder:
+    """Build an encoder on ``device`` ('auto' = cuda if available), in eval mode."""
+    name, spec = resolve_spec(spec_or_name, cfg)
+    dev = resolve_device(device)
+    enc = builder_for(spec.kind)(name, spec, dev)
+    enc.autocast_dtype = resolve_autocast_dtype(spec.precision, dev)
+    return enc
+
+
+# Kind modules register themselves on import.
+from . import hfclip, openclip  # noqa: E402,F401
+
+ensure_model_configs()
+
+__all__ = ["Encoder", "EncoderError", "EncoderSpec", "KINDS", "load_encoder", "known_encoders",
+           "register_kind", "resolve_device", "resolve_spec", "ensure_model_configs",
+           "MODEL_CONFIG_DIR"]
