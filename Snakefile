@@ -28,6 +28,7 @@ wildcard_constraints:
 include: "rules/common.smk"
 include: "rules/tiling.smk"
 include: "rules/captioning.smk"
+include: "rules/features.smk"
 
 
 rule all:
