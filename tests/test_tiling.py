@@ -223,3 +223,39 @@ def test_corrupt_file_raises_slide_error(tmp_path):
     Image.new("RGB", (64, 64)).save(bad, format="PNG")
     with pytest.raises(SlideError, match="img.svs"):
         tile_slide(bad, tmp_path / "x.h5")
+
+
+def test_fixed_threshold_and_otsu_floor():
+    img = tissue_image(s=0.1)
+    # pale tissue (saturation ~ 40) is found by a low fixed threshold, not by a high one
+    pale = np.full((300, 400, 3), BG, np.uint8)
+    pale[50:250, 50:350] = (215, 190, 205)
+    lo, thr = seg.mask_from_rgb(pale, 8.0, SegmentationConfig(saturation_threshold=20))
+    hi, _ = seg.mask_from_rgb(pale, 8.0, SegmentationConfig(saturation_threshold=60))
+    assert thr == 20 and lo.mean() > 0.45 and hi.sum() == 0
+    _, thr = seg.mask_from_rgb(np.full((100, 100, 3), BG, np.uint8), 8.0, SegmentationConfig())
+    assert thr >= 15  # Otsu floor applied on a blank image
+    m, thr = seg.mask_from_rgb(img, 8.0, SegmentationConfig())
+    assert 15 <= thr < 100 and m.any()
+
+
+def test_mpp_override_sources(tmp_path):
+    from pathgen.config import validate_config
+    from pathgen.slides import SlideRecord
+    from pathgen.tiling import mpp_overrides_for_run
+
+    (tmp_path / "o.csv").write_text("slide_id,mpp\na,0.26\n")
+    (tmp_path / "s.csv").write_text("slide_id,path,mpp\na,a.svs,0.3\nb,b.svs,0.4\nc,c.svs,\n")
+    cfg = validate_config({"demo": {"enabled": False},
+                           "slides": {"sample_sheet": str(tmp_path / "s.csv"),
+                                      "mpp_overrides": str(tmp_path / "o.csv")}})
+    recs = [SlideRecord("a", tmp_path / "a.svs", 0.3), SlideRecord("b", tmp_path / "b.svs", 0.4),
+            SlideRecord("c", tmp_path / "c.svs")]
+    got = mpp_overrides_for_run(cfg, recs)
+    assert got["a"][0] == 0.26 and "mpp_overrides" in got["a"][1]  # table beats sample sheet
+    assert got["b"][0] == 0.4 and "sample sheet" in got["b"][1]
+    assert got["c"] == (None, "")
+    # demo records carry mpp but the SVS header is the source of truth there
+    demo = validate_config({})
+    assert mpp_overrides_for_run(demo, [SlideRecord("demo_000", tmp_path / "x.svs", 0.5)]) == \
+        {"demo_000": (None, "")}
