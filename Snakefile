@@ -29,6 +29,7 @@ include: "rules/common.smk"
 include: "rules/tiling.smk"
 include: "rules/captioning.smk"
 include: "rules/features.smk"
+include: "rules/demo.smk"
 
 
 rule all:
