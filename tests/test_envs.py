@@ -40,6 +40,50 @@ def pyproject_pins() -> dict[str, str]:
     return pins
 
 
+@lru_cache
+def _packages_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    return set(_closure(tuple(requirements)))
+
+
+@lru_cache
+def _closure(requirements: tuple[str, ...]) -> frozenset[str]:
+    """Normalised names of the packages pip would install for ``requirements`` (with their
+    dependencies, extras honoured), read from the project venv's installed metadata."""
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = norm(req.name)
+        key = name + "[" + ",".join(sorted(req.extras)) + "]"
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = importlib.metadata.distribution(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in dist.requires or []:
+            sub = Requirement(line)
+            if sub.marker is None:
+                todo.append(sub)
+                continue
+            envs = [{"extra": e} for e in req.extras] or [{"extra": ""}]
+            if any(sub.marker.evaluate(e) for e in envs):
+                todo.append(sub)
+    return frozenset(k.split("[")[0] for k in seen)
+
+
+def env_requirements(path: Path) -> list[str]:
+    data = yaml.safe_load(path.read_text())
+    return next((d["pip"] for d in data["dependencies"] if isinstance(d, dict) and "pip" in d), [])
+
+
 def env_pip(path: Path) -> dict[str, str]:
     data = yaml.safe_load(path.read_text())
     pip = next((d["pip"] for d in data["dependencies"] if isinstance(d, dict) and "pip" in d), [])
@@ -186,10 +230,21 @@ def test_every_conda_directive_points_at_an_env():
         assert target.parent == REPO / "envs", f"{f.name}: rule {name}: envs live in envs/"
 
 
+def test_closure_includes_transitive_and_extras():
+    got = installed_closure(["open_clip_torch[training]==3.3.0"])
+    assert {"open-clip-torch", "torch", "huggingface-hub"} <= got
+    assert "h5py" not in installed_closure(["pyyaml==6.0.4"])
+
+
 def test_import_tracer_follows_pathgen(tmp_path):
     found = third_party_imports(REPO / "pathgen" / "config" / "__init__.py")
     assert "pydantic" in found and "yaml" in found
     assert "os" not in found and "pathgen" not in found
+
+
+@lru_cache
+def _third_party_cached(script: Path) -> dict[str, str]:
+    return third_party_imports(script)
 
 
 @pytest.mark.parametrize("rule", [(f, n, d) for f, n, d in all_rules() if {"conda", "script"} <= set(d)],
@@ -198,10 +253,10 @@ def test_env_covers_rule_imports(rule):
     f, name, d = rule
     script = (f.parent / d["script"]).resolve()
     env = (f.parent / d["conda"]).resolve()
-    provided = set(env_pip(env))
-    dists = importlib.metadata.packages_distributions()
+    provided = installed_closure(env_requirements(env))
+    dists = _packages_distributions()
     missing = []
-    for mod, where in sorted(third_party_imports(script).items()):
+    for mod, where in sorted(_third_party_cached(script).items()):
         owners = {norm(x) for x in dists.get(mod, [])}
         if not owners:
             continue  # not installed in the project venv either: an optional extra

@@ -1,0 +1,166 @@
+"""Scratch workspaces for running the real Snakefile on small or fake slide sets.
+
+Used by the SLURM integration test, the incremental-rerun tests and bench/dag.py /
+bench/submissions.py. A workspace is a folder with its own config.yaml (results inside it);
+snakemake runs there with ``-s <repo>/Snakefile`` so the checkout's results/ is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@dataclass
+class Workspace:
+    root: Path
+    config: dict = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    def write_config(self, **updates) -> None:
+        """Deep-merge ``updates`` (nested dicts) into the config and write config.yaml."""
+        _merge(self.config, updates)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def snakemake(self, *args: str, timeout: float = 600, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run snakemake in the workspace under ``timeout -k 15`` (a stuck executor ignores TERM)."""
+        cmd = ["timeout", "-k", "15", str(int(timeout))] + SNAKEMAKE + [
+            "-s", str(REPO / "Snakefile"), "--directory", str(self.root), *args]
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, env=full_env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed (rc {proc.returncode}):\n"
+                                 f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc
+
+    def dry_run(self, *args: str, quiet: bool = True) -> "DryRun":
+        """`snakemake -n`; quiet=False keeps the per-job listing (see :func:`parse_jobs`)."""
+        t0 = time.perf_counter()
+        proc = self.snakemake("-n", *(["--quiet", "rules"] if quiet else []), *args)
+        return DryRun(parse_job_counts(proc.stdout + proc.stderr), time.perf_counter() - t0,
+                      proc.stdout + proc.stderr)
+
+    def list_rules(self) -> list[str]:
+        proc = self.snakemake("--list-rules")
+        return [ln.strip() for ln in proc.stdout.splitlines() if re.fullmatch(r"\s*\w+\s*", ln)]
+
+
+@dataclass
+class DryRun:
+    counts: dict[str, int]
+    seconds: float
+    text: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def parse_job_counts(text: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table -> {rule: count} (without the 'total' line)."""
+    counts: dict[str, int] = {}
+    lines = text.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Job stats:")
+    except StopIteration:
+        return counts  # "Nothing to be done"
+    for ln in lines[start + 3:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", ln.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def _merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+def fake_slide_workspace(root: Path, n_slides: int, **config) -> Workspace:
+    """A workspace over ``n_slides`` EMPTY .svs files (for DAG-only measurements)."""
+    slides = root / "slides"
+    slides.mkdir(parents=True, exist_ok=True)
+    for i in range(n_slides):
+        (slides / f"TCGA-FAKE-{i:05d}.svs").touch()
+    ws = Workspace(root)
+    ws.write_config(results_dir=str(root / "results"), demo={"enabled": False},
+                    slides={"dir": str(slides), "default_mpp": 0.5}, **config)
+    return ws
+
+
+def write_real_slides(folder: Path, n: int, size: int = 768, seed: int = 0,
+                      start: int = 0) -> list[Path]:
+    """Small real Aperio SVS files with tissue-like content (pathgen.demo.aperio)."""
+    import numpy as np
+
+    from pathgen.demo.aperio import write_aperio_svs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(start, start + n):
+        rng = np.random.default_rng(seed + i)
+        img = np.full((size, size, 3), 240, np.uint8)
+        # A pink/purple blob covering the middle: tissue for the segmenter, texture for encoders.
+        yy, xx = np.mgrid[:size, :size]
+        r = size * (0.3 + 0.05 * rng.random())
+        blob = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < r * r
+        noise = rng.integers(0, 40, (size, size, 1))
+        tissue = np.array([200, 110, 170], np.int64) - noise
+        img[blob] = np.clip(tissue, 0, 255).astype(np.uint8)[blob]
+        path = folder / f"slide_{i:03d}.svs"
+        write_aperio_svs(path, img, mpp=0.5, app_mag=20)
+        out.append(path)
+    return out
+
+
+def parse_jobs(text: str) -> list[tuple[str, dict[str, str], str]]:
+    """Jobs of a (non-quiet) dry run: [(rule, wildcards, reason)], group members included."""
+    jobs: list[tuple[str, dict[str, str], str]] = []
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$", line)
+        if m:
+            cur = [m.group(1), {}, ""]
+            jobs.append(cur)
+            continue
+        if cur is None:
+            continue
+        s = line.strip()
+        if s.startswith("wildcards:"):
+            cur[1] = dict(kv.split("=", 1) for kv in s[len("wildcards:"):].strip().split(", ") if "=" in kv)
+        elif s.startswith("reason:"):
+            cur[2] = s[len("reason:"):].strip()
+    return [(j[0], j[1], j[2]) for j in jobs]
+
+
+def parse_job_inputs(text: str) -> dict[str, str]:
+    """rule -> its `input:` line from a dry run (last job of that rule wins)."""
+    out: dict[str, str] = {}
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$", line)
+        if m:
+            cur = m.group(1)
+        elif cur and line.strip().startswith("input:"):
+            out[cur] = line.strip()[len("input:"):].strip()
+    return out

@@ -1,0 +1,134 @@
+"""Incremental reruns: after a real run, dry runs schedule only what a change invalidates.
+
+The workflow runs for real once on two small real Aperio slides (slides.dir, not the demo),
+then `snakemake -n` must show:
+  * add a slide      -> exactly that slide's per-slide jobs + downstream aggregates;
+  * remove a slide   -> no per-slide job; aggregates rerun without it;
+  * captioning knob  -> no tiling/feature job;
+  * another encoder  -> features (and downstream) for every slide, no tiling job.
+Generic over the rules present: per-slide rules are those with a `slide` wildcard in the
+initial plan. Expensive aggregates (CLIP training and what follows) are left out with
+--omit-from to keep the real run short.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+from workspace import Workspace, parse_job_inputs, parse_jobs, write_real_slides  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+HEAVY = ("train_clip", "mil_splits", "mil", "build_instruct", "zeroshot", "report")
+ENV = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+
+
+class Run:
+    def __init__(self, root: Path):
+        self.ws = Workspace(root / "ws")
+        self.slides = root / "slides"
+        self.spare = root / "spare"
+        write_real_slides(self.slides, 2, size=768)
+        write_real_slides(self.spare, 1, size=768, start=2)
+        self.ws.write_config(
+            results_dir=str(self.ws.root / "results"), demo={"enabled": False},
+            slides={"dir": str(self.slides)},
+            features={"encoder": "tiny-demo", "batch_size": 32, "num_workers": 0, "device": "cpu"},
+            encoders={"tiny-demo-b": {"kind": "open_clip", "arch": "pathgen-tiny-vit"}})
+        rules = self.ws.list_rules()
+        self.omit = [r for r in HEAVY if r in rules]
+        plan = self.jobs()
+        self.per_slide = {r for r, wc, _ in plan if "slide" in wc}
+        self.aggregates = {r for r, wc, _ in plan if "slide" not in wc} - {"all"}
+        self.ws.snakemake("--cores", "2", *self.args(), timeout=600, env=ENV)
+
+    def args(self) -> list[str]:
+        return ["--omit-from", *self.omit] if self.omit else []
+
+    def jobs(self, **config_updates):
+        if config_updates:
+            saved = yaml_copy(self.ws.config)
+            self.ws.write_config(**config_updates)
+        try:
+            dr = self.ws.dry_run(*self.args(), quiet=False)
+        finally:
+            if config_updates:
+                self.ws.config = saved
+                self.ws.write_config()
+        self.last_text = dr.text
+        return parse_jobs(dr.text)
+
+
+def yaml_copy(d):
+    import copy
+
+    return copy.deepcopy(d)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    r = Run(tmp_path_factory.mktemp("incremental"))
+    if "tile" not in r.per_slide:
+        pytest.skip(f"no per-slide tiling rule in the workflow yet (per-slide: {r.per_slide})")
+    return r
+
+
+def test_up_to_date_after_run(run):
+    assert [j for j in run.jobs() if j[0] != "all"] == []
+
+
+def test_add_slide_runs_only_that_slide(run):
+    new = run.slides / "slide_002.svs"
+    shutil.copy(run.spare / "slide_002.svs", new)
+    try:
+        jobs = run.jobs()
+    finally:
+        new.unlink()
+    per_slide = [(r, wc["slide"]) for r, wc, _ in jobs if "slide" in wc]
+    assert {s for _, s in per_slide} == {"slide_002"}, per_slide
+    assert {r for r, _ in per_slide} == run.per_slide
+    assert len(per_slide) == len(run.per_slide)  # one job per per-slide rule
+    for rule, wc, reason in jobs:
+        if "slide" not in wc and rule != "all":
+            assert rule in run.aggregates and "input" in reason.lower(), (rule, reason)
+
+
+def test_remove_slide_reruns_only_aggregates(run):
+    gone = run.slides / "slide_001.svs"
+    parked = run.spare / "parked_slide_001.svs"
+    shutil.move(gone, parked)
+    try:
+        jobs = run.jobs()
+        inputs = parse_job_inputs(run.last_text)
+    finally:
+        shutil.move(parked, gone)
+    assert [j for j in jobs if "slide" in j[1]] == []
+    for rule, wc, reason in jobs:
+        if rule == "all":
+            continue
+        assert rule in run.aggregates, (rule, reason)
+        assert "slide_001" not in inputs.get(rule, ""), f"{rule} still reads slide_001"
+
+
+def test_caption_setting_does_not_retile_or_reextract(run):
+    jobs = run.jobs(captioning={"token_budget": 60})
+    rules = {r for r, _, _ in jobs}
+    assert not rules & {"tile", "extract_features", "select_patches"}, rules
+    if "caption" in run.per_slide:
+        assert sum(r == "caption" for r, _, _ in jobs) == 2
+
+
+def test_encoder_change_reextracts_but_does_not_retile(run):
+    jobs = run.jobs(features={"encoder": "tiny-demo-b"})
+    rules = [r for r, _, _ in jobs]
+    assert "tile" not in rules
+    if "extract_features" in run.per_slide:
+        assert sorted(wc["slide"] for r, wc, _ in jobs if r == "extract_features") == [
+            "slide_000", "slide_001"]
+    downstream = run.per_slide - {"tile", "make_demo_slide"}
+    assert downstream <= set(rules), (downstream, rules)
