@@ -1,0 +1,109 @@
+"""A local OpenAI-compatible chat-completions server with CANNED replies, for tests, the
+client benchmark (bench/caption_client.py) and offline smoke tests of the `openai` backend.
+Not a model: it answers fixed text.
+
+It serves at most ``capacity`` requests at once, each taking ``latency_s`` (throughput
+ceiling capacity / latency per second; extra requests wait server-side, as on a saturated
+vLLM), and can inject faults from a script: ``"429"``, ``"500"``, ``"timeout"`` (hangs
+``hang_s``), ``"slow"`` (2 x latency), ``"malformed"`` (not JSON), ``"nochoices"``
+(JSON without choices), ``"ok"``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DESCRIPTION = ("The field shows crowded tumour-like epithelium with enlarged, hyperchromatic "
+               "and pleomorphic nuclei arranged in solid nests, separated by thin strands of "
+               "eosinophilic fibrous stroma. No necrosis is seen.")
+CAPTION = ("Tumour-like epithelium in solid nests with enlarged, pleomorphic, hyperchromatic "
+           "nuclei and thin eosinophilic stroma.")
+
+
+def canned_reply(body: dict) -> str:
+    """Description for image turns, caption for text-only (summarize) turns."""
+    content = body["messages"][-1]["content"]
+    has_image = isinstance(content, list) and any(p.get("type") == "image_url" for p in content)
+    return DESCRIPTION if has_image else CAPTION
+
+
+class MockChatServer:
+    def __init__(self, capacity: int = 32, latency_s: float = 0.2, faults=(), hang_s: float = 5.0,
+                 reply=canned_reply, host: str = "127.0.0.1", port: int = 0):
+        self.capacity, self.latency_s, self.hang_s, self.reply = capacity, latency_s, hang_s, reply
+        self.faults = deque(faults)
+        self.slots = threading.BoundedSemaphore(capacity)
+        self.lock = threading.Lock()
+        self.log: list[tuple[float, str]] = []  # (time, fault or "ok")
+        self.bodies: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like real servers
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, code, payload: bytes, headers=()):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self.path.endswith("/chat/completions"):
+                    return self._send(404, b'{"error": "not found"}')
+                body = json.loads(raw)
+                with server.lock:
+                    fault = server.faults.popleft() if server.faults else "ok"
+                    server.log.append((time.time(), fault))
+                    server.bodies.append(body)
+                if fault == "429":
+                    return self._send(429, b'{"error": "rate limited"}', [("Retry-After", "0.05")])
+                if fault == "500":
+                    return self._send(500, b'{"error": "internal"}')
+                with server.slots:  # at most `capacity` in service; the rest queue here
+                    if fault == "timeout":
+                        time.sleep(server.hang_s)
+                    time.sleep(server.latency_s * (2 if fault == "slow" else 1))
+                if fault == "malformed":
+                    return self._send(200, b"<html>upstream error</html>")
+                if fault == "nochoices":
+                    return self._send(200, b'{"id": "x", "object": "chat.completion"}')
+                text = server.reply(body)
+                payload = {"id": "mock", "object": "chat.completion", "model": body.get("model"),
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": text}}]}
+                try:
+                    self._send(200, json.dumps(payload).encode())
+                except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
+                    pass
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 1024
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def serve_forever(self):
+        self.httpd.serve_forever()
