@@ -44,3 +44,15 @@ class DemoConfig(Section):
         0.25, ge=0, lt=1,
         description="Share of demo slides kept out of captioning/training; their regions make "
                     "the demo zero-shot benchmark.")
+    app_mag: float | None = Field(
+        None, gt=0, description="AppMag written into the Aperio header (default: 10 / mpp).")
+    tile_size: int = Field(256, ge=16, multiple_of=16, description="SVS tile side in px.")
+    jpeg_quality: int = Field(85, ge=1, le=100, description="JPEG quality of the SVS tiles.")
+    zeroshot_min_purity: float = Field(
+        0.9, gt=0.5, le=1, description="A benchmark patch is kept when this share of its "
+                                       "footprint is one ground-truth class.")
+    zeroshot_max_per_class: int = Field(120, ge=1, description="Cap on benchmark patches per class.")
+    zeroshot_stride: float = Field(
+        0.25, gt=0, le=1, description="Candidate patch stride as a fraction of the patch side.")
+    zeroshot_template: str = Field("An H&E image of {}.",
+                                   description="Single prompt template of the demo benchmark.")

@@ -123,13 +123,13 @@ def make_layout(rng: np.random.Generator, width: int, height: int, mpp: float, t
                       rng.uniform(0, math.pi), rng, rough=rough) & base
             lab[m] = cls
 
-    paint(ADIPOSE, int(rng.integers(0, 3)), (250, 500), near_edge=True)
+    paint(ADIPOSE, int(rng.integers(0, 3)), (300, 550), near_edge=True)
     paint(BENIGN, int(rng.integers(1, 3)) if not tumor else int(rng.integers(0, 2)), (300, 550))
     if tumor:
         paint(TUMOR, int(rng.integers(1, 3)), (400, 700), rough=0.35)
         if rng.random() < 0.7:  # comedo-type necrosis in the middle of a tumour mass
-            paint(NECROSIS, 1, (180, 320), where=(lab == TUMOR), rough=0.3)
-    paint(LYMPH, int(rng.integers(1, 4)), (110, 260), rough=0.2)
+            paint(NECROSIS, 1, (250, 380), where=(lab == TUMOR), rough=0.25)
+    paint(LYMPH, int(rng.integers(1, 4)), (130, 280), rough=0.2)
     lab[~tissue] = 0
     return lab
 

@@ -1,0 +1,185 @@
+"""Write the demo cohort: SVS slides, ground-truth GeoJSON and the slide label table.
+
+Labels and cases are a pure function of (n_slides, holdout_fraction, seed), so each slide can
+be generated on its own (one Snakemake job per slide) and the label table needs no slides.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..atomic import atomic_path, write_json, write_text
+from ..config import ConfigError, PathgenConfig
+from .aperio import write_aperio_svs
+from .classes import TISSUE_CLASSES
+from .synth import LR, generate_slide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoSlide:
+    index: int
+    slide_id: str
+    case_id: str
+    label: str  # tumor | normal
+    split: str  # caption | holdout
+
+
+def demo_cohort(n_slides: int, holdout_fraction: float, seed: int = 0) -> list[DemoSlide]:
+    """Slides, cases, labels and splits of the demo.
+
+    Every third case has two slides (two blocks of one patient), and no case straddles the
+    caption/holdout boundary, so the holdout split is also patient-disjoint. The holdout slides
+    are the last ceil(n * fraction), as in `Layout.demo_holdout_ids`. Case labels alternate
+    (phase set by the seed), giving about half tumour and half normal in both splits.
+    """
+    n_hold = math.ceil(n_slides * holdout_fraction)
+    boundary = n_slides - n_hold
+    out: list[DemoSlide] = []
+    i = case_no = 0
+    while i < n_slides:
+        two = case_no % 3 == 1 and i + 1 < n_slides and i + 1 != boundary
+        label = "tumor" if (case_no + seed) % 2 == 0 else "normal"
+        for j in range(2 if two else 1):
+            k = i + j
+            out.append(DemoSlide(k, f"demo_{k:03d}", f"case_{case_no:03d}", label,
+                                 "holdout" if k >= boundary else "caption"))
+        i += 2 if two else 1
+        case_no += 1
+    return out
+
+
+def cohort_for(cfg: PathgenConfig) -> dict[str, DemoSlide]:
+    d = cfg.demo
+    return {s.slide_id: s for s in demo_cohort(d.n_slides, d.holdout_fraction, d.seed)}
+
+
+def labels_csv_text(cohort: list[DemoSlide]) -> str:
+    """CLAM dataset CSV (case_id, slide_id, label) plus our `split` column."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["case_id", "slide_id", "label", "split"])
+    for s in cohort:
+        w.writerow([s.case_id, s.slide_id, s.label, s.split])
+    return buf.getvalue()
+
+
+def write_labels(cfg: PathgenConfig, path: str | Path) -> Path:
+    write_text(path, labels_csv_text(list(cohort_for(cfg).values())))
+    return Path(path)
+
+
+# -- ground truth as GeoJSON ---------------------------------------------------------------------
+def regions_geojson(labels: np.ndarray, scale: int, slide_id: str, slide_label: str) -> dict:
+    """Polygons of each class of a label map, in level-0 px (QuPath annotation GeoJSON)."""
+    feats = []
+    for idx, cls in enumerate(TISSUE_CLASSES, start=1):
+        mask = (labels == idx).astype(np.uint8)
+        if not mask.any():
+            continue
+        contours, hier = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        if hier is None:
+            continue
+        hier = hier[0]
+
+        def ring(c):
+            c = cv2.approxPolyDP(c, 0.7, True).reshape(-1, 2).astype(float)
+            # label-map pixel (i, j) covers level-0 [i*scale, (i+1)*scale); use its centre
+            pts = [[round((x + 0.5) * scale, 1), round((y + 0.5) * scale, 1)] for x, y in c]
+            return pts + [pts[0]] if len(pts) >= 3 else None
+
+        for i, c in enumerate(contours):
+            if hier[i][3] != -1:  # a hole; emitted with its parent
+                continue
+            outer = ring(c)
+            if outer is None:
+                continue
+            rings = [outer]
+            child = hier[i][2]
+            while child != -1:
+                h = ring(contours[child])
+                if h is not None:
+                    rings.append(h)
+                child = hier[child][0]
+            feats.append({"type": "Feature", "id": f"{cls.code}-{len(feats)}",
+                          "geometry": {"type": "Polygon", "coordinates": rings},
+                          "properties": {"objectType": "annotation",
+                                         "classification": {"name": cls.code, "color": list(cls.color)}}})
+    return {"type": "FeatureCollection", "features": feats,
+            "properties": {"slide_id": slide_id, "label": slide_label, "units": "level-0 px",
+                           "classes": {c.code: c.text for c in TISSUE_CLASSES}}}
+
+
+def rasterize_regions(geojson: dict, width: int, height: int, scale: int) -> np.ndarray:
+    """Inverse of :func:`regions_geojson`: a (ceil(H/scale), ceil(W/scale)) class-index map.
+
+    Works for any QuPath-style annotation file (unknown classes are ignored); holes are cut."""
+    codes = {c.code: i for i, c in enumerate(TISSUE_CLASSES, start=1)}
+    out = np.zeros((-(-height // scale), -(-width // scale)), np.uint8)
+    for f in geojson.get("features", []):
+        name = ((f.get("properties") or {}).get("classification") or {}).get("name")
+        geom = f.get("geometry") or {}
+        if name not in codes or geom.get("type") not in ("Polygon", "MultiPolygon"):
+            continue
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        for rings in polys:
+            m = np.zeros(out.shape, np.uint8)
+            pts = [np.round(np.asarray(r, float) / scale - 0.5).astype(np.int32) for r in rings]
+            cv2.fillPoly(m, pts[:1], 1)
+            if len(pts) > 1:
+                cv2.fillPoly(m, pts[1:], 0)
+            out[m > 0] = codes[name]
+    return out
+
+
+# -- one slide / the whole demo ----------------------------------------------------------------
+def generate_one(cfg: PathgenConfig, slide_id: str, svs_path: str | Path,
+                 regions_path: str | Path) -> dict:
+    """Draw demo slide `slide_id` and write its SVS and ground-truth GeoJSON (atomically)."""
+    cohort = cohort_for(cfg)
+    if slide_id not in cohort:
+        raise ConfigError(f"{slide_id!r} is not a demo slide id (demo.n_slides={cfg.demo.n_slides}: "
+                          f"demo_000..demo_{cfg.demo.n_slides - 1:03d})")
+    d, rec = cfg.demo, cohort[slide_id]
+    t0 = time.perf_counter()
+    slide = generate_slide(d.seed, rec.index, rec.label == "tumor", d.width_px, d.height_px, d.mpp)
+    if slide.label != rec.label:  # cannot happen with the forced tumour focus; guard the contract
+        raise RuntimeError(f"{slide_id}: drew a {slide.label} slide for a {rec.label} case")
+    t1 = time.perf_counter()
+    info = write_aperio_svs(svs_path, slide.image, d.mpp, app_mag=d.app_mag, tile=d.tile_size,
+                            quality=d.jpeg_quality,
+                            description_extra={"Title": f"pathgen synthetic demo {slide_id}"})
+    write_json(regions_path, regions_geojson(slide.labels, LR, slide_id, slide.label), indent=None)
+    t2 = time.perf_counter()
+    log.info("%s (%s, %s): drawn in %.1fs, written in %.1fs", slide_id, rec.label, rec.split,
+             t1 - t0, t2 - t1)
+    return {**info, "slide_id": slide_id, "label": rec.label, "split": rec.split,
+            "draw_s": t1 - t0, "write_s": t2 - t1, **slide.meta}
+
+
+def generate_demo(cfg: PathgenConfig, slide_ids: list[str] | None = None, force: bool = False) -> list[str]:
+    """Write all (or the given) demo slides plus slide_labels.csv; finished slides are kept."""
+    from ..paths import Layout
+
+    lay = Layout(cfg)
+    cohort = cohort_for(cfg)
+    done = []
+    for sid in slide_ids or list(cohort):
+        svs, reg = lay.demo_slide(sid), lay.demo_regions(sid)
+        if not force and svs.exists() and reg.exists():
+            log.info("%s exists, kept (use --force to redraw)", svs)
+        else:
+            generate_one(cfg, sid, svs, reg)
+        done.append(sid)
+    write_labels(cfg, lay.demo_labels)
+    return done
