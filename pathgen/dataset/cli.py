@@ -1,0 +1,59 @@
+"""`pathgen build-dataset` and `pathgen read-pathgen-json`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..cli import add_config_args, config_from_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("build-dataset", help="Caption JSONL files -> PathGen JSON, open_clip CSV, "
+                                             "WebDataset shards, dataset card, gallery")
+    p.add_argument("captions", nargs="+", type=Path, help="per-slide caption .jsonl files")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder")
+    p.add_argument("--images-root", type=Path, default=None,
+                   help="folder the records' `image` paths are relative to (selection/patches)")
+    p.add_argument("--csv-separator", default=None, help="e.g. '\\t' (default) or ','")
+    p.add_argument("--csv-paths", choices=["absolute", "relative"], default=None)
+    p.add_argument("--shard-size", type=int, default=None)
+    p.add_argument("--images", choices=["hardlink", "copy", "symlink"], default=None)
+    p.add_argument("--include-rejected", action="store_true",
+                   help="also keep records with accepted: false (for inspection only)")
+    add_config_args(p)
+    p.set_defaults(func=_build)
+
+    r = sub.add_parser("read-pathgen-json", help="Check/summarise a PathGen release JSON "
+                                                 "(tolerates the WSI_id key)")
+    r.add_argument("path", type=Path)
+    r.set_defaults(func=_read)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import build_dataset
+
+    cfg = config_from_args(args)
+    d = cfg.dataset
+    for flag, key in (("csv_separator", "csv_separator"), ("csv_paths", "csv_paths"),
+                      ("shard_size", "shard_size"), ("images", "images")):
+        if getattr(args, flag) is not None:
+            setattr(d, key, getattr(args, flag))
+    if args.include_rejected:
+        d.accepted_only = False
+    card = build_dataset(args.captions, args.out, d, images_root=args.images_root)
+    print(json.dumps({k: card[k] for k in ("n_slides", "n_records", "n_accepted", "n_rejected",
+                                           "n_pairs", "csv_separator", "shards")}, indent=2))
+    return 0
+
+
+def _read(args: argparse.Namespace) -> int:
+    from .pathgen_json import read_pathgen_json
+
+    items = read_pathgen_json(args.path)
+    slides = {i["wsi_id"] for i in items}
+    print(json.dumps({"items": len(items), "slides": len(slides),
+                      "with_file_id": sum(bool(i["file_id"]) for i in items),
+                      "first": items[0] if items else None}, indent=2))
+    return 0
