@@ -59,7 +59,7 @@ class MockChatServer:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if not self.path.endswith("/chat/completions"):
+                if self.path != "/v1/chat/completions":
                     return self._send(404, b'{"error": "not found"}')
                 body = json.loads(raw)
                 with server.lock:
