@@ -1,0 +1,93 @@
+"""The `transformers` backend on tiny random models built offline (plumbing, not quality):
+a tiny LlavaForConditionalGeneration + processor for describe/revise and a tiny Llama
+causal LM for summarize, both saved to disk and loaded through the real from_pretrained path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_captioning_fixtures import write_selection  # noqa: E402
+
+CHAT = ("{% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}"
+        "{{ m['content'] }}{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+        "<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT: {% endif %}")
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "USER:", "ASSISTANT:"] + \
+        "the a of with nuclei dense stroma tissue cells image describe and in is are".split()
+    vocab = {w: i for i, w in enumerate(words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tk.decoder = decoders.WordPiece(prefix="##")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>",
+                                  bos_token="<s>", eos_token="</s>",
+                                  extra_special_tokens={"image_token": "<image>"})
+    tok.chat_template = CHAT
+    return tok, vocab
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    import torch
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlamaForCausalLM,
+                              LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny")
+    tok, vocab = _tokenizer()
+    text_cfg = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                    num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                    max_position_embeddings=512, pad_token_id=1, bos_token_id=2, eos_token_id=3)
+    vlm = LlavaForConditionalGeneration(LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=LlamaConfig(**text_cfg), image_token_id=vocab["<image>"]))
+    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
+                                                             crop_size={"height": 32, "width": 32}),
+                          tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                          chat_template=CHAT, num_additional_image_tokens=1)
+    vlm.save_pretrained(root / "vlm")
+    proc.save_pretrained(root / "vlm")
+    LlamaForCausalLM(LlamaConfig(**text_cfg)).save_pretrained(root / "lm")
+    tok.save_pretrained(root / "lm")
+    return root
+
+
+@pytest.mark.parametrize("separate_lm", [True, False])
+def test_transformers_backend_batched_plumbing(tmp_path, tiny_models, separate_lm):
+    import torch
+
+    from pathgen.captioning.backends.transformers import TransformersBackend
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    torch.set_num_threads(1)
+    tcfg = dict(model=str(tiny_models / "vlm"), device="cpu", batch_size=4, batch_wait_ms=50,
+                max_new_tokens=6, summary_max_new_tokens=6,
+                text_model=str(tiny_models / "lm") if separate_lm else None)
+    cfg = CaptioningConfig(backend="transformers", transformers=tcfg, concurrency=4,
+                           max_failed_fraction=0.0)
+    backend = TransformersBackend(cfg.transformers)
+    csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma"), n=4)
+    out = tmp_path / "cap" / "slide_a.jsonl"
+    summary = caption_slide(csv_path, patches, out, cfg, target_mpp=0.5, backend=backend)
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 4 and summary["n_failed"] == 0
+    for r in recs:  # one string per item from each agent
+        assert r["status"] == "ok" and isinstance(r["describe"], str) and isinstance(r["caption"], str)
+        assert r["backend"] == "transformers" and r["model"] == str(tiny_models / "vlm")
+        assert r["n_tokens"] <= 77
+    # 4 items x (describe + revise) went through the VLM in batches, not one by one
+    assert backend.vision.batches < 8
+    if separate_lm:
+        assert backend.text is not backend.vision and backend.text.batches >= 1
