@@ -342,3 +342,21 @@ def test_run_selection_with_reports(tmp_path):
                           tmp_path / "sel" / "patches" / sid, text_encoder=fake_text_encoder(16))
     assert stats["n_prompts"] == len(prompts)
     assert (tmp_path / "sel" / "report_findings").is_dir()
+
+
+def test_llm_extractor_uses_openai_chat(tmp_path, monkeypatch):
+    from pathgen.captioning.backends import openai as oa
+
+    calls = []
+
+    def fake_chat(prompt, cfg=None, system=None, max_tokens=512):
+        calls.append((prompt, cfg.model))
+        return "- acinar glands\n- tumor necrosis"
+    monkeypatch.setattr(oa, "chat_text", fake_chat)
+    reports = tmp_path / "r.csv"
+    reports.write_text(f'slide_id,report\nS1,"{REPORT}"\n')
+    cfg = PathgenConfig(selection={"reports": str(reports), "report_extractor": "llm"})
+    for _ in range(2):
+        prompts = slide_prompts(cfg, "S1", cache_dir=tmp_path / "c")
+    assert prompts[-2:] == ["an H&E image showing acinar glands", "an H&E image showing tumor necrosis"]
+    assert len(calls) == 1 and calls[0][1] == cfg.captioning.openai.model

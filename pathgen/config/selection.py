@@ -27,9 +27,10 @@ class SelectionConfig(Section):
     prompt_top_k: int = Field(8, ge=0, description="Patches kept per prompt (top-k by cosine).")
     reports: Path | None = Field(
         None, description="CSV with slide_id or case_id, report: adds report-derived prompts.")
-    report_extractor: str = Field(
+    report_extractor: Literal["keyword", "llm"] = Field(
         "keyword", description="'keyword' (offline rule-based, not an LLM) or 'llm' (the "
-                               "captioning backend's chat interface).")
+                               "captioning `openai` server's text chat, settings from "
+                               "captioning.openai).")
     report_max_findings: int = Field(10, ge=1, description="Findings kept per report.")
     report_prompt_template: str = Field("an H&E image showing {finding}",
                                         description="Turns a finding into a prompt.")

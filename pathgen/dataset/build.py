@@ -43,6 +43,18 @@ def read_file_ids(path: str | os.PathLike | None) -> dict[str, str]:
         return {r["slide_id"].strip(): r["file_id"].strip() for r in reader if r["file_id"].strip()}
 
 
+def file_ids_from_sheet(sample_sheet: str | os.PathLike | None) -> dict[str, str]:
+    """slide_id -> file_id from the sample sheet's optional `file_id` column (else {})."""
+    if sample_sheet is None or not Path(sample_sheet).exists():
+        return {}
+    with open(sample_sheet, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if "file_id" not in (reader.fieldnames or []):
+            return {}
+        return {r["slide_id"].strip(): r["file_id"].strip() for r in reader
+                if (r.get("file_id") or "").strip()}
+
+
 def resolve_image(rec: dict, caption_file: Path, images_root: Path | None) -> Path:
     """Find the patch file a caption record names (`image`, relative to the patches root)."""
     image = rec.get("image") or f"{rec['slide_id']}/{int(rec['x'])}_{int(rec['y'])}.jpg"

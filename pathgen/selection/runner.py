@@ -17,23 +17,26 @@ from .select import TextEncoder, select_slide
 log = logging.getLogger(__name__)
 
 
-def chat_backend(cfg: PathgenConfig):
-    """The captioning stage's backend, used for its text-only ``chat_text`` call."""
+class OpenAIChat:
+    """``chat_text(prompt) -> str`` over the captioning stage's OpenAI-compatible client
+    (pathgen.captioning.backends.openai.chat_text), configured by captioning.openai."""
+
+    def __init__(self, ocfg):
+        from pathgen.captioning.backends import openai as _oa
+
+        self._chat, self.cfg = _oa.chat_text, ocfg
+
+    def chat_text(self, prompt: str) -> str:
+        return self._chat(prompt, self.cfg, max_tokens=256)
+
+
+def chat_backend(cfg: PathgenConfig) -> OpenAIChat:
+    """The LLM used for report findings: the captioning `openai` backend's text chat."""
     try:
-        from pathgen.captioning import backends  # type: ignore
+        return OpenAIChat(cfg.captioning.openai)
     except ImportError as err:
-        raise ConfigError("selection.report_extractor: llm needs pathgen.captioning.backends "
+        raise ConfigError("selection.report_extractor: llm needs pathgen.captioning.backends.openai "
                           f"({err}); use report_extractor: keyword for the offline extractor") from None
-    for factory in ("load_backend", "make_backend", "get_backend", "build_backend"):
-        fn = getattr(backends, factory, None)
-        if callable(fn):
-            backend = fn(cfg.captioning)
-            if not hasattr(backend, "chat_text"):
-                raise ConfigError(f"captioning backend {cfg.captioning.backend!r} has no chat_text(); "
-                                  "pick one that does (e.g. openai) or report_extractor: keyword")
-            return backend
-    raise ConfigError("pathgen.captioning.backends exposes no backend factory; "
-                      "use selection.report_extractor: keyword")
 
 
 def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
@@ -50,8 +53,7 @@ def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
         extractor_id = rep.KEYWORD_ID
         compute = lambda t: rep.keyword_findings(t, sel.report_max_findings)  # noqa: E731
     elif sel.report_extractor == "llm":
-        c = cfg.captioning
-        extractor_id = f"llm:{c.backend}:{c.model_id()}:{rep.LLM_PROMPT_VERSION}"
+        extractor_id = f"llm:openai:{cfg.captioning.openai.model}:{rep.LLM_PROMPT_VERSION}"
         state = {}
 
         def compute(t):

@@ -55,7 +55,7 @@ def read_feature_file(path: str | os.PathLike) -> FeatureFile:
         read_features = None
     if read_features is not None:
         feats, coords, attrs = read_features(path)
-        attrs = dict(attrs)
+        attrs = {**dict(attrs.get("coords") or {}), **dict(attrs)}
     else:
         import h5py
 

@@ -1,0 +1,32 @@
+# Dataset assembly: every captioned slide's final JSONL -> results/dataset/ (PathGen JSON,
+# open_clip CSV, WebDataset shards + count.json, card, gallery). A pure function of the
+# per-slide files; images/ and shards/*.tar are written beside the declared outputs and
+# reused on reruns.
+from pathlib import Path
+
+from pathgen.dataset.build import OUTPUTS as _DATASET_OUTPUTS
+
+DATASET_FILES = {k: str(L.dataset_dir / v) for k, v in _DATASET_OUTPUTS.items()}
+ALL_TARGETS.extend(DATASET_FILES.values())
+
+
+rule build_dataset:
+    input:
+        captions=[str(L.captions(s)) for s in CAPTION_SLIDE_IDS],
+    output:
+        **DATASET_FILES,
+    params:
+        out_dir=lambda wc, output: Path(output.card_json).parent,
+        images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
+        settings=CFG.dataset.model_dump(mode="json"),
+    log:
+        L.log("build_dataset"),
+    benchmark:
+        L.benchmark("build_dataset")
+    threads: threads_of("build_dataset")
+    resources:
+        **res("build_dataset"),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/build_dataset.py"
