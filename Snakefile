@@ -30,6 +30,8 @@ include: "rules/tiling.smk"
 include: "rules/captioning.smk"
 include: "rules/features.smk"
 include: "rules/demo.smk"
+include: "rules/selection.smk"
+include: "rules/dataset.smk"
 
 
 rule all:
