@@ -87,9 +87,21 @@ def _pad(block: np.ndarray, th: int, tw: int) -> np.ndarray:
     return cv2.copyMakeBorder(np.ascontiguousarray(block), 0, th - h, 0, tw - w, cv2.BORDER_REPLICATE)
 
 
+_UNIFORM: dict[tuple, bytes] = {}  # encoded single-colour tiles (glass), reused
+
+
+def _encode_tile(block: np.ndarray, tile: int, quality: int) -> bytes:
+    first = block[0, 0]
+    if (block == first).all():  # blank glass is most of a slide: encode it once
+        key = (tuple(int(v) for v in first), tile, quality)
+        if key not in _UNIFORM:
+            _UNIFORM[key] = _encode(np.broadcast_to(first, (tile, tile, 3)).copy(), quality)
+        return _UNIFORM[key]
+    return _encode(_pad(block, tile, tile), quality)
+
+
 def _encode_strip(strip: np.ndarray, tile: int, quality: int) -> list[bytes]:
-    w = strip.shape[1]
-    return [_encode(_pad(strip[:, x:x + tile], tile, tile), quality) for x in range(0, w, tile)]
+    return [_encode_tile(strip[:, x:x + tile], tile, quality) for x in range(0, strip.shape[1], tile)]
 
 
 class _Level:
