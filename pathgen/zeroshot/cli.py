@@ -1,0 +1,83 @@
+"""`pathgen zeroshot` (one benchmark x model) and `pathgen zeroshot-table`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import add_config_args, config_from_args
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "zeroshot", help="Zero-shot classification of a patch benchmark with one or more models",
+        description="Either --benchmark NAME (declared in evaluation.zeroshot.benchmarks) or "
+                    "--data DIR with --layout/--preset. Writes results_<prompting>.json "
+                    "(CLIP_benchmark schema), predictions and confusion matrices.")
+    add_config_args(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--benchmark", help="Name under evaluation.zeroshot.benchmarks.")
+    src.add_argument("--data", type=Path, help="Dataset folder (ad-hoc benchmark).")
+    p.add_argument("--name", default=None, help="Benchmark name for --data (default: folder name).")
+    p.add_argument("--preset", default=None, help="Definition from pathgen/data/benchmarks.yaml.")
+    p.add_argument("--layout", default=None,
+                   choices=["imagefolder", "csv", "pcam_h5", "sicap", "wsss4luad"])
+    p.add_argument("--model", action="append", default=None,
+                   help="Encoder name (repeatable; default: evaluation.zeroshot.models).")
+    p.add_argument("--prompting", action="append", choices=["single", "ensemble"], default=None)
+    p.add_argument("--results-dir", default=None, help="Override results_dir.")
+    p.add_argument("--max-images", type=int, default=None, help="Stratified subsample.")
+    p.add_argument("--bootstrap", type=int, default=None, help="Bootstrap resamples.")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_run)
+
+    t = subparsers.add_parser("zeroshot-table", help="Combine zero-shot results JSONs into a table")
+    add_config_args(t)
+    t.add_argument("results", nargs="*", type=Path,
+                   help="results_*.json files (default: all under <results>/eval/zeroshot)")
+    t.add_argument("--out", type=Path, default=None, help="Output stem (.csv and .md are written).")
+    t.set_defaults(func=_table)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config.evaluation import ZeroShotBenchmark
+    from .run import evaluate_benchmark, model_names
+
+    cfg = config_from_args(args)
+    zs = cfg.evaluation.zeroshot
+    if args.results_dir:
+        cfg.results_dir = args.results_dir
+    for key in ("prompting", "bootstrap", "device"):
+        if getattr(args, key) is not None:
+            setattr(zs, key, getattr(args, key))
+    name = args.benchmark
+    if args.data is not None:
+        name = args.name or args.data.name
+        zs.benchmarks = {**zs.benchmarks, name: ZeroShotBenchmark(
+            root=args.data, preset=args.preset, layout=args.layout, max_images=args.max_images)}
+    elif args.max_images:
+        zs.benchmarks[name].max_images = args.max_images
+    for model in args.model or model_names(cfg):
+        results = evaluate_benchmark(cfg, name, model)
+        for mode, r in results.items():
+            m = r["metrics"]
+            ci = m["ci95"].get("balanced_accuracy")
+            print(f"{name}\t{model}\t{mode}\tacc={m['acc1']:.4f}\tbal_acc={m['balanced_accuracy']:.4f}"
+                  + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+                  + f"\twF1={m['weighted_f1']:.4f}\tAUROC={m['macro_auroc']:.4f}")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from .report import write_table
+    from .run import zeroshot_dir
+
+    cfg = config_from_args(args)
+    files = args.results or sorted(zeroshot_dir(cfg).glob("*/*/results_*.json"))
+    if not files:
+        raise FileNotFoundError(f"no zero-shot results under {zeroshot_dir(cfg)}; run `pathgen "
+                                "zeroshot` first")
+    stem = args.out or zeroshot_dir(cfg) / "table"
+    write_table(files, Path(f"{stem}.csv"), Path(f"{stem}.md"))
+    print(Path(f"{stem}.md").read_text())
+    return 0

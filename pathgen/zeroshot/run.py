@@ -1,0 +1,148 @@
+"""Run one benchmark x model: embed images once, score each prompting mode, write results.
+
+Outputs in ``<results>/eval/zeroshot/<benchmark>/<model>/``:
+``results_<prompting>.json`` (CLIP_benchmark's result schema ``{dataset, model, pretrained,
+task, metrics: {acc1, acc5, mean_per_class_recall, ...}, language}`` plus pathgen extras),
+``predictions_<prompting>.csv``, ``confusion_<prompting>.csv`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..atomic import atomic_path, write_json
+from ..config import PathgenConfig
+from ..config.features import EncoderSpec
+from .benchmarks import Benchmark, resolve_benchmark
+from .loaders import Samples, load_samples
+from .metrics import bootstrap_ci, confusion, point_metrics, top_k_accuracy
+from .prompts import class_embeddings, ensemble_prompts, single_prompts
+from .report import plot_confusion, write_confusion_csv
+
+log = logging.getLogger(__name__)
+
+
+def zeroshot_dir(cfg: PathgenConfig) -> Path:
+    return cfg.results_dir / "eval" / "zeroshot"
+
+
+def result_path(cfg: PathgenConfig, benchmark: str, model: str, prompting: str) -> Path:
+    return zeroshot_dir(cfg) / benchmark / model / f"results_{prompting}.json"
+
+
+def model_names(cfg: PathgenConfig) -> list[str]:
+    zs = cfg.evaluation.zeroshot
+    if zs.models:
+        return list(zs.models)
+    names = [cfg.training.register_as] if cfg.training.enabled else []
+    return names + [n for n in [cfg.features.encoder] if n not in names]
+
+
+def trained_spec(cfg: PathgenConfig) -> EncoderSpec:
+    """The encoder the training stage produces (results/training/final.pt)."""
+    tc = cfg.training
+    return EncoderSpec(kind="open_clip", arch=tc.arch,
+                       pretrained=str(cfg.results_dir / "training" / "final.pt"),
+                       force_quick_gelu=tc.force_quick_gelu, image_size=tc.image_size)
+
+
+def model_spec(cfg: PathgenConfig, name: str) -> EncoderSpec:
+    known = cfg.all_encoders()
+    if name in known:
+        return known[name]
+    if name == cfg.training.register_as:
+        return trained_spec(cfg)
+    return cfg.encoder_spec(name)  # raises with the list of known names
+
+
+@torch.inference_mode()
+def embed_images(samples: Samples, encoder, batch_size: int = 64, num_workers: int = 0) -> torch.Tensor:
+    class _DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return encoder.preprocess(samples.image(i))
+
+    loader = torch.utils.data.DataLoader(_DS(), batch_size=batch_size, num_workers=num_workers)
+    return torch.cat([encoder.encode_images(x).float().cpu() for x in loader])
+
+
+def score(image_emb: torch.Tensor, class_emb: torch.Tensor, logit_scale: float) -> np.ndarray:
+    """Softmax over classes of logit_scale x cosine similarity (CLIP zero-shot)."""
+    logits = logit_scale * image_emb @ class_emb.T.to(image_emb.dtype)
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=None,
+                       bm: Benchmark | None = None) -> dict[str, dict]:
+    """Evaluate ``model`` on ``benchmark`` for every configured prompting mode; returns the
+    result dicts (also written to disk)."""
+    zs = cfg.evaluation.zeroshot
+    if bm is None:
+        if benchmark not in zs.benchmarks:
+            raise KeyError(f"benchmark '{benchmark}' is not declared under "
+                           f"evaluation.zeroshot.benchmarks (have: {', '.join(zs.benchmarks) or 'none'})")
+        bm = resolve_benchmark(benchmark, zs.benchmarks[benchmark])
+    if encoder is None:
+        from ..encoders import load_encoder
+
+        encoder = load_encoder(model_spec(cfg, model), cfg, device=zs.device)
+        encoder.name = model
+    samples = load_samples(bm, zs.seed)
+    log.info("%s x %s: %d images, %d classes", benchmark, model, len(samples), len(bm.classes))
+    img = embed_images(samples, encoder, zs.batch_size, zs.num_workers)
+    out_dir = zeroshot_dir(cfg) / benchmark / model
+    results = {}
+    for mode in zs.prompting:
+        prompts = single_prompts(bm) if mode == "single" else ensemble_prompts(bm)
+        cls = class_embeddings(prompts, encoder.encode_texts, bm.classes).cpu()
+        probs = score(img, cls, zs.logit_scale)
+        results[mode] = write_run(out_dir, mode, bm, model, encoder, samples, probs, prompts,
+                                  zs.bootstrap, zs.seed)
+    return results
+
+
+def write_run(out_dir: Path, mode: str, bm: Benchmark, model: str, encoder, samples: Samples,
+              probs: np.ndarray, prompts: dict[str, list[str]], n_boot: int, seed: int) -> dict:
+    y = samples.labels
+    pm = point_metrics(y, probs)
+    ci = bootstrap_ci(y, probs, n_boot, seed)
+    cm = confusion(y, probs.argmax(axis=1), len(bm.classes))
+    result = {
+        "dataset": bm.name, "model": model,
+        "pretrained": getattr(encoder, "weights", None) or getattr(encoder, "identifier", ""),
+        "task": "zeroshot_classification", "language": "en",
+        "metrics": {
+            "acc1": pm["accuracy"], "acc5": top_k_accuracy(y, probs, 5),
+            "mean_per_class_recall": pm["balanced_accuracy"], **pm,
+            "ci95": ci, "bootstrap": {"resamples": n_boot, "seed": seed},
+        },
+        "prompting": mode, "n_images": int(len(y)), "classes": bm.classes,
+        "class_texts": bm.class_texts, "chance_balanced_accuracy": 1.0 / len(bm.classes),
+        "n_prompts_per_class": {c: len(p) for c, p in prompts.items()},
+        "example_prompts": {c: p[:3] for c, p in prompts.items()},
+        "confusion_matrix": cm.tolist(), "pathgen_version": __version__,
+    }
+    write_json(out_dir / f"results_{mode}.json", result)
+    write_confusion_csv(out_dir / f"confusion_{mode}.csv", cm, bm.classes)
+    plot_confusion(out_dir / f"confusion_{mode}.png", cm, bm.classes,
+                   f"{bm.name} / {model} ({mode}): bal. acc {pm['balanced_accuracy']:.3f}")
+    with atomic_path(out_dir / f"predictions_{mode}.csv") as tmp:
+        import csv
+
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image", "label", "pred", *[f"p_{c}" for c in bm.classes]])
+            for i, row in enumerate(probs):
+                w.writerow([samples.ids[i], bm.classes[y[i]], bm.classes[int(row.argmax())],
+                            *[f"{v:.6f}" for v in row]])
+    log.info("%s / %s / %s: acc %.4f, bal.acc %.4f %s, wF1 %.4f, AUROC %.4f", bm.name, model, mode,
+             pm["accuracy"], pm["balanced_accuracy"], ci.get("balanced_accuracy", ""),
+             pm["weighted_f1"], pm["macro_auroc"])
+    return result
