@@ -130,30 +130,51 @@ def resolve_stage_data(stage: TrainStage, default_csv: Path, out_dir: Path,
     if kind == "webdataset":
         return StageData("webdataset", "::".join(sources), None, stage.csv_img_key,
                          stage.csv_caption_key, stage.num_samples or _wds_count(sources))
-    frames, rewrite, seps = [], len(sources) > 1, []
+    frames, rewrite, firsts = [], len(sources) > 1, []
     for src in sources:
         path = Path(src)
         if not path.exists():
             raise FileNotFoundError(f"training CSV {path} does not exist (build the dataset first, "
                                     "or fix training.stages[].data)")
-        sep = separator_for(path, stage.csv_separator, stage.csv_img_key, stage.csv_caption_key)
-        df = read_pairs_csv(path, sep, stage.csv_img_key, stage.csv_caption_key)
-        df[stage.csv_img_key], changed = _resolve_image_paths(df, path, stage.csv_img_key)
+        img_key, cap_key = _keys_for(path, stage)
+        sep = separator_for(path, stage.csv_separator, img_key, cap_key)
+        df = read_pairs_csv(path, sep, img_key, cap_key)
+        df[img_key], changed = _resolve_image_paths(df, path, img_key)
         rewrite |= changed
-        seps.append(sep)
-        frames.append(df[[stage.csv_img_key, stage.csv_caption_key]])
+        firsts.append((sep, img_key, cap_key))
+        frames.append(df[[img_key, cap_key]].set_axis([stage.csv_img_key, stage.csv_caption_key],
+                                                      axis=1))
     merged = pd.concat(frames, ignore_index=True)
     if not rewrite:
-        return StageData("csv", str(Path(sources[0])), seps[0], stage.csv_img_key,
-                         stage.csv_caption_key, len(merged))
+        sep, img_key, cap_key = firsts[0]
+        return StageData("csv", str(Path(sources[0])), sep, img_key, cap_key, len(merged))
     target = out_dir / "train.csv"
     if write:
         with atomic_path(target) as tmp:
             merged.to_csv(tmp, sep=MERGED_SEPARATOR, index=False)
-            log.info("stage %s: %d pairs from %d source(s) -> %s", stage.name, len(merged),
+        log.info("stage %s: %d pairs from %d source(s) -> %s", stage.name, len(merged),
                  len(sources), target)
     return StageData("csv", str(target), MERGED_SEPARATOR, stage.csv_img_key,
                      stage.csv_caption_key, len(merged))
+
+
+def _keys_for(csv_path: Path, stage: TrainStage) -> tuple[str, str]:
+    """Column names: the stage's when set away from open_clip's defaults, else the ones
+    recorded in the dataset_card.json beside the CSV (pathgen's dataset stage), else defaults."""
+    card = {}
+    if (csv_path.parent / "dataset_card.json").exists():
+        try:
+            card = json.loads((csv_path.parent / "dataset_card.json").read_text())
+        except json.JSONDecodeError:
+            card = {}
+    defaults = TrainStage.model_fields
+    img = stage.csv_img_key
+    cap = stage.csv_caption_key
+    if img == defaults["csv_img_key"].default and card.get("csv_img_key"):
+        img = card["csv_img_key"]
+    if cap == defaults["csv_caption_key"].default and card.get("csv_caption_key"):
+        cap = card["csv_caption_key"]
+    return img, cap
 
 
 def _wds_count(sources: list[str]) -> int | None:

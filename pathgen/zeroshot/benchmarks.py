@@ -91,6 +91,8 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
     prompts = {str(k): v for k, v in (merged.get("prompts") or {}).items()}
     single = {c: prompts.get(c) or template.format(t) for c, t in classes.items()}
     prompt_file = merged.get("prompt_file")
+    if prompt_file is None and (root / "prompts_conch.json").is_file():
+        prompt_file = str(root / "prompts_conch.json")  # written beside the demo benchmark
     options = {k: merged[k] for k in ("csv_file", "image_key", "label_key", "image_dir",
                                        "split_key", "split_value", "partition") if merged.get(k)}
     return Benchmark(name=name, layout=layout, root=root, classes=list(classes),

@@ -1,0 +1,34 @@
+# CLIP training with open_clip's own trainer (pathgen.training wraps open_clip_train.main):
+# every configured stage in order, finished stages skipped, crashed ones resumed
+# (--resume latest). Output: results/training/final.pt (+ final.json, loss curve).
+from pathgen.training.run import training_outputs
+from pathgen.training.workflow import train_inputs
+
+TRAIN_FILES = {k: str(v) for k, v in training_outputs(L.training_dir, CFG.training.name).items()}
+
+
+if CFG.training.enabled:
+
+    ALL_TARGETS.extend([TRAIN_FILES["final"], TRAIN_FILES["loss_png"]])
+
+    rule train_clip:
+        input:
+            train_inputs(CFG),
+        output:
+            final=TRAIN_FILES["final"],
+            meta=TRAIN_FILES["meta"],
+            loss_png=TRAIN_FILES["loss_png"],
+            loss_csv=TRAIN_FILES["loss_csv"],
+        params:
+            training=CFG.training.model_dump(mode="json"),
+        log:
+            L.log("train_clip"),
+        benchmark:
+            L.benchmark("train_clip")
+        threads: threads_of("train_clip")
+        resources:
+            **res("train_clip"),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/train_clip.py"

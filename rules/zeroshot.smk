@@ -1,0 +1,52 @@
+# Zero-shot patch classification: one job per benchmark x model (all prompting modes),
+# then one combined table. Benchmarks and models come from evaluation.zeroshot.
+from pathgen.zeroshot.run import model_names, result_path, zeroshot_dir
+from pathgen.zeroshot.workflow import alternatives, zeroshot_inputs
+
+ZS = CFG.evaluation.zeroshot
+ZS_BENCHMARKS = list(ZS.benchmarks)
+ZS_MODELS = model_names(CFG)
+ZS_TABLE = {"csv": str(zeroshot_dir(CFG) / "table.csv"), "md": str(zeroshot_dir(CFG) / "table.md")}
+
+
+if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
+
+    ALL_TARGETS.extend(ZS_TABLE.values())
+
+    rule zeroshot:
+        input:
+            unpack(lambda wc: zeroshot_inputs(CFG, wc.benchmark, wc.model)),
+        output:
+            [str(result_path(CFG, "{benchmark}", "{model}", p)) for p in ZS.prompting],
+        wildcard_constraints:
+            benchmark=alternatives(ZS_BENCHMARKS),
+            model=alternatives(ZS_MODELS),
+        log:
+            L.log("zeroshot", "{benchmark}.{model}"),
+        benchmark:
+            L.benchmark("zeroshot", "{benchmark}.{model}")
+        threads: threads_of("zeroshot")
+        resources:
+            **res("zeroshot"),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/zeroshot.py"
+
+    rule zeroshot_table:
+        input:
+            [str(result_path(CFG, b, m, p)) for b in ZS_BENCHMARKS for m in ZS_MODELS
+             for p in ZS.prompting],
+        output:
+            **ZS_TABLE,
+        log:
+            L.log("zeroshot_table"),
+        benchmark:
+            L.benchmark("zeroshot_table")
+        threads: 1
+        resources:
+            **res("zeroshot_table"),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/zeroshot.py"
