@@ -32,6 +32,7 @@ include: "rules/features.smk"
 include: "rules/demo.smk"
 include: "rules/selection.smk"
 include: "rules/dataset.smk"
+include: "rules/mil.smk"
 include: "rules/training.smk"
 include: "rules/zeroshot.smk"
 

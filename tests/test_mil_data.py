@@ -22,7 +22,7 @@ CLASSES = ["c0", "c1"]
 
 @pytest.fixture
 def cohort(tmp_path):
-    t = synthetic_cohort(30, 2, (1, 3), seed=1)
+    t = synthetic_cohort(20, 2, (1, 2), seed=1)
     t.to_csv(tmp_path / "labels.csv", index=False)
     return read_labels(tmp_path / "labels.csv", CLASSES)
 

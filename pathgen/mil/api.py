@@ -110,3 +110,27 @@ def all_metrics_files(cfg: PathgenConfig) -> list[Path]:
 
 def mil_table(metrics_files: list[Path], out_csv: Path, out_md: Path):
     return write_table([Path(p) for p in metrics_files], Path(out_csv), Path(out_md))
+
+
+# -- Snakemake input functions (kept here so the rules file holds only rules) --------------
+def task_inputs(cfg: PathgenConfig, task: str) -> dict[str, str]:
+    t = get_task(cfg, task)
+    out = {"labels": str(t.labels)}
+    if t.slide_table is not None:
+        out["slide_table"] = str(t.slide_table)
+    if t.splits is not None:
+        out["splits"] = str(t.splits)
+    return out
+
+
+def task_feature_files(cfg: PathgenConfig, task: str, encoder: str, run_slides: list[str]) -> list[str]:
+    """pathgen feature files the task needs: its labelled slides among the run's slides (all
+    of them while the labels table is still to be made); none for a user's own folder."""
+    t = get_task(cfg, task)
+    if t.features_dir is not None:
+        return []
+    slides = run_slides
+    if Path(t.labels).exists():
+        labelled = set(task_table(t)["slide_id"])
+        slides = [s for s in run_slides if s in labelled]
+    return [str(Layout(cfg).features(s, encoder)) for s in slides]

@@ -104,9 +104,16 @@ def read_bag(info: BagInfo) -> Bag:
                 coords = f["coords"][:] if "coords" in f else None
     else:
         with h5py.File(path, "r") as f:
-            feats = torch.from_numpy(np.asarray(f[_h5_features_key(f, path)][:], dtype=np.float32))
-            if "coords" in f and f.attrs.get("unit", "px") != "um":
-                coords = np.asarray(f["coords"][:], dtype=np.int64)
+            key = _h5_features_key(f, path)
+            own_schema = key == "features" and "coords" in f
+            if not own_schema:  # STAMP (`feats`, µm coords) or features without coords
+                feats = torch.from_numpy(np.asarray(f[key][:], dtype=np.float32))
+                if "coords" in f and f.attrs.get("unit", "px") != "um":
+                    coords = np.asarray(f["coords"][:], dtype=np.int64)
+        if own_schema:  # pathgen / TRIDENT / CLAM h5: the feature stage's reader (validates rows)
+            from ..features.h5io import read_features
+            arr, coords, _ = read_features(path)
+            feats = torch.from_numpy(np.asarray(arr, dtype=np.float32))
     return Bag(info.slide_id, feats, coords, _patch_size_level0(info.attrs))
 
 

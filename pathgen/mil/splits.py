@@ -143,6 +143,9 @@ def save_splits(out_dir: Path, splits: list[Split], table: pd.DataFrame, classes
     for k, s in enumerate(splits):
         paths.append(out_dir / f"splits_{k}.csv")
         write_clam_split(paths[-1], s)
+    for stale in out_dir.glob("splits_*.csv"):  # folds of an earlier, larger k
+        if _fold_index(stale) >= len(splits):
+            stale.unlink()
     write_json(out_dir / "splits_summary.json", split_summary(splits, table, classes))
     return paths
 

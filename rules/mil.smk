@@ -1,0 +1,80 @@
+# WSI multiple-instance-learning benchmarks: splits per task, one job per task x encoder x
+# model, and one combined table. Logic: pathgen.mil (see docs/mil.md).
+import re
+
+from pathgen.mil import api as mil_api
+
+MIL = CFG.evaluation.mil
+MIL_TASKS = list(MIL.tasks) if MIL.enabled else []
+
+if MIL_TASKS:
+    MIL_ENCODERS = mil_api.mil_encoders(CFG)
+    MIL_TABLE_CSV = mil_api.mil_root(CFG) / "mil_table.csv"
+    MIL_TABLE_MD = mil_api.mil_root(CFG) / "mil_table.md"
+    ALL_TARGETS.extend([str(MIL_TABLE_CSV), str(MIL_TABLE_MD)])
+
+    rule mil_splits:
+        input:
+            unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
+        output:
+            summary=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
+        params:
+            task=lambda wc: mil_api.get_task(CFG, wc.task).model_dump(mode="json"),
+            seed=MIL.seed,
+        log:
+            L.log("mil_splits", "{task}"),
+        benchmark:
+            L.benchmark("mil_splits", "{task}")
+        threads: threads_of("mil_splits")
+        resources:
+            **res("mil_splits"),
+        wildcard_constraints:
+            task="|".join(MIL_TASKS),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/mil.py"
+
+    rule mil:
+        input:
+            unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
+            splits=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
+            features=lambda wc: mil_api.task_feature_files(CFG, wc.task, wc.encoder, SLIDE_IDS),
+        output:
+            metrics=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.json",
+            table=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.csv",
+        params:
+            settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
+        log:
+            L.log("mil", "{task}.{encoder}.{model}"),
+        benchmark:
+            L.benchmark("mil", "{task}.{encoder}.{model}")
+        threads: threads_of("mil")
+        resources:
+            **res("mil"),
+        wildcard_constraints:
+            task="|".join(MIL_TASKS),
+            encoder="|".join(map(re.escape, MIL_ENCODERS)),
+            model="|".join(MIL.models),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/mil.py"
+
+    rule mil_table:
+        input:
+            metrics=[str(p) for p in mil_api.all_metrics_files(CFG)],
+        output:
+            csv=MIL_TABLE_CSV,
+            md=MIL_TABLE_MD,
+        log:
+            L.log("mil_table"),
+        benchmark:
+            L.benchmark("mil_table")
+        threads: threads_of("mil_table")
+        resources:
+            **res("mil_table"),
+        conda:
+            "../envs/torch.yaml"
+        script:
+            "../workflow_scripts/mil.py"
