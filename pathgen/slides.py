@@ -122,4 +122,14 @@ def read_mpp_overrides(path: Path | None) -> dict[str, float]:
         reader = csv.DictReader(fh)
         if not {"slide_id", "mpp"} <= set(reader.fieldnames or []):
             raise ConfigError(f"{path} needs columns slide_id,mpp")
-        return {r["slide_id"].strip(): float(r["mpp"]) for r in reader if r["mpp"].strip()}
+        out = {}
+        for i, r in enumerate(reader, start=2):
+            value = (r["mpp"] or "").strip()
+            if not value:
+                continue
+            try:
+                out[r["slide_id"].strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"{path} line {i}: mpp {value!r} is not a number "
+                                  "(expected µm/px, e.g. 0.25)") from None
+        return out

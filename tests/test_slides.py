@@ -66,3 +66,10 @@ def test_mpp_overrides(tmp_path):
     assert read_mpp_overrides(p) == {"A": 0.25}
     with pytest.raises(ConfigError, match="does not exist"):
         read_mpp_overrides(tmp_path / "missing.csv")
+
+
+def test_mpp_overrides_bad_number(tmp_path):
+    p = tmp_path / "mpp.csv"
+    p.write_text("slide_id,mpp\nA,abc\n")
+    with pytest.raises(ConfigError, match="line 2: mpp 'abc'"):
+        read_mpp_overrides(p)
