@@ -87,7 +87,11 @@ class MockChatServer:
                 except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
                     pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # clients hanging up: not news
+                pass
+
+        self.httpd = Server((host, port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.request_queue_size = 1024
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -16,9 +16,11 @@ import io
 import logging
 import os
 import random
+import ssl
 import time
 from pathlib import Path
 
+import certifi
 import httpx
 
 from ..budget import TokenBudget
@@ -83,10 +85,16 @@ class OpenAIChatClient:
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
         self._sem = asyncio.Semaphore(max_concurrent_requests)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
-            limits=httpx.Limits(max_connections=max_concurrent_requests,
-                                max_keepalive_connections=max_concurrent_requests))
+        # httpcore scans its whole pool on every request (O(connections)); several small
+        # pools used round-robin keep the per-request cost flat at high concurrency.
+        per_pool = 8
+        n_pools = max(1, -(-max_concurrent_requests // per_pool))
+        ssl_ctx = ssl.create_default_context(cafile=certifi.where())  # built once, shared
+        self._clients = [httpx.AsyncClient(
+            verify=ssl_ctx, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
+            limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool))
+            for _ in range(n_pools)]
+        self._next = 0
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -107,7 +115,9 @@ class OpenAIChatClient:
             try:
                 async with self._sem:
                     self.stats["requests"] += 1
-                    resp = await self._client.post(self.url, json=body)
+                    client = self._clients[self._next % len(self._clients)]
+                    self._next += 1
+                    resp = await client.post(self.url, json=body)
                 if resp.status_code == 200:
                     try:
                         text = _content(resp.json())
@@ -135,7 +145,8 @@ class OpenAIChatClient:
                          attempts=self.max_retries + 1)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for c in self._clients:
+            await c.aclose()
 
 
 def _api_key(env_name: str | None) -> str | None:
