@@ -35,6 +35,7 @@ include: "rules/dataset.smk"
 include: "rules/mil.smk"
 include: "rules/training.smk"
 include: "rules/zeroshot.smk"
+include: "rules/instruct.smk"
 
 
 rule all:
