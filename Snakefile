@@ -36,6 +36,7 @@ include: "rules/mil.smk"
 include: "rules/training.smk"
 include: "rules/zeroshot.smk"
 include: "rules/instruct.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -1,0 +1,155 @@
+"""Assemble the run summary page from the files the stages wrote (never their internals).
+
+Every input is optional: a stage that is switched off simply has no section.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .html import Section, embed_image, render_page
+
+
+@dataclass
+class ReportInputs:
+    config: dict
+    qc_images: list[Path] = field(default_factory=list)
+    dataset_dir: Path | None = None
+    training_dir: Path | None = None
+    zeroshot_dir: Path | None = None
+    mil_dir: Path | None = None
+    instruct_dir: Path | None = None
+    n_gallery: int = 8
+    n_heatmaps: int = 4
+    seed: int = 0
+
+
+def _exists(p: Path | None) -> bool:
+    return p is not None and Path(p).exists()
+
+
+def _histogram_png(card: dict, out: Path) -> Path | None:
+    hist = (card.get("caption_tokens") or {}).get("histogram")
+    if not hist or not hist.get("counts"):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    edges, counts = hist["bin_edges"], hist["counts"]
+    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=110)
+    ax.bar(edges[:-1], counts, width=[b - a for a, b in zip(edges[:-1], edges[1:])], align="edge",
+           color="#8a5bb8", edgecolor="white")
+    ctx = card.get("caption_tokens", {}).get("context_length")
+    if ctx:
+        ax.axvline(ctx, color="crimson", ls="--", lw=1, label=f"CLIP context ({ctx})")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("caption length (open_clip tokens)")
+    ax.set_ylabel("captions")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _gallery(dataset_dir: Path, n: int, seed: int) -> str:
+    """A few pairs with their three texts, images embedded (the dataset's own gallery links files)."""
+    meta_path = dataset_dir / "pathgen.json"
+    csv_path = dataset_dir / "open_clip.csv"
+    if not (meta_path.exists() and csv_path.exists()):
+        return ""
+    import pandas as pd
+
+    card = json.loads((dataset_dir / "dataset_card.json").read_text())
+    df = pd.read_csv(csv_path, sep=card.get("csv_separator", "\t"))
+    if df.empty:
+        return ""
+    img_key, cap_key = card.get("csv_img_key", "filepath"), card.get("csv_caption_key", "title")
+    rows = df.sample(n=min(n, len(df)), random_state=seed)
+    cells = []
+    for _, r in rows.iterrows():
+        img = Path(r[img_key])
+        if not img.is_absolute():
+            img = dataset_dir / img
+        if not img.exists():
+            continue
+        cells.append(f"<figure><img src='{embed_image(img)}'><figcaption>{html.escape(str(r[cap_key]))}"
+                     "</figcaption></figure>")
+    return "<div class='figs'>" + "".join(cells) + "</div>" if cells else ""
+
+
+def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    sections: list[Section] = []
+
+    ov = Section("Overview")
+    cfg = inp.config
+    ov.key_values({"slides source": "demo (synthetic Aperio slides)" if cfg.get("demo", {}).get("enabled")
+                   and not cfg.get("slides", {}).get("dir") and not cfg.get("slides", {}).get("sample_sheet")
+                   else "user slides",
+                   "tiling": json.dumps({k: cfg["tiling"].get(k) for k in ("preset", "patch_size_um", "target_mpp",
+                                                                         "tissue_threshold")}),
+                   "encoder": cfg.get("features", {}).get("encoder"),
+                   "captioning backend": cfg.get("captioning", {}).get("backend")})
+    sections.append(ov)
+
+    if inp.qc_images:
+        sections.append(Section("Tissue segmentation and tiling (QC)").figures(inp.qc_images))
+
+    if _exists(inp.dataset_dir) and (inp.dataset_dir / "dataset_card.json").exists():
+        card = json.loads((inp.dataset_dir / "dataset_card.json").read_text())
+        ds = Section("Caption dataset")
+        tok = card.get("caption_tokens", {})
+        ds.key_values({k: card.get(k) for k in ("n_slides", "n_records", "n_accepted", "n_rejected", "n_pairs")
+                       if k in card} | {f"tokens {k}": v for k, v in tok.items() if not isinstance(v, dict)})
+        if card.get("reject_reasons"):
+            ds.key_values(card["reject_reasons"], "Rejected captions by reason")
+        png = _histogram_png(card, workdir / "caption_tokens.png")
+        if png:
+            ds.figures([png], ["Caption length in open_clip tokens"])
+        gal = _gallery(inp.dataset_dir, inp.n_gallery, inp.seed)
+        if gal:
+            ds.raw("<h3>Gallery (random sample)</h3>" + gal)
+        sections.append(ds)
+
+    if _exists(inp.training_dir):
+        tr = Section("CLIP training")
+        losses = sorted(Path(inp.training_dir).rglob("loss.png"))
+        tr.figures(losses, ["training loss"] * len(losses))
+        meta = sorted(Path(inp.training_dir).rglob("training_meta.json")) + sorted(Path(inp.training_dir).glob("final*.json"))
+        if meta:
+            tr.key_values({k: v for k, v in json.loads(meta[0].read_text()).items() if not isinstance(v, (list, dict))},
+                          "Run")
+        sections.append(tr)
+
+    if _exists(inp.zeroshot_dir):
+        zs = Section("Zero-shot classification")
+        if (inp.zeroshot_dir / "table.csv").exists():
+            zs.table_csv(inp.zeroshot_dir / "table.csv", "Model × benchmark (95 % bootstrap CIs)")
+        cms = sorted(Path(inp.zeroshot_dir).rglob("confusion_*.png"))
+        zs.figures(cms, [f"{p.parent.parent.name} / {p.parent.name} / {p.stem}" for p in cms])
+        sections.append(zs)
+
+    if _exists(inp.mil_dir):
+        mil = Section("Slide-level MIL")
+        if (inp.mil_dir / "mil_table.csv").exists():
+            mil.table_csv(inp.mil_dir / "mil_table.csv", "Task × encoder × model (mean ± sd over folds)")
+        maps = sorted(Path(inp.mil_dir).rglob("heatmaps/**/*.png"))
+        random.Random(inp.seed).shuffle(maps)
+        maps = sorted(maps[: inp.n_heatmaps])
+        mil.figures(maps, [f"{p.parts[-5] if len(p.parts) > 5 else ''} {p.stem}" for p in maps])
+        sections.append(mil)
+
+    if _exists(inp.instruct_dir) and (inp.instruct_dir / "instruct_card.json").exists():
+        card = json.loads((inp.instruct_dir / "instruct_card.json").read_text())
+        sections.append(Section("Instruction data").key_values(card))
+
+    sections.append(Section("Configuration used").pre(yaml.safe_dump(cfg, sort_keys=False)))
+    render_page("pathgen run report", sections, out_html)

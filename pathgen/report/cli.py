@@ -1,0 +1,41 @@
+"""`pathgen report`: the one-page HTML summary of a finished (or partial) run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from ..cli import add_config_args
+
+    p = sub.add_parser("report", help="Write a self-contained HTML summary of a run's results")
+    p.add_argument("--out", default=None, help="Output HTML (default: <results_dir>/report/summary.html)")
+    add_config_args(p)
+    p.set_defaults(func=_main)
+
+
+def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3):
+    from ..paths import Layout
+    from ..zeroshot.run import zeroshot_dir
+    from .build import ReportInputs
+
+    L = Layout(cfg)
+    return ReportInputs(
+        config=cfg.model_dump(mode="json"),
+        qc_images=[p for p in (L.tiling_qc(s) for s in slide_ids[:n_qc]) if p.exists()],
+        dataset_dir=L.dataset_dir, training_dir=L.training_dir, zeroshot_dir=zeroshot_dir(cfg),
+        mil_dir=L.eval_dir / "mil", instruct_dir=L.root / "instruct")
+
+
+def _main(args) -> int:
+    from ..cli import config_from_args
+    from ..paths import Layout
+    from ..slides import list_slides
+    from .build import build_report
+
+    cfg = config_from_args(args)
+    L = Layout(cfg)
+    out = Path(args.out) if args.out else L.report_dir / "summary.html"
+    build_report(inputs_for(cfg, list(list_slides(cfg))), out, L.report_dir / "figures")
+    print(f"report: {out}")
+    return 0

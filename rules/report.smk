@@ -1,0 +1,31 @@
+# The one-page summary (self-contained HTML) — also the centrepiece of `snakemake --report`.
+
+
+report: "report_workflow.rst"
+
+
+REPORT_HTML = L.report_dir / "summary.html"
+ALL_TARGETS.append(str(REPORT_HTML))
+
+
+rule build_report:
+    input:
+        # Every final target of the other stages (the report reads what they wrote).
+        [t for t in ALL_TARGETS if t != str(REPORT_HTML)],
+    output:
+        report(
+            REPORT_HTML,
+            caption="report_caption.rst",
+            category="Summary",
+        ),
+    log:
+        L.log("build_report"),
+    benchmark:
+        L.benchmark("build_report")
+    threads: 1
+    resources:
+        **res("build_report"),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/build_report.py"
