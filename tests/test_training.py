@@ -159,3 +159,18 @@ def test_one_epoch_tiny_run_loads_with_plain_open_clip(tmp_path):
     again = train(cfg, threads=1)
     assert again.stages[0].skipped and ckpt.final_checkpoint.stat().st_mtime_ns == mtime
     assert csv.exists()
+
+
+def test_cli_dry_run_prints_open_clip_command(tmp_path, capsys):
+    from pathgen.cli import main
+
+    csv = make_pairs(tmp_path / "d", sep="|", absolute=True)
+    rc = main(["train", "--dry-run", "--data", str(csv), "--csv-separator", "|",
+               "--results-dir", str(tmp_path / "r"), "--set", "training.pretrained=openai",
+               "--set", "training.arch=ViT-B-16", "--set", "training.force_quick_gelu=true"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "open_clip_train.main --model ViT-B-16" in out
+    assert "--csv-separator '|'" in out and "--pretrained openai" in out
+    assert "--force-quick-gelu" in out
+    assert not (tmp_path / "r").exists()

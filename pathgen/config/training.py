@@ -54,8 +54,8 @@ class TrainingConfig(Section):
                                   "pathgen/model_configs such as the demo's pathgen-tiny-vit).")
     pretrained: str | None = Field(
         None, description="Initial weights of the first stage: an open_clip tag ('openai'), a local "
-                          "checkpoint, 'hf-hub:org/name' (downloaded, then passed as a file), or "
-                          "null = random init (train from scratch).")
+                          "checkpoint, 'hf-hub:org/name[/file.pt]' (downloaded, then passed as a "
+                          "file), or null = random init (train from scratch).")
     model_config_file: Path | None = Field(
         None, description="Extra open_clip model-config JSON to register (architecture name = "
                           "file stem), for architectures not shipped with open_clip or pathgen.")

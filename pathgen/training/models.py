@@ -39,15 +39,19 @@ def check_arch(arch: str) -> None:
 
 
 def resolve_pretrained(value: str | None, arch: str) -> str | None:
-    """open_clip tag / local file pass through; 'hf-hub:org/name' is downloaded to a file so
-    the run keeps `--model <arch>` (open_clip ignores --pretrained for hf-hub models)."""
+    """open_clip tag / local file pass through; 'hf-hub:org/name[/file]' is downloaded to a
+    file so the run keeps `--model <arch>` (open_clip ignores --pretrained for hf-hub models)."""
     if not value:
         return None
     if value.startswith("hf-hub:"):
         from open_clip.pretrained import download_pretrained_from_hf
 
+        # 'hf-hub:org/name' (open_clip's file name) or 'hf-hub:org/name/file.pt' (e.g.
+        # jamessyx/PathGen-CLIP-L/pathgen-clip-l.pt, whose file has a custom name).
+        parts = value[len("hf-hub:"):].split("/", 2)
         try:
-            return str(download_pretrained_from_hf(value[len("hf-hub:"):]))
+            return str(download_pretrained_from_hf("/".join(parts[:2]),
+                                                   filename=parts[2] if len(parts) > 2 else None))
         except Exception as err:  # network/hub errors come in many types
             raise ConfigError(f"training.pretrained {value}: download failed ({err}); download "
                               "the checkpoint yourself and give its local path") from None
