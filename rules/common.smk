@@ -26,28 +26,6 @@ def res(rule_name):
     return out
 
 
-def _apply_cluster_groups():
-    """cluster.groups / cluster.group_components -> Snakemake --groups / --group-components.
-
-    Values given on the command line (or in a profile) win. Groups only take effect for
-    cluster execution and dry runs; a local run ignores them.
-    """
-    import immutables
-
-    gs = workflow.group_settings
-    groups = {**CFG.cluster.groups, **gs.overwrite_groups}
-    components = {}
-    for group in set(groups.values()):
-        per_slide = sum(CFG.rule_resources(r).runtime for r, g in groups.items() if g == group)
-        components[group] = CFG.cluster.batch_size(group, per_slide)
-    components.update(gs.group_components)
-    gs.overwrite_groups = immutables.Map(groups)
-    gs.group_components = immutables.Map(components)
-
-
-_apply_cluster_groups()
-
-
 def threads_of(rule_name):
     return CFG.rule_resources(rule_name).threads
 

@@ -8,6 +8,16 @@ STATE=${PATHGEN_SLURM_STATE:-/tmp/pathgen-slurm}
 
 alive() { [[ -r /proc/$1/status ]] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
 
+# Cancel whatever is still queued or running (this cluster is ours alone) so no slurmstepd or
+# job script outlives the daemons, then give the steps a moment to exit.
+if command -v squeue >/dev/null; then
+    ids=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
+    if [[ -n $ids ]]; then
+        timeout 10 scancel --full $ids 2>/dev/null || true
+        for _ in $(seq 50); do [[ -z $(timeout 5 squeue -h -t R,CG,PD -o %i 2>/dev/null) ]] && break; sleep 0.2; done
+    fi
+fi
+
 # slurmd first, munged last (the slurm daemons need it to shut down cleanly).
 mapfile -t lines < <(tac "$STATE/pids")
 for line in "${lines[@]}"; do

@@ -48,6 +48,14 @@ class Workspace:
                                  f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
         return proc
 
+    def start(self, *args: str, timeout: float = 600, env: dict | None = None) -> subprocess.Popen:
+        """Like :meth:`snakemake` but in the background (stdout+stderr to <root>/snakemake.out)."""
+        cmd = ["timeout", "-k", "15", str(int(timeout))] + SNAKEMAKE + [
+            "-s", str(REPO / "Snakefile"), "--directory", str(self.root), *args]
+        out = open(self.root / "snakemake.out", "w")
+        return subprocess.Popen(cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
     def dry_run(self, *args: str, quiet: bool = True) -> "DryRun":
         """`snakemake -n`; quiet=False keeps the per-job listing (see :func:`parse_jobs`)."""
         t0 = time.perf_counter()
