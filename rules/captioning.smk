@@ -8,10 +8,6 @@ _HOLDOUT = set(L.demo_holdout_ids(SLIDE_IDS)) if _DEMO_RUN else set()
 CAPTION_SLIDE_IDS = [s for s in SLIDE_IDS if s not in _HOLDOUT]
 
 
-def _caption_sidecar(suffix):
-    return str(L.captions("{slide}")).removesuffix(".jsonl") + suffix
-
-
 ALL_TARGETS.extend(str(L.captions(s)) for s in CAPTION_SLIDE_IDS)
 
 
@@ -21,8 +17,8 @@ rule caption:
         patches=L.selection_patches("{slide}"),
     output:
         captions=L.captions("{slide}"),
-        rejects=_caption_sidecar(".rejects.jsonl"),
-        summary=_caption_sidecar(".summary.json"),
+        rejects=L.captions_dir() / "{slide}.rejects.jsonl",
+        summary=L.captions_dir() / "{slide}.summary.json",
     params:
         patches_root=L.selection_dir() / "patches",
         # every caption-shaping setting and the filters: a change re-runs the job; the kept
