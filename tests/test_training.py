@@ -158,7 +158,9 @@ def test_one_epoch_tiny_run_loads_with_plain_open_clip(tmp_path):
     mtime = ckpt.final_checkpoint.stat().st_mtime_ns
     again = train(cfg, threads=1)
     assert again.stages[0].skipped and ckpt.final_checkpoint.stat().st_mtime_ns == mtime
-    assert csv.exists()
+    # Changed data: the stage is no longer done (a real run would restart it from scratch).
+    csv.write_text(csv.read_text().replace("red", "crimson"))
+    assert not train(cfg, dry_run=True).stages[0].skipped
 
 
 def test_cli_dry_run_prints_open_clip_command(tmp_path, capsys):

@@ -7,9 +7,12 @@ exists) is skipped on rerun; an unfinished one resumes with ``--resume latest``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import shlex
 import os
+import shlex
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,16 +101,17 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         torch.set_num_threads(threads)
     default_csv = cfg.results_dir / "dataset" / "open_clip.csv"
     result = TrainResult(final=None)
-    previous = None
+    previous, chain = None, ""
     for i, stage in enumerate(tc.stages):
         paths = stage_paths(training_dir, tc, stage)
         if i == 0:
             pretrained = tc.pretrained if dry_run else resolve_pretrained(tc.pretrained, tc.arch)
         else:
             pretrained = str(previous)
-        done = paths.final_checkpoint.exists()
         data = resolve_stage_data(stage, default_csv, paths.stage_dir, write=not dry_run)
         argv = build_argv(tc, stage, data, paths, pretrained, device)
+        chain = stage_fingerprint(argv, stage.data or [str(default_csv)], chain)
+        done = paths.final_checkpoint.exists() and _recorded(paths) == chain
         run = StageRun(stage.name, argv, prefix + argv, str(paths.final_checkpoint), pretrained,
                        data.num_samples, skipped=done)
         result.stages.append(run)
@@ -117,9 +121,14 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         if done:
             log.info("stage %s already finished (%s); skipping", stage.name, paths.final_checkpoint)
             continue
+        if _recorded(paths) not in (None, chain) and paths.logs.exists():
+            # Data, settings or an earlier stage changed: old checkpoints must not be resumed.
+            log.warning("stage %s: inputs changed since its checkpoints were written; "
+                        "restarting it from scratch", stage.name)
+            shutil.rmtree(paths.logs)
         log.info("stage %s: %s pairs, start weights %s", stage.name, data.num_samples,
                  pretrained or "random init")
-        paths.stage_dir.mkdir(parents=True, exist_ok=True)
+        write_json(paths.stage_dir / "stage.json", {"fingerprint": chain, "argv": argv})
         if prefix:
             _run_torchrun(prefix + argv, extra)
         else:
@@ -159,6 +168,34 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         "stages": [asdict(s) for s in result.stages],
     })
     return result
+
+
+def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str:
+    """Identity of a stage's work: settings (minus device/workers), source contents (CSV or
+    count.json bytes) and the previous stage's identity. A change restarts the stage."""
+    h = hashlib.sha256(previous.encode())
+    skip = {"--device", "--workers"}
+    h.update(json.dumps([a for i, a in enumerate(argv)
+                         if a not in skip and (i == 0 or argv[i - 1] not in skip)]).encode())
+    for src in sources:
+        path = Path(src)
+        if ".tar" in src:
+            path = path.parent / "count.json"
+        if path.is_file():
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+        else:
+            h.update(src.encode())
+    return h.hexdigest()[:16]
+
+
+def _recorded(paths) -> str | None:
+    marker = paths.stage_dir / "stage.json"
+    try:
+        return json.loads(marker.read_text())["fingerprint"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
 
 
 def export_final(checkpoint: Path, target: Path) -> None:
