@@ -239,3 +239,16 @@ def test_resume_after_kill(tmp_path):
     assert len(keys) == n == len(set(keys))                      # zero lost, zero duplicated
     assert summary["captioned_this_run"] == n - done_before        # done work not redone
     assert len(partial.read_text().splitlines()) == n
+
+
+def test_cli_caption(tmp_path, capsys):
+    from pathgen.cli import main
+
+    csv_path, patches = write_selection(tmp_path, kinds=("tumour", "lymphoid"))
+    out = tmp_path / "c" / "slide_a.jsonl"
+    rc = main(["caption", str(csv_path), "--patches-dir", str(patches), "--out", str(out),
+               "--backend", "morphometric", "--mpp", "0.5", "--concurrency", "2"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["n_accepted"] == 2
+    assert len(out.read_text().splitlines()) == 2
+    assert main(["caption", str(csv_path), "--patches-dir", str(patches), "--out", str(out),
+                 "--backend", "morphometric", "--model", "x"]) == 2  # config error, named

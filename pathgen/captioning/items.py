@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 SELECTION_COLUMNS = ("slide_id", "x", "y", "level", "patch_size_level0", "size_px", "image")
 
@@ -100,7 +99,3 @@ def read_selection(csv_path: str | Path, patches_dir: str | Path,
                                    path, target_mpp))
     return items
 
-
-def iter_keys(items) -> Iterator[tuple[int, int]]:
-    for it in items:
-        yield it.key
