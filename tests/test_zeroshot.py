@@ -243,3 +243,20 @@ def test_evaluate_and_table_with_tiny_random_encoder(tmp_path):
     assert (out / "confusion_single.png").stat().st_size > 0
     rows = write_table(sorted(out.glob("results_*.json")), tmp_path / "t.csv", tmp_path / "t.md")
     assert len(rows) == 2 and "| demo | tiny-demo |" in (tmp_path / "t.md").read_text()
+
+
+def test_models_default_and_workflow_inputs(tmp_path):
+    from pathgen.zeroshot.run import model_names, model_spec
+    from pathgen.zeroshot.workflow import zeroshot_inputs
+
+    cfg = validate_config({"results_dir": str(tmp_path / "r"), "evaluation": {"zeroshot": {
+        "benchmarks": {"demo": {"root": str(tmp_path / "r" / "demo" / "zeroshot")},
+                       "ext": {"root": "/data/crc", "preset": "CRC100K"}}}}})
+    assert model_names(cfg) == ["pathgen-demo-clip", "tiny-demo"]
+    spec = model_spec(cfg, "pathgen-demo-clip")  # the training output, even if not declared
+    assert spec.pretrained == str(tmp_path / "r" / "training" / "final.pt")
+    inputs = zeroshot_inputs(cfg, "demo", "pathgen-demo-clip")
+    assert inputs["data"] == [str(tmp_path / "r" / "demo" / "zeroshot" / "classes.json")]
+    assert inputs["weights"] == [spec.pretrained]
+    ext = zeroshot_inputs(cfg, "ext", "tiny-demo")
+    assert ext == {"data": ["/data/crc"], "weights": []}
