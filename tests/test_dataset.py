@@ -40,7 +40,8 @@ def make_slide(feat_dir, slide, n_ok, n_rej, start=0):
     (cap_dir / f"{slide}.rejects.jsonl").write_text(json.dumps(
         {"slide_id": slide, "x": 9, "y": 9, "caption": "", "status": "failed",
          "accepted": False, "reject_reasons": []}) + "\n")
-    (cap_dir / f"{slide}.summary.json").write_text(json.dumps({"n": n_ok + n_rej}))
+    (cap_dir / f"{slide}.summary.json").write_text(json.dumps(
+        {"n": n_ok + n_rej, "reject_reasons": {"too_short": n_rej, "refusal": 0}}))
     return path
 
 
@@ -61,7 +62,8 @@ def test_build_outputs_and_counts(tmp_path, two_slides):
     assert card["n_rejected"] == 3
     assert card["reject_reasons"] == {"failed": 2, "too_short": 1}
     per = {s["slide_id"]: s for s in card["per_slide"]}
-    assert per["S1.a"]["n_rejected"] == 2 and per["S1.a"]["summary"] == {"n": 4}
+    assert per["S1.a"]["n_rejected"] == 2 and per["S1.a"]["summary"]["n"] == 4
+    assert card["reject_reasons_from_summaries"] == {"refusal": 0, "too_short": 1}
     on_disk = json.loads((out / "dataset_card.json").read_text())
     assert on_disk["csv_separator"] == "\t" and on_disk["n_pairs"] == 5
     md = (out / "dataset_card.md").read_text()
@@ -160,6 +162,16 @@ def test_rebuild_after_adding_and_removing_slides(tmp_path, two_slides):
     assert sorted(p.name for p in (out / "shards").glob("*.tar")) == ["shard-000000.tar"]
     assert not (out / "images" / "S3").exists()
     assert len(pd.read_csv(out / "open_clip.csv", sep="\t")) == 3
+
+
+def test_companion_files_are_skipped(tmp_path, two_slides):
+    _, files = two_slides
+    partial = files[0].with_name("S1.a.partial.jsonl")
+    partial.write_text(files[0].read_text())
+    globbed = sorted(files[0].parent.glob("*.jsonl"))
+    assert len(globbed) == 5
+    card = build_dataset(globbed, tmp_path / "d")
+    assert card["n_slides"] == 2 and card["n_pairs"] == 5
 
 
 def test_missing_image_is_explained(tmp_path, two_slides):

@@ -26,6 +26,9 @@ OUTPUTS = {"pathgen_json": "pathgen.json", "open_clip_csv": "open_clip.csv",
            "card_md": "dataset_card.md", "gallery": "gallery.html"}
 
 
+COMPANION_SUFFIXES = (".partial.jsonl", ".rejects.jsonl")
+
+
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
     return {k: Path(out_dir) / v for k, v in OUTPUTS.items()}
 
@@ -114,6 +117,11 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
     root = Path(images_root) if images_root is not None else dcfg.images_root
     fids = {**read_file_ids(dcfg.file_ids), **(file_ids or {})}
     files = sorted({Path(f) for f in caption_files}, key=lambda p: p.name)
+    # A shell glob like captions/*.jsonl also matches the companions; only the final file counts.
+    skipped = [f for f in files if f.name.endswith(COMPANION_SUFFIXES)]
+    if skipped:
+        log.info("skipping %d companion files (%s)", len(skipped), ", ".join(COMPANION_SUFFIXES))
+        files = [f for f in files if f not in skipped]
     slides = [load_slide(f) for f in files]
     dup = {s.slide_id for s in slides if sum(t.slide_id == s.slide_id for t in slides) > 1}
     if dup:

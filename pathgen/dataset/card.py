@@ -79,6 +79,14 @@ def build_card(slides, samples: list[dict], dcfg, extra: dict) -> dict:
         per_slide.append({"slide_id": sc.slide_id, "n_records": len(sc.accepted) + len(sc.rejected),
                           "n_accepted": len(sc.accepted), "n_rejected": len(sc.rejected),
                           "reject_reasons": dict(sorted(r.items())), "summary": sc.summary})
+    # The captioning stage's own per-slide counts (every filter, zeros included), summed.
+    from_summaries: Counter = Counter()
+    for sc in slides:
+        rr = (sc.summary or {}).get("reject_reasons")
+        if isinstance(rr, dict):
+            for k, v in rr.items():
+                if isinstance(v, (int, float)):
+                    from_summaries[str(k)] += int(v)
     n_acc = sum(len(sc.accepted) for sc in slides)
     n_rej = sum(len(sc.rejected) for sc in slides)
     models = Counter(f"{s['meta'].get('backend')}/{s['meta'].get('model')}" for s in samples)
@@ -92,6 +100,7 @@ def build_card(slides, samples: list[dict], dcfg, extra: dict) -> dict:
         "caption_tokens": length_stats(tokens, 8, dcfg.context_length),
         "caption_words": length_stats(words, 5),
         "reject_reasons": dict(reasons.most_common()),
+        "reject_reasons_from_summaries": dict(sorted(from_summaries.items())),
         "caption_models": dict(models.most_common()),
         **extra,
         "per_slide": per_slide,
@@ -140,6 +149,9 @@ def card_markdown(card: dict) -> str:
         lines.append("(no captions)")
     lines += ["", "## Reject reasons", ""]
     lines += ([f"- {k}: {v}" for k, v in card["reject_reasons"].items()] or ["(none)"])
+    if card.get("reject_reasons_from_summaries"):
+        lines += ["", "Captioning summaries (all filters): " + ", ".join(
+            f"{k} {v}" for k, v in card["reject_reasons_from_summaries"].items())]
     lines += ["", "## Per slide", "", "| slide | records | accepted | rejected | top reject reasons |",
               "| --- | --- | --- | --- | --- |"]
     for s in card["per_slide"]:
