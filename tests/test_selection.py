@@ -299,6 +299,7 @@ def test_select_png_resized(tmp_path):
     select_slide(tmp_path / "S1.h5", slide, "S1", tmp_path / "s.csv", tmp_path / "p", [], None, params)
     rows = read_selection(tmp_path / "s.csv")
     assert len(rows) == 4 and all(r["source"] == "cluster" for r in rows)
+    assert rows[0]["size_px"] == "64"  # at the target mpp; the file itself is resized
     assert Image.open(tmp_path / rows[0]["image"].replace("S1/", "p/")).size == (32, 32)
 
 

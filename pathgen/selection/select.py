@@ -99,7 +99,10 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
         top_k=params.prompt_top_k, factor=params.kmeans_factor, cap=params.cluster_cap,
         seed=params.seed, n_init=params.kmeans_n_init, dedupe_cosine=params.dedupe_cosine)
     size0 = _as_int(ff.attrs["patch_size_level0"])
-    size_px = params.image_size_px or _as_int(ff.attrs["patch_size"])
+    # size_px = patch side at the tiling target mpp (what captioning derives µm/px from);
+    # the saved file may be resized to image_size_px (readers scale by the file's own size).
+    size_px = _as_int(ff.attrs["patch_size"])
+    out_px = params.image_size_px or size_px
     # Reading order = slide order (row-major) is kinder to the tile cache than priority order.
     order = sorted(range(len(kept)), key=lambda r: (int(ff.coords[kept[r].index][1]),
                                                     int(ff.coords[kept[r].index][0])))
@@ -107,7 +110,7 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
     if xy and slide_path is None:
         raise ConfigError(f"selection for {slide_id} needs the slide file to cut patches from")
     with atomic_dir(patches_dir) as tmp_dir:
-        names = save_patches(slide_path, slide_id, xy, size0, size_px, Path(tmp_dir),
+        names = save_patches(slide_path, slide_id, xy, size0, out_px, Path(tmp_dir),
                              params.image_format, params.jpeg_quality)
     image_of = {order[i]: names[i] for i in range(len(order))}
     with atomic_path(out_csv) as tmp:
@@ -118,7 +121,7 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
                 x, y = (int(v) for v in ff.coords[c.index])
                 w.writerow([slide_id, x, y, 0, size0, size_px, c.source, _fmt_score(c.score),
                             c.prompt, c.cluster_id, image_of[r]])
-    stats.update(slide_id=slide_id, size_px=size_px, patch_size_level0=size0,
+    stats.update(slide_id=slide_id, size_px=size_px, image_px=out_px, patch_size_level0=size0,
                  sources={s: sum(c.source == s for c in kept)
                           for s in (smath.SOURCE_PROMPT, smath.SOURCE_CLUSTER, smath.SOURCE_BOTH)})
     log.info("%s: %d patches, %d prompts, k=%d -> %d selected %s", slide_id, n, len(prompts),
