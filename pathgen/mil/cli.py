@@ -7,13 +7,11 @@ Plain paths work without a config:
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from ..cli import add_config_args, config_from_args
 from ..config import ConfigError
-from ..logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +108,15 @@ def _cmd_mil(args) -> int:
             args.overrides.append(f"evaluation.mil.{k}={v}")
     cfg = config_from_args(args) if (args.config or args.task or Path("config.yaml").exists()) else None
     if cfg is None:
-        from ..config import PathgenConfig
         from ..config.evaluation import MilConfig
         mil = MilConfig(**{k: v for k, v in overrides.items() if v is not None})
     else:
         mil = cfg.evaluation.mil
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if args.task:
+        from .api import splits_dir, task_splits
+        if not (splits_dir(cfg, args.task) / "splits_summary.json").exists():
+            task_splits(cfg, args.task)
         for m in models:
             s = task_benchmark(cfg, args.task, args.encoder or cfg.features.encoder, m, args.device)
             _print(s)

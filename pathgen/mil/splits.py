@@ -44,11 +44,15 @@ def generate_splits(table: pd.DataFrame, folds: int, val_fraction: float, seed: 
         raise ConfigError(f"{folds} folds need at least {folds} patients; the labels table has "
                           f"{n_cases}. Lower the task's `folds`.")
     y, groups = table["y"].to_numpy(), table["case_id"].to_numpy()
+    if np.bincount(y).max() < folds:
+        raise ConfigError(f"{folds} folds need at least {folds} slides in some class; lower `folds`")
     slides = table["slide_id"].to_numpy()
     out = []
     for k, (rest, test) in enumerate(_sgkf(y, groups, folds, seed)):
-        n_rest_cases = len(set(groups[rest]))
-        n_val = min(max(2, round(1 / val_fraction)), n_rest_cases)
+        # val = one of n_val patient folds; sklearn needs n_val <= patients and <= the
+        # largest class's slide count.
+        n_val = min(max(2, round(1 / val_fraction)), len(set(groups[rest])),
+                    int(np.bincount(y[rest]).max()))
         if n_val < 2:
             train, val = rest, np.array([], dtype=int)
         else:
