@@ -53,11 +53,13 @@ class Layout:
         n = math.ceil(len(slide_ids) * self.cfg.demo.holdout_fraction)
         return list(slide_ids[len(slide_ids) - n:]) if n else []
 
+    @property
+    def using_demo(self) -> bool:
+        return self.cfg.uses_demo
+
     def holdout_ids(self, slide_ids: list[str]) -> list[str]:
         """Held-out slides for this run: the demo holdout when running the demo, else none."""
-        cfg = self.cfg
-        using_demo = cfg.demo.enabled and cfg.slides.dir is None and cfg.slides.sample_sheet is None
-        return self.demo_holdout_ids(slide_ids) if using_demo else []
+        return self.demo_holdout_ids(slide_ids) if self.using_demo else []
 
     # -- tiling ------------------------------------------------------------------------
     def tiles_dir(self) -> Path:

@@ -96,7 +96,7 @@ def _read_sample_sheet(path: Path) -> list[SlideRecord]:
 
 def list_slides(cfg: PathgenConfig) -> dict[str, SlideRecord]:
     """Return slide_id -> record, in a stable order. Duplicate ids are an error."""
-    if cfg.demo.enabled and cfg.slides.dir is None and cfg.slides.sample_sheet is None:
+    if cfg.uses_demo:
         recs = [SlideRecord(s, demo_slide_path(cfg, s), cfg.demo.mpp) for s in demo_slide_ids(cfg)]
     elif cfg.slides.sample_sheet is not None:
         recs = _read_sample_sheet(cfg.slides.sample_sheet)

@@ -2,12 +2,11 @@
 # real slides are configured), their label table, and the holdout zero-shot benchmark.
 from pathgen.demo.benchmark import zeroshot_dir
 
-DEMO_ACTIVE = CFG.demo.enabled and CFG.slides.dir is None and CFG.slides.sample_sheet is None
+DEMO_ACTIVE = L.using_demo
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
 DEMO_ZS = zeroshot_dir(CFG)
 
 if DEMO_ACTIVE:
-    HOLDOUT_IDS = L.demo_holdout_ids(SLIDE_IDS)
     ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS / "classes.json")])
 
     rule make_demo_slide:

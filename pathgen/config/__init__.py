@@ -58,6 +58,11 @@ class PathgenConfig(Section):
             self.resources.setdefault(name, res)
         return self
 
+    @property
+    def uses_demo(self) -> bool:
+        """The run uses the embedded demo slides (demo enabled and no real slides configured)."""
+        return self.demo.enabled and self.slides.dir is None and self.slides.sample_sheet is None
+
     def all_encoders(self) -> dict[str, EncoderSpec]:
         out = {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
         out.update(self.encoders)
