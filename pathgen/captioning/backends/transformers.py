@@ -180,16 +180,34 @@ class TransformersBackend(Backend):
     async def revise(self, item: PatchItem, description: str, prompt: str) -> Reply:
         return await self._vision(item, prompt)
 
+    def _text_messages(self, prompt: str) -> list[dict]:
+        if self.text is self.vision:  # text-only turn through the VLM's chat template
+            return [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        return [{"role": "user", "content": prompt}]
+
+    async def chat(self, prompt: str, max_new_tokens: int) -> str:
+        """One text-only turn (used by summarize and by text-only callers)."""
+        return await self.text.submit(_Request(self._text_messages(prompt), None, max_new_tokens))
+
     async def summarize(self, description: str, prompt: str, budget: TokenBudget) -> Reply:
         t0 = time.perf_counter()
-        if self.text is self.vision:  # text-only turn through the VLM's chat template
-            messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
-        else:
-            messages = [{"role": "user", "content": prompt}]
-        text = await self.text.submit(_Request(messages, None, self.cfg.summary_max_new_tokens))
+        text = await self.chat(prompt, self.cfg.summary_max_new_tokens)
         return Reply(text, 1, time.perf_counter() - t0)
 
     async def aclose(self) -> None:
         await self.vision.aclose()
         if self.text is not self.vision:
             await self.text.aclose()
+
+
+def text_chat(cfg, max_new_tokens: int | None = None):
+    """A blocking ``prompt -> reply`` function over a locally loaded model (instruction data,
+    report findings). The model is loaded once; calls run on one private event loop."""
+    backend = TransformersBackend(cfg)
+    loop = asyncio.new_event_loop()
+    limit = max_new_tokens or cfg.max_new_tokens
+
+    def chat(prompt: str) -> str:
+        return loop.run_until_complete(backend.chat(prompt, limit))
+
+    return chat
