@@ -44,7 +44,9 @@ def record_dry_run(workdir: Path, extra: list[str]) -> list[dict]:
             group=job.is_group(),
             name=job.groupid if job.is_group() else job.rule.name,
             n_jobs=len(list(job.jobs)) if job.is_group() else 1,
-            local=(not job.is_group()) and self.workflow.is_local(job.rule),
+            # what the SLURM executor would run locally (the dry-run executor itself is local)
+            local=(not job.is_group()) and (job.rule.name in self.workflow._localrules
+                                            or job.rule.norun),
             threads=res.get("_cores", getattr(job, "threads", 1)),
             mem_mb=res.get("mem_mb"), gpu=res.get("gpu", 0), runtime=res.get("runtime")))
         return original(self, job)

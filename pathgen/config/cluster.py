@@ -3,7 +3,7 @@
 Snakemake submits one job per rule instance unless rules share a `group`; with thousands of
 slides that would be tens of thousands of SLURM jobs. The workflow (rules/common.smk) applies
 ``groups``/``group_components`` below as Snakemake's ``--groups``/``--group-components``
-(command-line values win), so e.g. 50 slides' tile + extract_features chains run inside one
+(command-line values win), so e.g. 64 slides' tile + extract_features chains run inside one
 SLURM job on one GPU, one after another.
 """
 
@@ -29,16 +29,17 @@ class ClusterConfig(Section):
         description="Rule name -> Snakemake group. Per-slide rules of one group and one slide run "
                     "in one cluster job; `group_components` then packs several slides per job.")
     group_components: dict[str, int] = Field(
-        default_factory=lambda: {"slide": 50, "caption": 50},
+        default_factory=lambda: {"slide": 64, "caption": 64},
         description="Group name -> slides (connected components) per cluster job "
-                    "(Snakemake --group-components). 1000 slides / 50 = 20 jobs per group.")
+                    "(Snakemake --group-components). 1000 slides / 64 = 16 jobs per group.")
     max_group_runtime: int | None = Field(
         None, ge=1,
         description="Minutes. When set, a group's batch is lowered so that batch x the summed "
                     "per-slide `resources.<rule>.runtime` of its rules fits this wall-time "
                     "(e.g. your partition's MaxTime).")
     local_rules: list[str] = Field(
-        default_factory=lambda: ["demo_labels", "mil_splits", "report", "tables"],
+        default_factory=lambda: ["demo_labels", "mil_splits", "mil_table", "zeroshot_table",
+                                 "build_report"],
         description="Light aggregate rules that run on the submitting node instead of as "
                     "cluster jobs (Snakemake `localrules`).")
 

@@ -54,7 +54,7 @@ class Workspace:
             "-s", str(REPO / "Snakefile"), "--directory", str(self.root), *args]
         out = open(self.root / "snakemake.out", "w")
         return subprocess.Popen(cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def dry_run(self, *args: str, quiet: bool = True) -> "DryRun":
         """`snakemake -n`; quiet=False keeps the per-job listing (see :func:`parse_jobs`)."""
