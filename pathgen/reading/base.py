@@ -5,8 +5,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
+import cv2
 import numpy as np
 from PIL import Image
+
+# OpenCV's thread pool does not survive fork(): a DataLoader worker forked from a process
+# whose pool had run can deadlock in its first cv2 call. Patch resampling is tiny and the
+# parallelism comes from reading workers, so keep OpenCV single-threaded wherever pathgen
+# reads patches (set here, in the parent, before any worker is forked).
+cv2.setNumThreads(1)
 
 WHITE = 255  # unscanned / outside-slide area, as OpenSlide's transparent pixels over glass
 
@@ -73,7 +80,22 @@ def margin_for(box_px: float, out_size: int) -> int:
     return int(math.ceil(2.0 * max(1.0, box_px / out_size))) + 1
 
 
+# Up to this shrink factor a bilinear warp barely aliases and is ~3x faster than PIL's
+# antialiased bicubic; DCT scaling leaves at most 8/7 for the final resize in the usual case.
+BILINEAR_MAX_SHRINK = 1.5
+RESAMPLE_DOC = (f"bilinear (cv2.warpAffine) when the final shrink is <= {BILINEAR_MAX_SHRINK}x, "
+                "else antialiased bicubic (PIL)")
+
+
 def resample(buf: np.ndarray, box: tuple[float, float, float, float], out_size: int) -> np.ndarray:
-    """Bicubic (antialiased) resample of ``box`` (x0, y0, x1, y1, float px in ``buf``)."""
+    """Resample ``box`` (x0, y0, x1, y1: float px in ``buf``) to ``out_size`` square."""
+    x0, y0, x1, y1 = box
+    rx, ry = (x1 - x0) / out_size, (y1 - y0) / out_size
+    if max(rx, ry) <= BILINEAR_MAX_SHRINK:
+        # inverse map: output pixel centre (i + .5) -> source position (pixel-centre convention)
+        m = np.array([[rx, 0.0, x0 + 0.5 * rx - 0.5], [0.0, ry, y0 + 0.5 * ry - 0.5]])
+        return cv2.warpAffine(buf, m, (out_size, out_size),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
     img = Image.fromarray(buf)
     return np.asarray(img.resize((out_size, out_size), Image.Resampling.BICUBIC, box=box))

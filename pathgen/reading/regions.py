@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .base import PatchReader, margin_for, resample
+from .base import RESAMPLE_DOC, PatchReader, margin_for, resample
 from .plan import ReadPlan, plan_read
 
 MAX_REGION_PX = 4096  # widest region read at once (level px); bounds memory per read
@@ -35,7 +35,7 @@ class OpenSlideRegionReader(PatchReader):
     def describe(self, size_level0: float, out_size: int) -> dict:
         p = self.plan(size_level0, out_size)
         return {"reader": self.name, "level": p.level, "level_downsample": p.level_downsample,
-                "resample": "bicubic (PIL, antialiased)", "patch_size_level0": size_level0,
+                "resample": RESAMPLE_DOC, "patch_size_level0": size_level0,
                 "out_size": out_size}
 
     def _runs(self, coords: np.ndarray, size0: float, ds: float) -> list[list[int]]:

@@ -18,7 +18,7 @@ import numpy as np
 import simplejpeg
 import tifffile
 
-from .base import WHITE, PatchReader, ReadError, TileLRU, margin_for, resample
+from .base import RESAMPLE_DOC, WHITE, PatchReader, ReadError, TileLRU, margin_for, resample
 from .plan import ReadPlan, plan_read
 
 _JPEG = 7  # TIFF Compression: new-style JPEG
@@ -152,7 +152,7 @@ class TiledJpegReader(PatchReader):
     def describe(self, size_level0: float, out_size: int) -> dict:
         p = self.plan(size_level0, out_size)
         return {"reader": self.name, "level": p.level, "level_downsample": p.level_downsample,
-                "jpeg_dct_scale": f"{p.dct_scale}/8", "resample": "bicubic (PIL, antialiased)",
+                "jpeg_dct_scale": f"{p.dct_scale}/8", "resample": RESAMPLE_DOC,
                 "patch_size_level0": size_level0, "out_size": out_size}
 
     def read_patches(self, coords: np.ndarray, size_level0: float, out_size: int) -> np.ndarray:
