@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     ap.add_argument("--dtype", default="float16", choices=["float16", "float32"],
                     help="Stored dtype (the paper stores fp16)")
     ap.add_argument("--model", default="abmil")
+    ap.add_argument("--hidden-dim", type=int, default=256, help="Model width (evaluation.mil.hidden_dim)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
@@ -69,14 +70,15 @@ def main(argv=None) -> None:
         times = {}
         for name, store in stores.items():
             torch.manual_seed(0)
-            model = build_model(args.model, args.dim, 2).to(args.device)
+            model = build_model(args.model, args.dim, 2, hidden_dim=args.hidden_dim,
+                                attn_dim=max(4, args.hidden_dim // 2)).to(args.device)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
             epoch_seconds(model, opt, store, ids[:2], labels, args.device)  # warm-up
             runs = [epoch_seconds(model, opt, store, ids, labels, args.device) for _ in range(args.epochs)]
             times[name] = min(runs)
         mem, disk = times["in-memory"], times["re-read (CLAM-style)"]
         print(f"{args.slides} slides x {args.patches} patches x {args.dim} ({args.dtype}), model "
-              f"{args.model}, device {args.device}, {args.threads} thread(s)")
+              f"{args.model} (hidden {args.hidden_dim}), device {args.device}, {args.threads} thread(s)")
         print(f"one-off load into memory: {load_s:.2f} s")
         print(f"epoch in-memory: {mem:.3f} s   epoch re-read: {disk:.3f} s   ratio: {disk / mem:.1f}x")
 
