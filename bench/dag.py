@@ -49,18 +49,18 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def measure(n: int, root: Path, mock: bool) -> dict:
+def measure(n: int, root: Path, mock: bool, timeout: float = 1800) -> dict:
     ws = fake_slide_workspace(root, n)
     cfg = load_config(ws.config_path)
     slides, t_list = timed(lambda: list_slides(cfg))
     assert len(slides) == n
-    _, t_parse = timed(lambda: ws.snakemake("--list-rules", "--quiet", "all"))
-    fresh, _ = timed(lambda: ws.dry_run())
+    _, t_parse = timed(lambda: ws.snakemake("--list-rules", timeout=timeout))
+    fresh = ws.dry_run(timeout=timeout)
     row = dict(slides=n, list_slides_s=t_list, parse_s=t_parse, fresh_s=fresh.seconds,
                fresh_jobs=fresh.total)
     if mock:
         mock_per_slide_outputs(ws)
-        mocked = ws.dry_run()
+        mocked = ws.dry_run(timeout=timeout)
         row.update(mocked_s=mocked.seconds, mocked_jobs=mocked.total)
     return row
 
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slides", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--no-mock", action="store_true", help="skip the mocked-outputs dry run")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per snakemake call")
     ap.add_argument("--workdir", type=Path, default=None, help="keep workspaces here")
     args = ap.parse_args(argv)
     base = args.workdir or Path(tempfile.mkdtemp(prefix="pathgen-dag-"))
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
           f"{'mocked -n':>10} {'jobs':>6}")
     try:
         for n in args.slides:
-            r = measure(n, base / f"n{n}", not args.no_mock)
+            r = measure(n, base / f"n{n}", not args.no_mock, args.timeout)
             print(f"{r['slides']:>7} {r['list_slides_s']:>10.2f}s {r['parse_s']:>6.2f}s "
                   f"{r['fresh_s']:>8.2f}s {r['fresh_jobs']:>7} "
                   f"{r.get('mocked_s', float('nan')):>9.2f}s {r.get('mocked_jobs', 0):>6}",

@@ -83,7 +83,7 @@ def test_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):
     local.write_config(**small_config(local.root, slides_dir))
     # The local reference run goes on while the SLURM run mostly waits on polling.
     t0 = time.perf_counter()
-    local_proc = local.start("--cores", "2", *targets(local), timeout=480)
+    local_proc = local.start("--cores", "2", *targets(local), timeout=600)
 
     cl = Workspace(tmp_path / "slurm")
     cl.write_config(**small_config(cl.root, slides_dir))
@@ -98,7 +98,7 @@ def test_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):
             "--profile", str(profile), *targets(cl), "--jobs", "4",
             # No slurmdbd here: status via squeue (MinJobAge=300 >= 3 x 2 s), fast first check.
             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-            "--slurm-keep-successful-logs", timeout=480)
+            "--slurm-keep-successful-logs", timeout=600)
     except BaseException:
         os.killpg(local_proc.pid, signal.SIGKILL)
         raise

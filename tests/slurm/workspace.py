@@ -56,10 +56,11 @@ class Workspace:
         return subprocess.Popen(cmd, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
-    def dry_run(self, *args: str, quiet: bool = True) -> "DryRun":
+    def dry_run(self, *args: str, quiet: bool = True, timeout: float = 600) -> "DryRun":
         """`snakemake -n`; quiet=False keeps the per-job listing (see :func:`parse_jobs`)."""
         t0 = time.perf_counter()
-        proc = self.snakemake("-n", *(["--quiet", "rules"] if quiet else []), *args)
+        proc = self.snakemake("-n", *(["--quiet", "rules"] if quiet else []), *args,
+                              timeout=timeout)
         return DryRun(parse_job_counts(proc.stdout + proc.stderr), time.perf_counter() - t0,
                       proc.stdout + proc.stderr)
 
