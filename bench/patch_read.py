@@ -164,20 +164,22 @@ def peak_rss_extraction(path, coords, size0, workers) -> dict:
                              patch_size=224, patch_size_level0=size0, level0_dims=(1, 1))
         write_coords(cpath, coords, attrs)
         me = psutil.Process()
-        peak = {"tree": 0}
+        peak = {"tree": 0, "pss": 0}
         stop = threading.Event()
 
         def sample():
             while not stop.is_set():
                 procs = [me] + me.children(recursive=True)
-                total = 0
+                total = pss = 0
                 for p in procs:
-                    try:
-                        total += p.memory_info().rss
+                    try:  # PSS splits pages shared by forked workers instead of re-counting
+                        info = p.memory_full_info()
+                        total, pss = total + info.rss, pss + info.pss
                     except psutil.Error:
                         pass
                 peak["tree"] = max(peak["tree"], total)
-                time.sleep(0.05)
+                peak["pss"] = max(peak["pss"], pss)
+                time.sleep(0.1)
 
         base = me.memory_info().rss
         th = threading.Thread(target=sample, daemon=True)
@@ -188,7 +190,8 @@ def peak_rss_extraction(path, coords, size0, workers) -> dict:
         secs = time.perf_counter() - t
         stop.set()
         th.join()
-    return {"rss_before_mb": base / 2**20, "peak_tree_mb": peak["tree"] / 2**20,
+    return {"rss_before_mb": base / 2**20, "peak_tree_rss_mb": peak["tree"] / 2**20,
+            "peak_tree_pss_mb": peak["pss"] / 2**20,
             "ru_maxrss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "ru_maxrss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "patches_per_s_with_encoder": len(coords) / secs}
@@ -205,12 +208,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=int, default=224)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-rss", action="store_true", help="skip the extraction RSS run")
+    ap.add_argument("--rss-only", action="store_true",
+                    help="only the extraction memory run (in this fresh process)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
     path = ensure_slide(args.slide, args.width, args.height)
     coords = tissue_block(path, args.size0, args.n)
     coords = coords[reading_order(coords)]
+    if args.rss_only:
+        m = peak_rss_extraction(path, coords, args.size0, args.workers)
+        print("extraction (tiny-demo, cpu): " + ", ".join(f"{k}={v:.1f}" for k, v in m.items()))
+        return 0
     with TiledJpegReader(path) as r:
         plan = r.plan(args.size0, args.out)
     print(f"slide {path} {path.stat().st_size / 2**20:.0f} MiB; {len(coords)} tissue patches "
