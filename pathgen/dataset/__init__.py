@@ -1,6 +1,15 @@
 """Caption dataset assembly: PathGen JSON, open_clip CSV, WebDataset shards, card, gallery."""
 
-from .build import OUTPUTS, build_dataset, output_paths
-from .pathgen_json import read_pathgen_json, write_pathgen_json
 
 __all__ = ["build_dataset", "output_paths", "OUTPUTS", "read_pathgen_json", "write_pathgen_json"]
+
+from ..lazy import lazy_exports  # noqa: E402
+
+_EXPORTS = {
+    "OUTPUTS": ".build",
+    "build_dataset": ".build",
+    "output_paths": ".build",
+    "read_pathgen_json": ".pathgen_json",
+    "write_pathgen_json": ".pathgen_json",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

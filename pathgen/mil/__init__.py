@@ -5,4 +5,10 @@ patient-level stratified folds) and per-slide feature files (pathgen / TRIDENT /
 trains one model per fold and writes CLAM-style predictions, metrics and attention heatmaps.
 """
 
-from .models import MODELS, build_model  # noqa: F401
+from ..lazy import lazy_exports  # noqa: E402
+
+_EXPORTS = {
+    "MODELS": ".models",
+    "build_model": ".models",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
