@@ -5,7 +5,7 @@ import os as _os
 # installed: put it on PYTHONPATH. Jobs inherit it (SLURM ones through sbatch --export=ALL).
 _pp = _os.environ.get("PYTHONPATH", "").split(_os.pathsep)
 if workflow.basedir not in _pp:
-    _os.environ["PYTHONPATH"] = _os.pathsep.join([workflow.basedir] + [p for p in _pp if p])
+    _os.environ.update(PYTHONPATH=_os.pathsep.join([workflow.basedir] + [p for p in _pp if p]))
 
 
 def res(rule_name):
