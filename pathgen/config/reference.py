@@ -73,5 +73,22 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+START, END = "<!-- CONFIG-REFERENCE:START -->", "<!-- CONFIG-REFERENCE:END -->"
+
+
+def readme_with_reference(text: str) -> str:
+    """README text with the block between the markers replaced by the current reference."""
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{markdown()}{END}{tail}"
+
+
 if __name__ == "__main__":
-    print(markdown(), end="")
+    import sys
+    from pathlib import Path
+
+    if sys.argv[1:2] == ["--update-readme"]:
+        readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        readme.write_text(readme_with_reference(readme.read_text()))
+    else:
+        print(markdown(), end="")
