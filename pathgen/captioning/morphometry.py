@@ -1,8 +1,10 @@
 """Measurements on one H&E patch, for the morphometric captioning baseline.
 
 Measurement-based baseline, not a language model. Steps: colour deconvolution
-(Ruifrok & Johnston H-E-DAB, ``skimage.color.rgb2hed``); nuclei = haematoxylin-rich
-objects split by a distance-transform watershed; physical units from the patch mpp.
+(Ruifrok & Johnston H-E-DAB, ``skimage.color.rgb2hed``); nuclei = haematoxylin-rich objects,
+touching ones split by a marker watershed on the distance transform (markers = h-maxima, so an
+elongated spindle nucleus stays one object); physical units from the patch mpp; a coarse map of
+32 µm blocks gives the share of the field each component covers (for mixed patches).
 Pure functions of (RGB array, mpp) -> :class:`Measurements`; no text here.
 """
 
@@ -10,17 +12,28 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import color, feature, filters, measure, morphology, segmentation
+from skimage import color, filters, morphology, segmentation
 
-# Haematoxylin optical density (rgb2hed units) above which a pixel is nuclear. Pink stroma and
-# cytoplasm sit at ~0.00-0.01, hyperchromatic nuclei at 0.10-0.20; Otsu picks the split
-# inside tissue but never below this floor (a nucleus-free stroma patch stays nucleus-free).
-H_FLOOR = 0.04
+# -- measurement constants (physical units; rgb2hed optical-density units for stains) ---------
+# Haematoxylin OD above which a pixel is nuclear. Pink stroma and cytoplasm sit at ~0.00-0.03,
+# nuclei at 0.09-0.20: Otsu picks the split inside tissue, clipped to [H_FLOOR, H_CEIL] so a
+# nucleus-free stroma patch stays nucleus-free and a nucleus-rich one keeps faint nuclei.
+H_FLOOR, H_CEIL = 0.05, 0.09
+H_CYTO = 0.018          # non-nuclear haematoxylin above this = basophilic/amphophilic background
+E_POS = 0.01            # eosin OD above this = eosinophilic
 WHITE_GREY = 0.82       # brighter and ...
-WHITE_MAX_SAT = 0.12    # ... less saturated than this = background / lumen / fat
+WHITE_MAX_SAT = 0.12    # ... less saturated than this = glass / lumen / fat vacuole
 DEBRIS_MIN_UM2 = 0.5    # smaller H-positive specks are noise
+SPLIT_H_UM = 0.5        # saddle depth (µm of the distance map) that separates two nuclei
+SPINDLE_ECC = 0.92      # eccentricity of a spindle (fibroblast-like) nucleus
+LYMPH_AREA_UM2 = (14.0, 48.0)  # small round lymphocyte-like nucleus: area range ...
+LYMPH_MAX_ECC = 0.8     # ... and roundness
+LARGE_NUCLEUS_UM2 = 50.0       # enlarged (epithelial/tumour-like) nucleus
+FAT_MIN_UM2 = 400.0     # a white compartment at least this large counts as a vacuole/fat cell
+BLOCK_UM = 32.0         # side of the blocks of the component map
 
 
 @dataclass(frozen=True)
@@ -40,10 +53,21 @@ class Measurements:
     chromatin_darkness: float       # mean 1 - grey level inside nuclei (0..1)
     nc_fraction: float              # nuclear area / tissue area
     eosin_fraction: float           # eosinophilic non-nuclear tissue / tissue area
+    hema_fraction: float            # haematoxylin-tinged non-nuclear tissue / tissue area
     lumina: int                     # white holes enclosed by tissue, >= lumen_min_area
     lumen_fraction: float           # their area / field area
+    white_compartments: int         # white areas >= FAT_MIN_UM2 (border-touching included)
     debris_per_mm2: float           # small fragmented H-positive bodies per mm² of tissue
     debris: int
+    spindle_fraction: float         # nuclei with eccentricity >= SPINDLE_ECC
+    lymphoid_fraction: float        # small round nuclei (LYMPH_AREA_UM2, ecc < LYMPH_MAX_ECC)
+    large_fraction: float           # nuclei >= LARGE_NUCLEUS_UM2
+    # share of BLOCK_UM blocks (of the field) dominated by each component
+    block_white: float
+    block_lymphoid: float
+    block_epithelial: float
+    block_debris: float
+    block_fibrous: float
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -53,70 +77,163 @@ def _cv(values: np.ndarray) -> float:
     return float(values.std() / values.mean()) if len(values) > 1 and values.mean() > 0 else 0.0
 
 
+def segment_nuclei(hema: np.ndarray, tissue: np.ndarray, mpp: float) -> tuple[np.ndarray, float]:
+    """Label image of haematoxylin objects (0 = none) and the threshold used."""
+    thr = H_FLOOR
+    if tissue.sum() > 100:
+        vals = hema[tissue]
+        if np.ptp(vals) > 1e-6:
+            thr = float(np.clip(filters.threshold_otsu(vals), H_FLOOR, H_CEIL))
+    mask = ((hema > thr) & tissue).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    mask = ndi.binary_fill_holes(mask).astype(np.uint8)
+    n_cc, cc = cv2.connectedComponents(mask, connectivity=8)
+    if n_cc <= 1:
+        return cc.astype(np.int32), thr
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    # One marker per regional maximum deeper than SPLIT_H_UM; components without one (thin or
+    # tiny objects) keep their own label.
+    peaks = morphology.h_maxima(dist, max(1.0, SPLIT_H_UM / mpp))
+    markers, n_mk = ndi.label(peaks, structure=np.ones((3, 3)))  # 8-connected: diagonal ridges
+    has = np.zeros(n_cc, bool)
+    has[np.unique(cc[peaks > 0])] = True
+    lack = ~has[cc] & (cc > 0)
+    markers[lack] = n_mk + cc[lack]
+    labels = segmentation.watershed(-dist, markers, mask=mask.astype(bool))
+    return labels.astype(np.int32), thr
+
+
+def _object_stats(labels: np.ndarray, grey: np.ndarray):
+    """Per-object area (px), centroid (y, x), eccentricity and mean grey, vectorised."""
+    n = int(labels.max())
+    lab = labels.ravel()
+    sel = lab > 0
+    lab = lab[sel]
+    ys, xs = np.divmod(np.flatnonzero(sel), labels.shape[1])
+    area = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+    present = area > 0
+    a = np.maximum(area, 1)
+    cy = np.bincount(lab, ys, n + 1)[1:] / a
+    cx = np.bincount(lab, xs, n + 1)[1:] / a
+    dy, dx = ys - cy[lab - 1], xs - cx[lab - 1]
+    # + 1/12: second moment of a unit pixel (as skimage.measure.regionprops)
+    myy = np.bincount(lab, dy * dy, n + 1)[1:] / a + 1 / 12
+    mxx = np.bincount(lab, dx * dx, n + 1)[1:] / a + 1 / 12
+    mxy = np.bincount(lab, dx * dy, n + 1)[1:] / a
+    tr, det = mxx + myy, mxx * myy - mxy * mxy
+    disc = np.sqrt(np.maximum(tr * tr / 4 - det, 0))
+    l1, l2 = tr / 2 + disc, np.maximum(tr / 2 - disc, 0)
+    ecc = np.sqrt(1 - l2 / np.maximum(l1, 1e-9))
+    mean_grey = np.bincount(lab, grey.ravel()[sel], n + 1)[1:] / a
+    return (area[present], cy[present], cx[present], ecc[present], mean_grey[present])
+
+
 def measure_patch(rgb: np.ndarray, mpp: float, nucleus_min_area_um2: float = 6.0,
                   lumen_min_area_um2: float = 150.0) -> Measurements:
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ValueError(f"expected an RGB image, got shape {rgb.shape}")
-    rgb = rgb[..., :3]
+    if not mpp or mpp <= 0:
+        raise ValueError(f"mpp must be > 0 µm/px, got {mpp!r}")
+    rgb = np.ascontiguousarray(rgb[..., :3])
     h, w = rgb.shape[:2]
     px_um2 = mpp * mpp
     img = rgb.astype(np.float32) / 255.0
     grey = img.mean(axis=2)
     sat = img.max(axis=2) - img.min(axis=2)
     white = (grey > WHITE_GREY) & (sat < WHITE_MAX_SAT)
-    tissue = ~white
-    tissue = morphology.remove_small_objects(tissue, max_size=max(1, int(20 / px_um2)))
+    tissue = morphology.remove_small_objects(~white, max_size=max(1, int(20 / px_um2)))
+    white = ~tissue
     tissue_px = int(tissue.sum())
     tissue_mm2 = max(tissue_px * px_um2 / 1e6, 1e-9)
 
-    # White areas enclosed by tissue (not touching the border): lumina, vacuoles, fat cells.
-    holes = segmentation.clear_border(measure.label(white & ~tissue))
-    lumen_min_px = lumen_min_area_um2 / px_um2
-    hole_areas = np.bincount(holes.ravel())[1:] if holes.max() else np.zeros(0)
-    big = hole_areas >= lumen_min_px
+    # White areas: enclosed ones (lumina, vacuoles, fat cells) and all large compartments
+    # (fat cells cut by the field edge are still fat; glass is one compartment beside tissue).
+    n_w, wl, wstats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=4)
+    w_area = wstats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    x0, y0 = wstats[1:, cv2.CC_STAT_LEFT], wstats[1:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + wstats[1:, cv2.CC_STAT_WIDTH], y0 + wstats[1:, cv2.CC_STAT_HEIGHT]
+    inner = (x0 > 0) & (y0 > 0) & (x1 < w) & (y1 < h)
+    big = inner & (w_area >= lumen_min_area_um2 / px_um2)
     lumina = int(big.sum())
-    lumen_fraction = float(hole_areas[big].sum() / (h * w)) if lumina else 0.0
+    lumen_fraction = float(w_area[big].sum() / (h * w)) if lumina else 0.0
+    white_compartments = int((w_area >= FAT_MIN_UM2 / px_um2).sum())
 
     hed = color.rgb2hed(rgb)
     hema, eosin = hed[..., 0], hed[..., 1]
-    thr = H_FLOOR
-    if tissue_px > 100:
-        vals = hema[tissue]
-        if np.ptp(vals) > 1e-6:
-            thr = max(H_FLOOR, float(filters.threshold_otsu(vals)))
-    nuc_mask = (hema > thr) & tissue
-    nuc_mask = ndi.binary_fill_holes(ndi.binary_opening(nuc_mask, structure=morphology.disk(1)))
-
-    # Split touching nuclei: watershed on the distance map from one marker per nucleus.
-    dist = ndi.distance_transform_edt(nuc_mask)
-    min_dist = max(2, int(round(2.0 / mpp)))
-    labels_cc = measure.label(nuc_mask)
-    peaks = feature.peak_local_max(dist, min_distance=min_dist, labels=labels_cc, exclude_border=False)
-    markers = np.zeros_like(labels_cc)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    labels = segmentation.watershed(-dist, markers, mask=nuc_mask) if len(peaks) else labels_cc
-
-    props = measure.regionprops(labels, intensity_image=grey)
-    areas = np.array([p.area * px_um2 for p in props]) if props else np.zeros(0)
+    labels, _thr = segment_nuclei(hema, tissue, mpp)
+    area_px, cy, cx, ecc_all, grey_mean = _object_stats(labels, grey)
+    areas = area_px * px_um2
     is_nuc = areas >= nucleus_min_area_um2
     is_debris = (areas >= DEBRIS_MIN_UM2) & ~is_nuc
-    nuc_props = [p for p, k in zip(props, is_nuc) if k]
-    n_areas = areas[is_nuc]
-    ecc = np.array([p.eccentricity for p in nuc_props]) if nuc_props else np.zeros(0)
-    dark = np.array([1.0 - p.intensity_mean for p in nuc_props]) if nuc_props else np.zeros(0)
-    nuc_px = float(sum(p.area for p in nuc_props))
+    n_areas, ecc, dark = areas[is_nuc], ecc_all[is_nuc], 1.0 - grey_mean[is_nuc]
+    nuc_px = float(area_px[is_nuc].sum())
+    nuclear = labels > 0
+    spindle = ecc >= SPINDLE_ECC
+    lymphoid = (n_areas >= LYMPH_AREA_UM2[0]) & (n_areas <= LYMPH_AREA_UM2[1]) & (ecc < LYMPH_MAX_ECC)
+    large = n_areas >= LARGE_NUCLEUS_UM2
+    nn = max(len(n_areas), 1)
 
-    eos_mask = tissue & ~nuc_mask & (eosin > 0.01)
+    stroma_bg = tissue & ~nuclear
+    bg_px = max(int(stroma_bg.sum()), 1)
+    eos_frac = float((stroma_bg & (eosin > E_POS)).sum() / max(tissue_px, 1))
+    hema_frac = float((stroma_bg & (hema > H_CYTO)).sum() / bg_px)
+
+    blocks = _block_map(h, w, mpp, white, stroma_bg & (hema > H_CYTO), cy, cx, is_nuc, is_debris,
+                        lymphoid, large)
     return Measurements(
         mpp=float(mpp), field_um=float(max(h, w) * mpp),
         tissue_fraction=tissue_px / (h * w), white_fraction=float(white.mean()),
-        nuclei=len(nuc_props), nuclei_per_mm2=len(nuc_props) / tissue_mm2,
+        nuclei=int(is_nuc.sum()), nuclei_per_mm2=float(is_nuc.sum() / tissue_mm2),
         nuclear_area_um2=float(n_areas.mean()) if len(n_areas) else 0.0,
         nuclear_area_p10_um2=float(np.percentile(n_areas, 10)) if len(n_areas) else 0.0,
         nuclear_area_p90_um2=float(np.percentile(n_areas, 90)) if len(n_areas) else 0.0,
         area_cv=_cv(n_areas), eccentricity=float(ecc.mean()) if len(ecc) else 0.0,
         eccentricity_cv=_cv(ecc), chromatin_darkness=float(dark.mean()) if len(dark) else 0.0,
-        nc_fraction=nuc_px / max(tissue_px, 1), eosin_fraction=float(eos_mask.sum() / max(tissue_px, 1)),
-        lumina=lumina, lumen_fraction=lumen_fraction,
+        nc_fraction=nuc_px / max(tissue_px, 1), eosin_fraction=eos_frac, hema_fraction=hema_frac,
+        lumina=lumina, lumen_fraction=lumen_fraction, white_compartments=white_compartments,
         debris=int(is_debris.sum()), debris_per_mm2=float(is_debris.sum() / tissue_mm2),
+        spindle_fraction=float(spindle.sum() / nn), lymphoid_fraction=float(lymphoid.sum() / nn),
+        large_fraction=float(large.sum() / nn), **blocks,
     )
+
+
+def _block_map(h, w, mpp, white, basophilic, cy, cx, is_nuc, is_debris, lymphoid, large) -> dict:
+    """Share of BLOCK_UM blocks dominated by white space, small round nuclei (lymphoid),
+    enlarged nuclei / basophilic cytoplasm (epithelial), debris, or neither (fibrous)."""
+    b = max(8, int(round(BLOCK_UM / mpp)))
+    ny, nx = max(1, h // b), max(1, w // b)
+    bpx = (h // ny) * (w // nx)
+
+    def grid_mean(mask):
+        return cv2.resize(mask.astype(np.float32), (nx, ny), interpolation=cv2.INTER_AREA)
+
+    def grid_count(sel):
+        yi = np.minimum((cy[sel] * ny / h).astype(int), ny - 1)
+        xi = np.minimum((cx[sel] * nx / w).astype(int), nx - 1)
+        return np.bincount(yi * nx + xi, minlength=ny * nx).reshape(ny, nx)
+
+    block_um2 = bpx * mpp * mpp
+    per_1000 = 1000.0 / block_um2  # counts -> per 1000 µm² (a 32 µm block is ~1000 µm²)
+    wf = grid_mean(white)
+    baso = grid_mean(basophilic)
+    nuc = grid_count(is_nuc) * per_1000
+    lym = grid_count(_sub(is_nuc, lymphoid)) * per_1000
+    lrg = grid_count(_sub(is_nuc, large)) * per_1000
+    deb = grid_count(is_debris) * per_1000
+    kind = np.full((ny, nx), 4)  # fibrous
+    # per 1000 µm²: a lymphocyte sheet holds ~10-20 nuclei, carcinoma a few enlarged ones
+    kind[(lrg >= 2) | ((baso >= 0.35) & (nuc >= 4))] = 2  # epithelial
+    kind[(lym >= 6) & (lym >= 0.5 * nuc)] = 1              # lymphoid
+    kind[(deb >= 3) & (lym < 3) & (lrg < 1)] = 3           # debris
+    kind[wf >= 0.6] = 0                                     # white
+    share = np.bincount(kind.ravel(), minlength=5) / kind.size
+    return dict(block_white=float(share[0]), block_lymphoid=float(share[1]),
+                block_epithelial=float(share[2]), block_debris=float(share[3]),
+                block_fibrous=float(share[4]))
+
+
+def _sub(parent: np.ndarray, child: np.ndarray) -> np.ndarray:
+    """Object-level mask: `child` is indexed over parent's True entries; expand to all objects."""
+    out = np.zeros_like(parent)
+    out[parent] = child
+    return out

@@ -29,59 +29,138 @@ DEFAULT_MPP = 0.5
 
 
 @dataclass(frozen=True)
+class TissueThresholds:
+    """Tissue-call table (physical units). Calibrated on pure ground-truth patches of the demo
+    CAPTION slides at 128 and 256 µm (bench/morphometric_calibration.py, docs/captioning.md);
+    no ground truth is used at inference. Density is per mm² of tissue at the patch mpp."""
+
+    background_max_tissue: float = 0.25      # tissue share of the field below this = glass
+    adipose_min_white: float = 0.5           # fat: mostly white ...
+    adipose_min_compartments: int = 2        # ... in >= 2 vacuoles (glass is one white area)
+    necrosis_min_debris_per_mm2: float = 2000.0  # karyorrhectic fragments (< nucleus size)
+    necrosis_max_nuclear_area_um2: float = 20.0  # ... and no intact nuclei of normal size
+    lymph_min_nuclei_per_mm2: float = 8500.0     # lymphocyte sheet: very dense ...
+    lymph_min_small_round: float = 0.5           # ... mostly small round nuclei
+    tumor_min_nuclei_per_mm2: float = 2500.0     # carcinoma: crowded ...
+    tumor_min_large_fraction: float = 0.25       # ... with many enlarged nuclei
+    tumor_min_mean_area_um2: float = 45.0        # (or a large mean nuclear area)
+    benign_min_nc: float = 0.035             # glandular epithelium: nuclear/tissue area ratio,
+    benign_min_nuclei_per_mm2: float = 1400.0  # ... density above collagen's sparse fibroblasts
+    benign_min_white: float = 0.01           # ... and a lumen (clear space) in the field,
+    benign_max_spindle: float = 0.35         # or, lumen out of view: nuclei mostly not spindle
+    benign_min_nc_no_lumen: float = 0.04     # ... and a higher nuclear/tissue area ratio
+    benign_max_lymphoid_blocks: float = 0.2  # extra nuclei from a lymphocyte sheet are not glands
+    secondary_min_share: float = 0.3         # a second component named when it covers >= this
+
+
+CALIBRATION = TissueThresholds()
+
+
+@dataclass(frozen=True)
 class Call:
     tissue: str      # one of TISSUE_TEXT's keys
     density: str     # dense | moderate | sparse
     size: str        # enlarged | medium | small
     pleomorphic: bool
     hyperchromatic: bool
+    second: str | None = None  # a second component (TISSUE_TEXT key), mixed fields
 
 
+# Standard terms used by zero-shot class texts ("tumor epithelium", "fibrous stroma",
+# "lymphocytes", "necrosis", "benign glandular epithelium", "adipose tissue"); American spelling.
 TISSUE_TEXT = {
     "background": "mostly background with little tissue",
     "adipose": "adipose tissue composed of large clear fat vacuoles separated by thin septa",
-    "necrosis": "necrosis-like tissue with fragmented nuclear debris in a pale eosinophilic background",
-    "lymphoid": "a dense lymphoid infiltrate of small round uniform nuclei",
-    "tumour": "tumour-like epithelium with crowded, enlarged, irregular nuclei",
-    "glandular": "glandular epithelium with lumina lined by fairly uniform nuclei",
-    "cellular": "cellular tissue with closely packed nuclei",
+    "necrosis": "necrosis with karyorrhectic nuclear debris in a pale eosinophilic background",
+    "lymphocytes": "a dense aggregate of lymphocytes with closely packed round nuclei",
+    "tumor": "tumor epithelium consistent with carcinoma, with crowded, enlarged, pleomorphic nuclei",
+    "benign": "benign glandular epithelium with lumina lined by small uniform nuclei",
     "stroma": "fibrous stroma with sparse spindle-shaped nuclei",
-    "mixed": "mixed tissue of moderate cellularity",
+}
+# Bare terms: used when a qualifier of TISSUE_TEXT is contradicted by the measurements (e.g.
+# "sparse" nuclei in a stroma field crossed by lymphocytes), so the tissue sentence survives
+# the revise step.
+TISSUE_TERM = {"background": "mostly background", "adipose": "adipose tissue", "necrosis": "necrosis",
+               "lymphocytes": "lymphocytes", "tumor": "tumor epithelium consistent with carcinoma",
+               "benign": "benign glandular epithelium", "stroma": "fibrous stroma"}
+# How a second component is named after the dominant one.
+SECOND_TEXT = {
+    "adipose": "some adipose tissue",
+    "necrosis": "a focus of necrosis",
+    "lymphocytes": "a small aggregate of lymphocytes",
+    "tumor": "nests of tumor epithelium",
+    "stroma": "intervening fibrous stroma",
 }
 
 
-def classify(m: Measurements, t) -> Call:
-    """Tissue call from measurements; ``t`` = MorphometricConfig thresholds."""
+def _shares(m: Measurements) -> dict[str, float]:
+    """Share of the field per component, from the 32 µm block map."""
+    return {"adipose": m.block_white if m.white_compartments >= 2 else 0.0,
+            "lymphocytes": m.block_lymphoid, "tumor": m.block_epithelial,
+            "necrosis": m.block_debris, "stroma": m.block_fibrous}
+
+
+def tissue_call(m: Measurements, c: TissueThresholds = CALIBRATION) -> str:
+    """Dominant tissue: a decision list, most specific finding first."""
+    if m.white_fraction >= c.adipose_min_white and m.white_compartments >= c.adipose_min_compartments:
+        return "adipose"
+    if m.tissue_fraction < c.background_max_tissue:
+        return "background"
+    if (m.debris_per_mm2 >= c.necrosis_min_debris_per_mm2
+            and m.nuclear_area_um2 < c.necrosis_max_nuclear_area_um2):
+        return "necrosis"
+    if m.nuclei_per_mm2 >= c.lymph_min_nuclei_per_mm2 and m.lymphoid_fraction >= c.lymph_min_small_round:
+        return "lymphocytes"
+    if m.nuclei_per_mm2 >= c.tumor_min_nuclei_per_mm2 and (
+            m.large_fraction >= c.tumor_min_large_fraction
+            or m.nuclear_area_um2 >= c.tumor_min_mean_area_um2):
+        return "tumor"
+    if (m.nuclei_per_mm2 >= c.benign_min_nuclei_per_mm2
+            and m.block_lymphoid < c.benign_max_lymphoid_blocks) and (
+            (m.nc_fraction >= c.benign_min_nc and m.white_fraction >= c.benign_min_white)
+            or (m.nc_fraction >= c.benign_min_nc_no_lumen and m.spindle_fraction <= c.benign_max_spindle)):
+        return "benign"
+    return "stroma"
+
+
+def classify(m: Measurements, t, c: TissueThresholds = CALIBRATION) -> Call:
+    """Tissue call from measurements; ``t`` = MorphometricConfig (density/size words)."""
     density = ("dense" if m.nuclei_per_mm2 >= t.dense_nuclei_per_mm2 else
                "sparse" if m.nuclei_per_mm2 <= t.sparse_nuclei_per_mm2 else "moderate")
     size = ("enlarged" if m.nuclear_area_um2 >= t.large_nucleus_um2 else
             "small" if m.nuclear_area_um2 <= t.small_nucleus_um2 else "medium")
     pleo = m.nuclei >= 5 and m.area_cv >= t.pleomorphism_cv
     hyper = m.nuclei >= 3 and m.chromatin_darkness >= 0.62
-    if m.tissue_fraction < 0.15 and m.lumen_fraction < 0.2:
-        tissue = "background"
-    elif m.lumen_fraction >= t.adipose_white_fraction and m.lumina >= 2 and density != "dense":
-        tissue = "adipose"
-    elif m.debris_per_mm2 >= t.debris_per_mm2 and m.debris > m.nuclei:
-        tissue = "necrosis"
-    elif density == "dense" and size == "small" and m.eccentricity < 0.7:
-        tissue = "lymphoid"
-    elif density == "dense" and (size == "enlarged" or pleo):
-        tissue = "tumour"
-    elif m.lumina >= 1 and density != "sparse":
-        tissue = "glandular"
-    elif density == "dense":
-        tissue = "cellular"
-    elif density == "sparse" and m.eosin_fraction >= 0.5:
-        tissue = "stroma"
-    else:
-        tissue = "mixed"
-    return Call(tissue, density, size, pleo, hyper)
+    tissue = tissue_call(m, c)
+    second = None
+    if tissue != "background":
+        share = {k: v for k, v in _shares(m).items() if k != tissue and supports(k, m, t)}
+        best = max(share, key=share.get, default=None)
+        if best and share[best] >= c.secondary_min_share:
+            second = best
+    return Call(tissue, density, size, pleo, hyper, second)
+
+
+def supports(tissue: str, m: Measurements, t) -> bool:
+    """Do the measurements show any evidence of ``tissue``? (revise + second component)."""
+    return {
+        "adipose": m.white_compartments >= 1 and m.white_fraction >= 0.15,
+        "necrosis": m.debris_per_mm2 >= 0.3 * t.debris_per_mm2 or m.block_debris > 0,
+        "lymphocytes": m.nuclei >= 3 and (m.lymphoid_fraction >= 0.3 or m.block_lymphoid > 0),
+        "tumor": m.nuclei >= 3 and (m.large_fraction >= 0.1 or m.block_epithelial > 0),
+        "benign": m.nuclei >= 3 and m.white_fraction > 0,
+        "stroma": m.eosin_fraction >= 0.1,
+        "background": m.tissue_fraction < 0.5,
+    }[tissue]
 
 
 def describe_measurements(m: Measurements, t) -> str:
     c = classify(m, t)
-    s = [f"This {m.field_um:.0f} µm field shows {TISSUE_TEXT[c.tissue]}."]
+    tail = f", and {SECOND_TEXT[c.second]}" if c.second else ""
+    first = f"This {m.field_um:.0f} µm field shows {TISSUE_TEXT[c.tissue]}{tail}."
+    if contradicted(first, m, t):
+        first = f"This {m.field_um:.0f} µm field shows {TISSUE_TERM[c.tissue]}{tail}."
+    s = [first]
     if c.tissue != "background":
         s.append(f"Nuclear density is {'high' if c.density == 'dense' else 'low' if c.density == 'sparse' else 'moderate'} "
                  f"({m.nuclei_per_mm2:,.0f} nuclei per mm² of tissue, {m.nuclei} counted).")
@@ -92,7 +171,7 @@ def describe_measurements(m: Measurements, t) -> str:
                  f"(10th-90th percentile {m.nuclear_area_p10_um2:.0f}-{m.nuclear_area_p90_um2:.0f} µm²).")
         s.append("Nuclear size varies markedly, consistent with pleomorphism "
                  f"(coefficient of variation {m.area_cv:.2f})." if c.pleomorphic else
-                 f"Nuclei are fairly uniform in size (coefficient of variation {m.area_cv:.2f}).")
+                 f"Nuclear size is fairly constant (coefficient of variation {m.area_cv:.2f}).")
         shape = ("elongated, spindle-like" if m.eccentricity >= 0.85 else
                  "oval" if m.eccentricity >= 0.6 else "round")
         s.append(f"Nuclear outlines are mostly {shape} (mean eccentricity {m.eccentricity:.2f}).")
@@ -103,13 +182,14 @@ def describe_measurements(m: Measurements, t) -> str:
             s.append(f"Eosinophilic stroma or cytoplasm makes up about {100 * m.eosin_fraction:.0f}% "
                      "of the tissue.")
         if m.lumina:
-            s.append(f"There are {m.lumina} clear spaces enclosed by tissue (lumina or vacuoles), "
+            s.append(f"There are {m.lumina} clear spaces enclosed by tissue, "
                      f"covering {100 * m.lumen_fraction:.0f}% of the field.")
-        else:
-            s.append("No lumina or vacuoles are seen.")
-        s.append("Numerous small dark fragments suggest necrosis-like nuclear debris "
-                 f"({m.debris_per_mm2:,.0f} per mm²)." if c.tissue == "necrosis"
-                 else "No necrosis-like debris is seen.")
+        elif m.white_fraction < 0.005:
+            s.append("No clear spaces are seen.")
+        if c.tissue == "necrosis" or c.second == "necrosis":
+            s.append(f"Small dark nuclear fragments number about {m.debris_per_mm2:,.0f} per mm².")
+        elif not supports("necrosis", m, t):
+            s.append("No nuclear debris is seen.")
     return " ".join(s)
 
 
@@ -139,17 +219,20 @@ def _claims() -> list[tuple[re.Pattern, Check]]:
          lambda m, t, neg: (not neg) and m.area_cv > 1.2 * t.pleomorphism_cv),
         (rx(r"hyperchromat"),
          lambda m, t, neg: (not neg) and m.nuclei >= 3 and m.chromatin_darkness < 0.5),
+        # tissue-type claims: contradicted when the measurements show no evidence of it at all
         (rx(r"necro|nuclear debris|karyorrhe"),
-         lambda m, t, neg: (m.debris_per_mm2 >= t.debris_per_mm2 and m.debris > m.nuclei) if neg
-         else m.debris_per_mm2 < 0.3 * t.debris_per_mm2),
+         lambda m, t, neg: (tissue_call(m) == "necrosis") if neg else not supports("necrosis", m, t)),
         (rx(r"\b(adipo\w*|fat|fatty|lipid vacuoles)\b"),
-         lambda m, t, neg: (m.lumen_fraction >= t.adipose_white_fraction) if neg
-         else m.lumen_fraction < 0.15),
+         lambda m, t, neg: (tissue_call(m) == "adipose") if neg else not supports("adipose", m, t)),
         (rx(r"\b(lymphoid|lymphocyt\w*)\b"),
-         lambda m, t, neg: (not neg) and (m.nuclei_per_mm2 < t.sparse_nuclei_per_mm2 or
-                                          m.nuclear_area_um2 > t.large_nucleus_um2)),
+         lambda m, t, neg: (tissue_call(m) == "lymphocytes") if neg
+         else not supports("lymphocytes", m, t)),
+        (rx(r"\b(tumou?r\w*|carcinoma\w*|malignan\w*|neoplas\w*)\b"),
+         lambda m, t, neg: (tissue_call(m) == "tumor") if neg else not supports("tumor", m, t)),
+        (rx(r"\bbenign\b"),
+         lambda m, t, neg: (not neg) and not supports("benign", m, t)),
         (rx(r"\b(gland\w*|lumen|lumina|acin\w*|vacuol\w*)\b"),
-         lambda m, t, neg: (m.lumina >= 2) if neg else m.lumina == 0),
+         lambda m, t, neg: (m.lumina >= 2) if neg else m.white_fraction == 0),
         (rx(r"\b(stroma\w*|collagen\w*|fibrous|eosinophilic)\b"),
          lambda m, t, neg: (not neg) and m.eosin_fraction < 0.1),
     ]
@@ -177,7 +260,7 @@ def summarize_text(text: str, budget: TokenBudget) -> str:
 
 class MorphometricBackend(Backend):
     name = "morphometric"
-    model = "morphometric-v1"
+    model = "morphometric-v2"  # v2: calibrated tissue call, standard vocabulary
 
     def __init__(self, cfg, cache_size: int = 512):
         """``cfg``: MorphometricConfig (thresholds)."""
