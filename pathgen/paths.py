@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .config import PathgenConfig
@@ -91,8 +92,13 @@ class Layout:
     def selection_patches(self, slide: str) -> Path:
         return self.selection_dir() / "patches" / slide
 
+    @cached_property
+    def _captions_tag(self) -> str:
+        # The tag hashes the prompt templates (file reads): compute it once per run, not per job.
+        return self.cfg.captioning.tag()
+
     def captions_dir(self) -> Path:
-        return self.features_dir() / f"captions_{self.cfg.captioning.tag()}"
+        return self.features_dir() / f"captions_{self._captions_tag}"
 
     def captions(self, slide: str) -> Path:
         return self.captions_dir() / f"{slide}.jsonl"

@@ -1,6 +1,6 @@
 # Zero-shot patch classification: one job per benchmark x model (all prompting modes),
 # then one combined table. Benchmarks and models come from evaluation.zeroshot.
-from pathgen.zeroshot.run import model_names, result_path, zeroshot_dir
+from pathgen.zeroshot.layout import model_names, result_path, zeroshot_dir
 from pathgen.zeroshot.workflow import alternatives, zeroshot_inputs
 
 ZS = CFG.evaluation.zeroshot

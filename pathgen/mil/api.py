@@ -13,11 +13,7 @@ from pathlib import Path
 from ..config import ConfigError, PathgenConfig
 from ..config.evaluation import MilTaskConfig
 from ..paths import Layout
-from .run import run_benchmark
-from .splits import make_splits, read_splits
-from .table import write_table
-from .tables import read_labels
-from .train import TrainParams
+# The Snakefile imports this module at parse time: torch/sklearn stay out of module scope.
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +61,21 @@ def n_folds(cfg: PathgenConfig, task: str) -> int:
     t = get_task(cfg, task)
     if t.splits is None:
         return t.folds
+    from .splits import read_splits
+
     return len(read_splits(t.splits))
 
 
 def task_table(t: MilTaskConfig):
+    from .tables import read_labels
+
     return read_labels(t.labels, t.classes, target=t.target, slide_table=t.slide_table,
                        label_map=t.label_map)
 
 
 def task_splits(cfg: PathgenConfig, task: str) -> list[Path]:
+    from .splits import make_splits
+
     t = get_task(cfg, task)
     table = task_table(t)
     return make_splits(table, t.classes, splits_dir(cfg, task), given=t.splits, folds=t.folds,
@@ -91,6 +93,10 @@ def slide_paths(cfg: PathgenConfig) -> dict[str, Path]:
 
 def task_benchmark(cfg: PathgenConfig, task: str, encoder: str, model: str,
                    device: str | None = None) -> dict:
+    from .run import run_benchmark
+    from .splits import read_splits
+    from .train import TrainParams
+
     t = get_task(cfg, task)
     mil = cfg.evaluation.mil
     sd = splits_dir(cfg, task)
@@ -109,6 +115,8 @@ def all_metrics_files(cfg: PathgenConfig) -> list[Path]:
 
 
 def mil_table(metrics_files: list[Path], out_csv: Path, out_md: Path):
+    from .table import write_table
+
     return write_table([Path(p) for p in metrics_files], Path(out_csv), Path(out_md))
 
 

@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3):
     from ..paths import Layout
-    from ..zeroshot.run import zeroshot_dir
+    from ..zeroshot.layout import zeroshot_dir
     from .build import ReportInputs
 
     L = Layout(cfg)

@@ -24,6 +24,7 @@ from ..config import PathgenConfig
 from .argv import build_argv, launcher, resolve_device, stage_paths
 from .curves import parse_out_log, plot_loss
 from .data import resolve_stage_data
+from .layout import training_outputs
 from .models import check_arch, register_model_configs, resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,6 @@ class TrainResult:
     loss_last_epoch: float | None = None
 
 
-def training_outputs(training_dir: Path, name: str) -> dict[str, Path]:
-    return {"final": training_dir / "final.pt", "meta": training_dir / "final.json",
-            "loss_png": training_dir / name / "loss.png", "loss_csv": training_dir / name / "loss.csv"}
 
 
 def _run_in_process(argv: list[str]) -> None:

@@ -19,45 +19,13 @@ from ..atomic import atomic_path, write_json
 from ..config import PathgenConfig
 from ..config.features import EncoderSpec
 from .benchmarks import Benchmark, resolve_benchmark
+from .layout import model_names, model_spec, result_path, trained_spec, zeroshot_dir  # noqa: F401
 from .loaders import Samples, load_samples
 from .metrics import bootstrap_ci, confusion, point_metrics, top_k_accuracy
 from .prompts import class_embeddings, ensemble_prompts, single_prompts
 from .report import plot_confusion, write_confusion_csv
 
 log = logging.getLogger(__name__)
-
-
-def zeroshot_dir(cfg: PathgenConfig) -> Path:
-    return cfg.results_dir / "eval" / "zeroshot"
-
-
-def result_path(cfg: PathgenConfig, benchmark: str, model: str, prompting: str) -> Path:
-    return zeroshot_dir(cfg) / benchmark / model / f"results_{prompting}.json"
-
-
-def model_names(cfg: PathgenConfig) -> list[str]:
-    zs = cfg.evaluation.zeroshot
-    if zs.models:
-        return list(zs.models)
-    names = [cfg.training.register_as] if cfg.training.enabled else []
-    return names + [n for n in [cfg.features.encoder] if n not in names]
-
-
-def trained_spec(cfg: PathgenConfig) -> EncoderSpec:
-    """The encoder the training stage produces (results/training/final.pt)."""
-    tc = cfg.training
-    return EncoderSpec(kind="open_clip", arch=tc.arch,
-                       pretrained=str(cfg.results_dir / "training" / "final.pt"),
-                       force_quick_gelu=tc.force_quick_gelu, image_size=tc.image_size)
-
-
-def model_spec(cfg: PathgenConfig, name: str) -> EncoderSpec:
-    known = cfg.all_encoders()
-    if name in known:
-        return known[name]
-    if name == cfg.training.register_as:
-        return trained_spec(cfg)
-    return cfg.encoder_spec(name)  # raises with the list of known names
 
 
 @torch.inference_mode()

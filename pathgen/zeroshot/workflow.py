@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..config import PathgenConfig
-from .run import model_spec
+from .layout import model_spec
 
 
 def alternatives(names: list[str]) -> str:
