@@ -1,11 +1,7 @@
 # Helpers shared by all rule files.
-import os as _os
+from pathgen.workflow_env import put_checkout_on_pythonpath
 
-# Rule scripts may run in conda envs (envs/*.yaml, `--sdm conda`) that do not have this checkout
-# installed: put it on PYTHONPATH. Jobs inherit it (SLURM ones through sbatch --export=ALL).
-_pp = _os.environ.get("PYTHONPATH", "").split(_os.pathsep)
-if workflow.basedir not in _pp:
-    _os.environ.update(PYTHONPATH=_os.pathsep.join([workflow.basedir] + [p for p in _pp if p]))
+put_checkout_on_pythonpath(workflow.basedir)
 
 
 def res(rule_name):
