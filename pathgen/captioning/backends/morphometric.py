@@ -169,9 +169,13 @@ def describe_measurements(m: Measurements, t) -> str:
                     "medium": "Nuclei are of medium size"}[c.size]
         s.append(f"{size_txt}, averaging {m.nuclear_area_um2:.0f} µm² "
                  f"(10th-90th percentile {m.nuclear_area_p10_um2:.0f}-{m.nuclear_area_p90_um2:.0f} µm²).")
-        s.append("Nuclear size varies markedly, consistent with pleomorphism "
-                 f"(coefficient of variation {m.area_cv:.2f})." if c.pleomorphic else
-                 f"Nuclear size is fairly constant (coefficient of variation {m.area_cv:.2f}).")
+        if c.pleomorphic and c.tissue == "tumor":
+            s.append("Nuclear size varies markedly, consistent with pleomorphism "
+                     f"(coefficient of variation {m.area_cv:.2f}).")
+        elif c.pleomorphic:  # overlapping small nuclei also spread the areas: no pleomorphism claim
+            s.append(f"Nuclear size varies (coefficient of variation {m.area_cv:.2f}).")
+        else:
+            s.append(f"Nuclear size is fairly constant (coefficient of variation {m.area_cv:.2f}).")
         shape = ("elongated, spindle-like" if m.eccentricity >= 0.85 else
                  "oval" if m.eccentricity >= 0.6 else "round")
         s.append(f"Nuclear outlines are mostly {shape} (mean eccentricity {m.eccentricity:.2f}).")
@@ -182,8 +186,8 @@ def describe_measurements(m: Measurements, t) -> str:
             s.append(f"Eosinophilic stroma or cytoplasm makes up about {100 * m.eosin_fraction:.0f}% "
                      "of the tissue.")
         if m.lumina:
-            s.append(f"There are {m.lumina} clear spaces enclosed by tissue, "
-                     f"covering {100 * m.lumen_fraction:.0f}% of the field.")
+            s.append(f"There {'is 1 clear space' if m.lumina == 1 else f'are {m.lumina} clear spaces'} "
+                     f"enclosed by tissue, covering {100 * m.lumen_fraction:.0f}% of the field.")
         elif m.white_fraction < 0.005:
             s.append("No clear spaces are seen.")
         if c.tissue == "necrosis" or c.second == "necrosis":
