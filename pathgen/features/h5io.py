@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
+from ..h5attrs import plain as _plain
 
 ROOT_ATTRS = ("encoder", "weights", "preprocessing", "dtype", "embed_dim", "pathgen_version")
 CHUNK_ROWS = 1024
@@ -23,14 +24,6 @@ CHUNK_ROWS = 1024
 
 class FeaturesFileError(ValueError):
     """A features HDF5 is missing, unreadable or does not follow the contract."""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def create_datasets(f: h5py.File, n: int, dim: int, dtype: str, coords: np.ndarray,

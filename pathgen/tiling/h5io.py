@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
+from ..h5attrs import plain as _plain
 
 CHUNK_ROWS = 4096
 CLAM_ATTRS = ("patch_size", "patch_level", "downsample", "downsampled_level_dim", "level_dim",
@@ -83,14 +84,6 @@ def write_coords(path: str | os.PathLike, coords: np.ndarray, attrs: dict[str, A
             for key, value in attrs.items():
                 ds.attrs[key] = value
     return path
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def read_coords(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
