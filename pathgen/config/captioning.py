@@ -20,6 +20,11 @@ from pydantic import Field
 from .base import Section
 
 
+# Version of the measurement-based baseline; bump when its calls or wording change (it names
+# the captions folder, so a change re-captions instead of resuming stale text).
+MORPHOMETRIC_MODEL_ID = "morphometric-v2"
+
+
 class OpenAIBackendConfig(Section):
     base_url: str = Field("http://127.0.0.1:8000/v1",
                           description="OpenAI-compatible server root (the part before "
@@ -129,7 +134,7 @@ class CaptioningConfig(Section):
             return self.openai.model
         if self.backend == "transformers":
             return self.transformers.model
-        return "morphometric-v1"
+        return MORPHOMETRIC_MODEL_ID
 
     def shaping_settings(self) -> dict:
         """Settings that change caption text (hashed). Filters, concurrency, URLs, retries,

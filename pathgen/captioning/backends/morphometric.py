@@ -23,6 +23,7 @@ from ..budget import TokenBudget, split_sentences
 from ..items import PatchItem, Reply
 from ..morphometry import Measurements, measure_patch
 from .base import Backend
+from ...config.captioning import MORPHOMETRIC_MODEL_ID
 
 LABEL = "measurement-based baseline, not a language model"
 DEFAULT_MPP = 0.5
@@ -264,7 +265,7 @@ def summarize_text(text: str, budget: TokenBudget) -> str:
 
 class MorphometricBackend(Backend):
     name = "morphometric"
-    model = "morphometric-v2"  # v2: calibrated tissue call, standard vocabulary
+    model = MORPHOMETRIC_MODEL_ID  # v2: calibrated tissue call, standard vocabulary
 
     def __init__(self, cfg, cache_size: int = 512):
         """``cfg``: MorphometricConfig (thresholds)."""
