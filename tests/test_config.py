@@ -56,3 +56,13 @@ def test_cli_set_override_and_error(capsys):
     assert "patch_size_um: 128" in capsys.readouterr().out
     assert main(["validate-config", "--config", "config.yaml", "--set", "tiling.bogus=1"]) == 2
     assert "tiling.bogus" in capsys.readouterr().err
+
+
+def test_rule_resources_merge_over_defaults():
+    cfg = validate_config({"resources": {"extract_features": {"threads": 1}, "my_rule": {"mem_mb": 500}}})
+    feats = cfg.rule_resources("extract_features")
+    assert feats.threads == 1 and feats.gpu == 1  # the GPU request survives a partial override
+    assert cfg.rule_resources("my_rule").mem_mb == 500
+    assert cfg.rule_resources("tile").gpu == 0
+    with pytest.raises(ConfigError, match="resources.tile.gpus"):
+        validate_config({"resources": {"tile": {"gpus": 1}}})

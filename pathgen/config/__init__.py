@@ -44,7 +44,23 @@ class PathgenConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     instruct: InstructConfig = Field(default_factory=InstructConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
-    resources: dict[str, RuleResources] = Field(default_factory=default_resources)
+    resources: dict[str, RuleResources] = Field(
+        default_factory=default_resources,
+        description="Per-rule compute requests (threads, mem_mb, runtime, gpu, gpu_model, "
+                    "slurm_partition, cpus_per_task). A rule's entry is merged over its built-in "
+                    "defaults, so `extract_features: {threads: 1}` keeps `gpu: 1`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_resources(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("resources"), dict):
+            defaults = default_resources()
+            merged = {}
+            for rule, value in data["resources"].items():
+                base = defaults.get(rule, defaults["default"]).model_dump()
+                merged[rule] = {**base, **value} if isinstance(value, dict) else value
+            data = {**data, "resources": merged}
+        return data
 
     @model_validator(mode="after")
     def _checks(self):
