@@ -361,3 +361,23 @@ def test_llm_extractor_uses_openai_chat(tmp_path, monkeypatch):
         prompts = slide_prompts(cfg, "S1", cache_dir=tmp_path / "c")
     assert prompts[-2:] == ["an H&E image showing acinar glands", "an H&E image showing tumor necrosis"]
     assert len(calls) == 1 and calls[0][1] == cfg.captioning.openai.model
+
+
+def test_prompt_embedding_cache_embeds_each_prompt_once(tmp_path):
+    import numpy as np
+
+    from pathgen.selection.runner import cached_text_encoder
+
+    calls = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return np.stack([np.full(4, len(t), np.float32) for t in texts])
+
+    enc = cached_text_encoder(encode, tmp_path, "key1")
+    first = enc(["a b", "ccc"])
+    again = cached_text_encoder(encode, tmp_path, "key1")(["ccc", "a b", "dddd"])
+    assert calls == [["a b", "ccc"], ["dddd"]]  # only the new prompt is embedded
+    assert np.array_equal(again[1], first[0]) and again[2][0] == 4
+    cached_text_encoder(encode, tmp_path, "other-encoder")(["a b"])
+    assert calls[-1] == ["a b"]  # another encoder never reuses these embeddings

@@ -3,12 +3,15 @@ tower, where the outputs go. The math and the I/O live in math.py / select.py.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import ConfigError, PathgenConfig
 from . import reports as rep
 from .prompts import cancer_type_of, load_prompt_book
@@ -84,12 +87,41 @@ def slide_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None = None,
     return prompts
 
 
+def _encoder_key(cfg: PathgenConfig, name: str) -> str:
+    """Identity of an encoder's weights without loading it (spec + local checkpoint stat)."""
+    spec = cfg.encoder_spec(name).model_dump(mode="json")
+    ckpt = Path(str(spec.get("pretrained") or ""))
+    if spec.get("pretrained") and ckpt.is_file():
+        st = ckpt.stat()
+        spec["_file"] = [str(ckpt.resolve()), st.st_size, st.st_mtime_ns]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_text_encoder(encode: TextEncoder, cache_dir: Path, key: str) -> TextEncoder:
+    """Wrap a text encoder with an on-disk cache of prompt embeddings (one .npy per prompt).
+
+    Every slide of a run scores the same prompts with the same text tower: the first job
+    embeds them, the others read the cache and never import torch/open_clip (seconds per job)."""
+    def cached(texts: list[str]) -> np.ndarray:
+        paths = [cache_dir / key / (hashlib.sha256(t.encode()).hexdigest()[:24] + ".npy") for t in texts]
+        missing = [i for i, p in enumerate(paths) if not p.exists()]
+        if missing:
+            fresh = encode([texts[i] for i in missing])
+            for i, row in zip(missing, fresh):
+                with atomic_path(paths[i], suffix=".npy") as tmp:
+                    np.save(tmp, row.astype(np.float32))
+        return np.stack([np.load(p) for p in paths]) if paths else np.zeros((0, 0), np.float32)
+
+    return cached
+
+
 def load_text_encoder(cfg: PathgenConfig, name: str | None = None) -> TextEncoder:
     """The text tower of the CLIP that made the features, as texts -> (P, D) float32."""
     import torch
 
     from pathgen.encoders import load_encoder  # type: ignore
 
+    torch.set_num_threads(1)
     enc = load_encoder(name or cfg.selection.text_encoder or cfg.features.encoder, cfg,
                        device=cfg.selection.device)
 
@@ -107,7 +139,7 @@ def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.Pat
                   slide_path: str | os.PathLike | None, out_csv: str | os.PathLike,
                   patches_dir: str | os.PathLike, case_id: str | None = None,
                   cancer_type: str | None = None, text_encoder: TextEncoder | None = None,
-                  cache_dir: Path | None = None) -> dict:
+                  cache_dir: Path | None = None, embeddings_cache: Path | None = None) -> dict:
     prompts = (slide_prompts(cfg, slide_id, case_id, cancer_type,
                              cache_dir or Path(out_csv).parent / "report_findings")
                if cfg.selection.prompt_top_k > 0 else [])
@@ -120,5 +152,10 @@ def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.Pat
                 self.fn = text_encoder or load_text_encoder(cfg)
             return self.fn(texts)
 
+    encoder = _Lazy()
+    if text_encoder is None and embeddings_cache is not None:
+        name = cfg.selection.text_encoder or cfg.features.encoder
+        encoder = cached_text_encoder(encoder, Path(embeddings_cache), _encoder_key(cfg, name))
+
     return select_slide(features_path, slide_path, slide_id, out_csv, patches_dir, prompts,
-                        _Lazy(), cfg.selection)
+                        encoder, cfg.selection)
