@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import math
 from collections import OrderedDict
 
@@ -22,7 +24,7 @@ class ReadError(RuntimeError):
     """A patch could not be read; names the slide, the place and the cause."""
 
 
-class PatchReader:
+class PatchReader(abc.ABC):
     """Reads square patches given level-0 top-left coords, delivered at ``out_size`` px.
 
     Implementations are opened inside each worker process (they hold file handles)."""
@@ -32,12 +34,13 @@ class PatchReader:
     level_dimensions: list[tuple[int, int]]
     level_downsamples: list[float]
 
+    @abc.abstractmethod
     def read_patches(self, coords: np.ndarray, size_level0: float, out_size: int) -> np.ndarray:
         """(n, 2) level-0 (x, y) -> (n, out_size, out_size, 3) uint8 RGB."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self, size_level0: float, out_size: int) -> dict:
-        raise NotImplementedError
+        """What this reader does for a geometry (level, decode scale), for provenance."""
 
     def close(self) -> None:
         pass
