@@ -8,14 +8,20 @@ The final file is produced atomically by :meth:`ResumableJsonl.finalize`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Iterator
 
 from .atomic import atomic_path
 
+log = logging.getLogger(__name__)
+
 
 class ResumableJsonl:
+    """Records keyed by ``key(rec)``; the last record of a key wins (a retried item's new
+    record supersedes its old one)."""
+
     def __init__(self, partial_path: str | os.PathLike, key: Callable[[dict], Hashable]):
         self.path = Path(partial_path)
         self.key = key
@@ -26,40 +32,43 @@ class ResumableJsonl:
     def _load(self) -> None:
         if not self.path.exists():
             return
-        good_bytes = 0
-        with self.path.open("rb") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a torn last line from a kill: drop it and everything after
-                if not line.endswith(b"\n"):
-                    break
-                good_bytes += len(line)
-                self.records[self.key(rec)] = rec
-        if good_bytes != self.path.stat().st_size:
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # a torn last line from a kill: cut it off
+            log.warning("%s: dropping %d bytes of an incomplete last record", self.path, len(data) - end)
             with self.path.open("r+b") as fh:
-                fh.truncate(good_bytes)
+                fh.truncate(end)
+        for i, line in enumerate(data[:end].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                self.records[self.key(rec)] = rec
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s line %d is not a valid record; ignored", self.path, i)
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.records
 
     def append(self, rec: dict) -> None:
-        k = self.key(rec)
-        if k in self.records:
-            return
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self.path.open("a", encoding="utf-8")
         self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self.records[k] = rec
+        self.records[self.key(rec)] = rec
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def finalize(self, final_path: str | os.PathLike, order: Iterable[Hashable] | None = None) -> list[dict]:
         """Write all records (in ``order`` when given) to ``final_path`` atomically; drop the partial."""
