@@ -24,7 +24,11 @@ class MilTaskConfig(Section):
                                       description="Raw label -> class (e.g. BRACS N/PB/UDH -> benign).")
     splits: Path | None = Field(None, description="Given splits: a folder of CLAM `splits_<k>.csv`, "
                                                   "one such CSV, or a JSON file; null = generate.")
-    folds: int = Field(5, ge=2, description="Generated patient-level stratified folds.")
+    folds: int = Field(5, ge=2, description="Generated patient-level stratified folds. Incremental: "
+                                            "splits/fold_assignment.csv keeps each patient's fold "
+                                            "and train/val role across runs, so added slides do not "
+                                            "move earlier ones; changed folds/val_fraction/seed/"
+                                            "classes (or deleting that file) draw them afresh.")
     val_fraction: float = Field(0.1, gt=0, lt=0.5,
                                 description="Share of the training patients held out for validation.")
     features_dir: Path | None = Field(

@@ -56,6 +56,13 @@ class TrainingConfig(Section):
         None, description="Initial weights of the first stage: an open_clip tag ('openai'), a local "
                           "checkpoint, 'hf-hub:org/name[/file.pt]' (downloaded, then passed as a "
                           "file), or null = random init (train from scratch).")
+    warm_start: bool = Field(
+        False, description="When the training data (or settings) changed and an earlier run's "
+                           "final weights exist (kept in training/<name>/warm_start/"
+                           "previous_final.pt), start the first stage from them instead of "
+                           "`pretrained`, with the configured schedule; final.json records "
+                           "`warm_start_from`. false = train as configured (paper reproduction: "
+                           "from scratch).")
     model_config_file: Path | None = Field(
         None, description="Extra open_clip model-config JSON to register (architecture name = "
                           "file stem), for architectures not shipped with open_clip or pathgen.")

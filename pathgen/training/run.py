@@ -3,6 +3,11 @@
 Each stage is one call of ``open_clip_train.main.main(argv)`` (in-process for 1 GPU/CPU) or
 ``torchrun --nproc_per_node N`` (several GPUs). A finished stage (its last ``epoch_<N>.pt``
 exists) is skipped on rerun; an unfinished one resumes with ``--resume latest``.
+
+``training.warm_start``: each finished run keeps its final weights in
+``<training_dir>/<name>/warm_start/previous_final.pt`` (a hard link to final.pt, or a copy);
+when the first stage must run again (its fingerprint changed), it starts from those weights
+instead of ``training.pretrained``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from ..config import PathgenConfig
 from .argv import build_argv, launcher, resolve_device, stage_paths
 from .curves import parse_out_log, plot_loss
 from .data import resolve_stage_data
-from .layout import training_outputs
+from .layout import training_outputs, warm_start_files
 from .models import check_arch, register_model_configs, resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class StageRun:
     pretrained: str | None
     num_samples: int | None
     skipped: bool = False
+    warm_start_from: str | None = None
 
 
 @dataclass
@@ -47,8 +53,7 @@ class TrainResult:
     stages: list[StageRun] = field(default_factory=list)
     loss_first_epoch: float | None = None
     loss_last_epoch: float | None = None
-
-
+    warm_start_from: str | None = None
 
 
 def _run_in_process(argv: list[str]) -> None:
@@ -99,6 +104,7 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         torch.set_num_threads(threads)
     default_csv = cfg.results_dir / "dataset" / "open_clip.csv"
     result = TrainResult(final=None)
+    warm_files = warm_start_files(training_dir, tc.name)
     previous, chain = None, ""
     for i, stage in enumerate(tc.stages):
         paths = stage_paths(training_dir, tc, stage)
@@ -108,25 +114,54 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
             pretrained = str(previous)
         data = resolve_stage_data(stage, default_csv, paths.stage_dir, write=not dry_run)
         argv = build_argv(tc, stage, data, paths, pretrained, device)
+        # The fingerprint is that of the configured work; a warm start changes only the
+        # starting weights (recorded beside it, and chained into later stages' identity).
         chain = stage_fingerprint(argv, stage.data or [str(default_csv)], chain)
-        done = paths.final_checkpoint.exists() and _recorded(paths) == chain
+        record = _stage_record(paths)
+        # Data, settings or an earlier stage changed: old checkpoints must not be resumed.
+        restart = paths.logs.exists() and record.get("fingerprint") not in (None, chain)
+        started = record.get("fingerprint") == chain and paths.logs.exists()
+        finished = started and paths.final_checkpoint.exists()
+        recorded_warm = record.get("warm_start_from") if started else None
+        warm = warm_of = None
+        if recorded_warm:
+            if i == 0 and tc.warm_start and (finished or Path(recorded_warm).is_file()):
+                # finished or interrupted: the stage keeps the start it was given
+                warm, warm_of = recorded_warm, record.get("warm_start_of")
+            else:  # warm_start switched off (or its source gone mid-stage): not as configured
+                started = finished = False
+                restart = True
+        if i == 0 and tc.warm_start and not started:
+            warm, warm_of = _warm_source(warm_files, tc)
+        done = finished
+        if warm:
+            pretrained = warm
+            argv = build_argv(tc, stage, data, paths, pretrained, device)
+            result.warm_start_from = warm
         run = StageRun(stage.name, argv, prefix + argv, str(paths.final_checkpoint), pretrained,
-                       data.num_samples, skipped=done)
+                       data.num_samples, skipped=done, warm_start_from=warm)
         result.stages.append(run)
         previous = paths.final_checkpoint
+        fingerprint = chain
+        if warm:
+            chain = hashlib.sha256(f"{chain}|warm:{warm_of}".encode()).hexdigest()[:16]
         if dry_run:
             continue
         if done:
             log.info("stage %s already finished (%s); skipping", stage.name, paths.final_checkpoint)
             continue
-        if _recorded(paths) not in (None, chain) and paths.logs.exists():
-            # Data, settings or an earlier stage changed: old checkpoints must not be resumed.
+        if restart:
             log.warning("stage %s: inputs changed since its checkpoints were written; "
                         "restarting it from scratch", stage.name)
             shutil.rmtree(paths.logs)
+        if warm:
+            log.info("stage %s: warm start from %s (the previous run's final weights) instead "
+                     "of %s", stage.name, warm, tc.pretrained or "random init")
         log.info("stage %s: %s pairs, start weights %s", stage.name, data.num_samples,
                  pretrained or "random init")
-        write_json(paths.stage_dir / "stage.json", {"fingerprint": chain, "argv": argv})
+        write_json(paths.stage_dir / "stage.json", {"fingerprint": fingerprint, "argv": argv,
+                                                    "warm_start_from": warm,
+                                                    "warm_start_of": warm_of})
         if prefix:
             _run_torchrun(prefix + argv, extra)
         else:
@@ -139,6 +174,7 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
     outs = training_outputs(training_dir, tc.name)
     export_final(previous, outs["final"])
     result.final = outs["final"]
+    keep_for_warm_start(outs["final"], warm_files, tc, chain)
     points = []
     for stage in tc.stages:
         out_log = stage_paths(training_dir, tc, stage).out_log
@@ -158,6 +194,7 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         "checkpoint": str(outs["final"]), "source": str(previous), "arch": tc.arch,
         "force_quick_gelu": tc.force_quick_gelu, "image_size": tc.image_size,
         "initial_weights": tc.pretrained, "name": tc.name,
+        "warm_start": tc.warm_start, "warm_start_from": result.warm_start_from,
         "encoder": {tc.register_as: {"kind": "open_clip", "arch": tc.arch,
                                      "pretrained": str(outs["final"]),
                                      "force_quick_gelu": tc.force_quick_gelu,
@@ -188,12 +225,54 @@ def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str
     return h.hexdigest()[:16]
 
 
-def _recorded(paths) -> str | None:
-    marker = paths.stage_dir / "stage.json"
+def _stage_record(paths) -> dict:
+    """stage.json of the stage's last start ({} when absent or unreadable)."""
     try:
-        return json.loads(marker.read_text())["fingerprint"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None
+        record = json.loads((paths.stage_dir / "stage.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _warm_identity(tc) -> dict:
+    return {"arch": tc.arch, "image_size": tc.image_size, "force_quick_gelu": tc.force_quick_gelu}
+
+
+def _warm_source(files: dict[str, Path], tc) -> tuple[str | None, str | None]:
+    """(checkpoint, its run's fingerprint) to warm-start from, or (None, None)."""
+    ckpt = files["checkpoint"]
+    if not ckpt.is_file():
+        log.info("training.warm_start: no previous final checkpoint (%s); nothing to continue "
+                 "from, training as configured (start weights %s)", ckpt,
+                 tc.pretrained or "random init")
+        return None, None
+    try:
+        meta = json.loads(files["meta"].read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    identity = {k: meta.get(k) for k in _warm_identity(tc)}
+    if identity != _warm_identity(tc):
+        log.warning("training.warm_start: %s was trained as %s, not %s; training as configured",
+                    ckpt, identity, _warm_identity(tc))
+        return None, None
+    return str(ckpt), meta.get("fingerprint")
+
+
+def keep_for_warm_start(final: Path, files: dict[str, Path], tc, fingerprint: str) -> None:
+    """Keep the final weights outside the rule's outputs (hard link, else copy)."""
+    target = files["checkpoint"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(final, tmp)
+    except OSError:
+        shutil.copyfile(final, tmp)
+    os.replace(tmp, target)
+    write_json(files["meta"], {"fingerprint": fingerprint, "source": str(final), "name": tc.name,
+                               **_warm_identity(tc)})
 
 
 def export_final(checkpoint: Path, target: Path) -> None:
