@@ -1,6 +1,7 @@
 # pathgen workflow: slides -> tiles -> features -> selection -> captions -> dataset
 # -> CLIP training -> zero-shot + MIL benchmarks -> report.
 # All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
+from pathgen.chunks import plan_chunks
 from pathgen.config import validate_config
 from pathgen.paths import Layout
 from pathgen.slides import SLIDE_ID_PATTERN, list_slides
@@ -17,12 +18,19 @@ SLIDE_IDS = list(SLIDES)
 # with real slides every slide is captioned.
 HOLDOUT_IDS = L.holdout_ids(SLIDE_IDS)
 CAPTION_SLIDE_IDS = [s for s in SLIDE_IDS if s not in HOLDOUT_IDS]
+# The per-slide stages run one job per chunk of slides (pathgen/chunks.py): stable membership
+# from <results_dir>/chunks.tsv, new slides appended.
+CHUNKS = plan_chunks(SLIDE_IDS, L.chunk_registry, CFG.chunk_size())
+_HOLDOUT = set(HOLDOUT_IDS)
+CAPTION_CHUNKS = {c: [s for s in m if s not in _HOLDOUT] for c, m in CHUNKS.items()}
+CAPTION_CHUNKS = {c: m for c, m in CAPTION_CHUNKS.items() if m}
 # Final targets; each rules file appends what it produces.
 ALL_TARGETS = []
 
 
 wildcard_constraints:
     slide=SLIDE_ID_PATTERN,
+    chunk=r"chunk_\d{5}",
 
 
 include: "rules/common.smk"

@@ -29,6 +29,7 @@ STAGE_MODULES = [
     "pathgen.instruct.cli",
     "pathgen.report.cli",
     "pathgen.doctor",
+    "pathgen.status_cli",
 ]
 
 

@@ -7,7 +7,6 @@ change of encoder re-runs features but not tiling.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,9 +49,13 @@ class Layout:
         return self.demo_dir / "regions" / f"{slide}.geojson"
 
     def demo_holdout_ids(self, slide_ids: list[str]) -> list[str]:
-        """Demo slides kept out of captioning and CLIP training (they feed the zero-shot set)."""
-        n = math.ceil(len(slide_ids) * self.cfg.demo.holdout_fraction)
-        return list(slide_ids[len(slide_ids) - n:]) if n else []
+        """Demo slides kept out of captioning and CLIP training (they feed the zero-shot set);
+        stable as demo.n_slides grows (pathgen/demo/cohort.py)."""
+        from .demo.cohort import demo_holdout_ids
+
+        d = self.cfg.demo
+        held = set(demo_holdout_ids(d.n_slides, d.holdout_fraction, d.seed))
+        return [s for s in slide_ids if s in held]
 
     @property
     def using_demo(self) -> bool:
@@ -119,6 +122,29 @@ class Layout:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    # -- slide chunks and per-slide state (pathgen/chunks.py, pathgen/slide_state.py) ------
+    @property
+    def chunk_registry(self) -> Path:
+        """TSV slide_id, chunk: stable chunk membership, appended as slides are added."""
+        return self.root / "chunks.tsv"
+
+    def stage_dir(self, stage: str) -> Path:
+        """The folder whose settings tag a per-slide stage's outputs (its state lives there)."""
+        return {"demo": self.demo_dir, "tile": self.tiles_dir(), "features": self.features_dir(),
+                "select": self.selection_dir(), "caption": self.captions_dir()}[stage]
+
+    def chunk_done(self, stage: str, chunk: str) -> Path:
+        """A chunk job's declared output: its members' outcomes (JSON)."""
+        return self.stage_dir(stage) / "chunks" / f"{chunk}.json"
+
+    def chunk_retry(self, stage: str, chunk: str) -> Path:
+        """Retry generation of a chunk (bumped when items failed; a rule param)."""
+        return self.stage_dir(stage) / "chunks" / f"{chunk}.retry"
+
+    def slide_state(self, stage: str, slide: str) -> Path:
+        """Per-slide state record of a stage (status, error, fix, attempts, fingerprint)."""
+        return self.stage_dir(stage) / "state" / f"{slide}.json"
 
     # -- bookkeeping -------------------------------------------------------------------
     def log(self, rule: str, name: str = "all") -> Path:

@@ -48,7 +48,9 @@ def slide_id_from_path(path: Path) -> str:
 
 
 def demo_slide_ids(cfg: PathgenConfig) -> list[str]:
-    return [f"demo_{i:03d}" for i in range(cfg.demo.n_slides)]
+    from .demo.cohort import demo_slide_id
+
+    return [demo_slide_id(i) for i in range(cfg.demo.n_slides)]
 
 
 def demo_slide_path(cfg: PathgenConfig, slide_id: str) -> Path:

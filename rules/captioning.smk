@@ -1,35 +1,32 @@
-# Captioning agents (describe -> revise -> summarize), one job per non-holdout slide.
+# Captioning agents (describe -> revise -> summarize), one job per chunk of captioned slides.
 # Each job holds one `llm_slots` unit: `snakemake --resources llm_slots=N` bounds how many
-# slides talk to the model server (or load a local model) at once.
+# chunks talk to the model server (or load a local model) at once. Demo holdout slides feed
+# the zero-shot benchmark and are never captioned (CAPTION_CHUNKS, Snakefile).
+from pathgen.chunk_run import retry_generation
 
-# Demo holdout slides feed the zero-shot benchmark and are never captioned
-# (CAPTION_SLIDE_IDS is defined in the Snakefile).
-
-
-ALL_TARGETS.extend(str(L.captions(s)) for s in CAPTION_SLIDE_IDS)
+ALL_TARGETS.extend(chunk_outputs("caption", CAPTION_CHUNKS))
 
 
 rule caption:
     input:
-        selection=L.selection("{slide}"),
-        patches=L.selection_patches("{slide}"),
+        selection=L.chunk_done("select", "{chunk}"),
     output:
-        captions=L.captions("{slide}"),
-        rejects=L.captions_dir() / "{slide}.rejects.jsonl",
-        summary=L.captions_dir() / "{slide}.summary.json",
+        done=L.chunk_done("caption", "{chunk}"),
     params:
-        patches_root=L.selection_dir() / "patches",
+        members=chunk_members(CAPTION_CHUNKS),
         # every caption-shaping setting and the filters: a change re-runs the job; the kept
         # <slide>.partial.jsonl makes a filter-only change a cheap re-filter
         settings=CFG.captioning.model_dump(mode="json"),
+        # bumped by a job whose caption items failed: the next run retries them
+        retry=lambda wc: retry_generation(L.chunk_retry("caption", wc.chunk)),
     log:
-        L.log("caption", "{slide}"),
+        L.log("caption", "{chunk}"),
     benchmark:
-        L.benchmark("caption", "{slide}")
+        L.benchmark("caption", "{chunk}")
     threads: threads_of("caption")
     resources:
         llm_slots=1,
-        **res("caption"),
+        **res("caption", CAPTION_CHUNKS),
     conda:
         "../envs/llm.yaml"
     script:

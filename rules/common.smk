@@ -4,10 +4,18 @@ from pathgen.workflow_env import put_checkout_on_pythonpath
 put_checkout_on_pythonpath(workflow.basedir)
 
 
-def res(rule_name):
-    """Resources of a rule from config `resources` (falls back to `resources.default`)."""
+def res(rule_name, chunks=None):
+    """Resources of a rule from config `resources` (falls back to `resources.default`).
+
+    A chunk rule (``chunks``: chunk -> members) asks for one slide's memory, CPUs and GPU (its
+    slides run one after another) and members x the per-slide runtime, capped at
+    cluster.max_job_minutes; never N x the resources for N slides."""
     r = CFG.rule_resources(rule_name)
-    out = dict(mem_mb=r.mem_mb, runtime=r.runtime)
+    runtime = r.runtime
+    if chunks is not None:
+        cap = CFG.cluster.max_job_minutes
+        runtime = lambda wc: min(cap, r.runtime * len(chunks[wc.chunk]))
+    out = dict(mem_mb=r.mem_mb, runtime=runtime)
     if r.gpu:
         out["gpu"] = r.gpu
     if r.gpu_model:
@@ -28,3 +36,18 @@ def threads_of(rule_name):
 
 def slide_path(wildcards):
     return str(SLIDES[wildcards.slide].path)
+
+
+def chunk_members(chunks):
+    return lambda wc: chunks[wc.chunk]
+
+
+def chunk_slide_files(wildcards):
+    """The member slides' files that exist: a missing one is quarantined by the job (its state
+    record names the path), it never stops the DAG; once restored, the input set changes and
+    the chunk reruns for it alone."""
+    return [str(SLIDES[s].path) for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
+
+
+def chunk_outputs(stage, chunks):
+    return [str(L.chunk_done(stage, c)) for c in chunks]

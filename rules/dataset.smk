@@ -12,7 +12,8 @@ ALL_TARGETS.extend(DATASET_FILES.values())
 
 rule build_dataset:
     input:
-        captions=[str(L.captions(s)) for s in CAPTION_SLIDE_IDS],
+        # chunk outcomes: the dataset holds the slides whose captioning finished
+        captions=chunk_outputs("caption", CAPTION_CHUNKS),
     output:
         **DATASET_FILES,
     params:

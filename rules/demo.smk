@@ -4,24 +4,30 @@ from pathgen.demo.benchmark import zeroshot_dir
 
 DEMO_ACTIVE = L.using_demo
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
+# What shapes one demo slide: not n_slides, the holdout share or the benchmark settings, so
+# growing the cohort never redraws a slide (pathgen/demo/cohort.py).
+DEMO_SLIDE_SETTINGS = CFG.demo.model_dump(
+    mode="json", include={"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size",
+                          "jpeg_quality"})
 DEMO_ZS = zeroshot_dir(CFG)
 
 if DEMO_ACTIVE:
     ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS / "classes.json")])
+    ALL_TARGETS.extend(chunk_outputs("demo", CHUNKS))
 
     rule make_demo_slide:
         output:
-            svs=L.demo_slide("{slide}"),
-            regions=L.demo_regions("{slide}"),
+            done=L.chunk_done("demo", "{chunk}"),
         params:
-            demo=DEMO_SETTINGS,
+            members=chunk_members(CHUNKS),
+            settings=DEMO_SLIDE_SETTINGS,
         log:
-            L.log("make_demo_slide", "{slide}"),
+            L.log("make_demo_slide", "{chunk}"),
         benchmark:
-            L.benchmark("make_demo_slide", "{slide}")
+            L.benchmark("make_demo_slide", "{chunk}")
         threads: threads_of("make_demo_slide")
         resources:
-            **res("make_demo_slide"),
+            **res("make_demo_slide", CHUNKS),
         conda:
             "../envs/wsi.yaml"
         script:
@@ -46,16 +52,21 @@ if DEMO_ACTIVE:
 
     rule demo_benchmark:
         input:
-            labels=L.demo_labels,
-            slides=[L.demo_slide(s) for s in HOLDOUT_IDS],
-            regions=[L.demo_regions(s) for s in HOLDOUT_IDS],
+            # ancient: a chunk that gains new (caption) members rewrites its outcome file,
+            # which must not rebuild the benchmark and so re-run zero-shot on an unchanged model
+            demo=[ancient(str(L.chunk_done("demo", c))) for c, m in CHUNKS.items()
+                  if _HOLDOUT & set(m)],
         output:
             classes=DEMO_ZS / "classes.json",
             template=DEMO_ZS / "template",
             prompts=DEMO_ZS / "prompts_conch.json",
             manifest=DEMO_ZS / "manifest.csv",
         params:
-            demo=DEMO_SETTINGS,
+            demo=DEMO_SLIDE_SETTINGS,
+            benchmark=CFG.demo.model_dump(mode="json", include={
+                "holdout_fraction", "zeroshot_min_purity", "zeroshot_max_per_class",
+                "zeroshot_stride", "zeroshot_template"}),
+            holdout=HOLDOUT_IDS,
             tiling=CFG.tiling.model_dump(mode="json"),
         log:
             L.log("demo_benchmark"),

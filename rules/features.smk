@@ -1,26 +1,29 @@
-# Patch embeddings, one job per slide: features_<encoder>/<slide>.h5 under the tiling folder.
+# Patch embeddings, one job per slide chunk: features_<encoder>/<slide>.h5 under the tiling
+# folder for each member whose tiling finished (the encoder is loaded once per chunk).
 
-ALL_TARGETS.extend(str(L.features(s)) for s in SLIDE_IDS)
+ALL_TARGETS.extend(chunk_outputs("features", CHUNKS))
 
 
 rule extract_features:
     input:
-        slide=slide_path,
-        coords=L.coords("{slide}"),
+        tiles=L.chunk_done("tile", "{chunk}"),
     output:
-        features=L.features("{slide}"),
+        done=L.chunk_done("features", "{chunk}"),
     params:
+        members=chunk_members(CHUNKS),
         # the encoder definition and every features setting: a change re-runs the job
-        encoder=CFG.features.encoder,
-        encoder_spec=CFG.encoder_spec().model_dump(mode="json"),
-        settings=CFG.features.model_dump(mode="json"),
+        settings={
+            "encoder": CFG.features.encoder,
+            "encoder_spec": CFG.encoder_spec().model_dump(mode="json"),
+            "features": CFG.features.model_dump(mode="json"),
+        },
     log:
-        L.log("extract_features", "{slide}"),
+        L.log("extract_features", "{chunk}"),
     benchmark:
-        L.benchmark("extract_features", "{slide}")
+        L.benchmark("extract_features", "{chunk}")
     threads: threads_of("extract_features")
     resources:
-        **res("extract_features"),
+        **res("extract_features", CHUNKS),
     conda:
         "../envs/torch.yaml"
     script:

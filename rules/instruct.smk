@@ -7,7 +7,7 @@ if CFG.instruct.enabled:
 
     rule build_instruct:
         input:
-            captions=expand(str(L.captions("{slide}")), slide=CAPTION_SLIDE_IDS),
+            captions=chunk_outputs("caption", CAPTION_CHUNKS),
         output:
             json=L.root / "instruct" / "pathgen_instruct.json",
             parquet=L.root / "instruct" / "pathgen_instruct.parquet",

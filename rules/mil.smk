@@ -13,9 +13,19 @@ if MIL_TASKS:
     MIL_TABLE_MD = mil_api.mil_root(CFG) / "mil_table.md"
     ALL_TARGETS.extend([str(MIL_TABLE_CSV), str(MIL_TABLE_MD)])
 
+    def mil_feature_chunks(wc):
+        """Chunk outcomes of the features the task reads (none for a user's own folder): the
+        task runs on the labelled slides whose features finished."""
+        if mil_api.get_task(CFG, wc.task).features_dir is not None:
+            return []
+        if getattr(wc, "encoder", CFG.features.encoder) != CFG.features.encoder:
+            return []  # another encoder's features are not made by this workflow: read as found
+        return chunk_outputs("features", CHUNKS)
+
     rule mil_splits:
         input:
             unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
+            features=mil_feature_chunks,
         output:
             summary=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
         params:
@@ -39,7 +49,7 @@ if MIL_TASKS:
         input:
             unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
             splits=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
-            features=lambda wc: mil_api.task_feature_files(CFG, wc.task, wc.encoder, SLIDE_IDS),
+            features=mil_feature_chunks,
         output:
             metrics=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.json",
             table=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.csv",

@@ -1,30 +1,33 @@
-# Representative patch selection (prompt retrieval + k-means prototypes), one job per
-# captioned slide (demo: all but the holdout slides; real data: every slide).
+# Representative patch selection (prompt retrieval + k-means prototypes), one job per chunk
+# of captioned slides (demo: all but the holdout slides; real data: every slide).
 
-ALL_TARGETS.extend(str(L.selection(s)) for s in CAPTION_SLIDE_IDS)
+SELECTION_FILES = [str(p) for p in (CFG.selection.reports, CFG.selection.prompts_file) if p]
+ALL_TARGETS.extend(chunk_outputs("select", CAPTION_CHUNKS))
 
 
 rule select_patches:
     input:
-        features=L.features("{slide}"),
-        slide=slide_path,
+        features=L.chunk_done("features", "{chunk}"),
         # optional user files the selection reads (a change re-runs it)
-        extra=[str(p) for p in (CFG.selection.reports, CFG.selection.prompts_file) if p],
+        extra=SELECTION_FILES,
     output:
-        selection=L.selection("{slide}"),
-        patches=directory(L.selection_patches("{slide}")),
+        done=L.chunk_done("select", "{chunk}"),
     params:
+        members=chunk_members(CAPTION_CHUNKS),
         # every selection setting and the encoder: a change re-runs the job
-        settings=CFG.selection.model_dump(mode="json"),
-        text_encoder=CFG.selection.text_encoder or CFG.features.encoder,
-        case_id=lambda wc: SLIDES[wc.slide].case_id or "",
+        settings={
+            "selection": CFG.selection.model_dump(mode="json"),
+            "text_encoder": CFG.selection.text_encoder or CFG.features.encoder,
+        },
+        case_id=lambda wc: {s: SLIDES[s].case_id or "" for s in CAPTION_CHUNKS[wc.chunk]},
+        files=SELECTION_FILES,
     log:
-        L.log("select_patches", "{slide}"),
+        L.log("select_patches", "{chunk}"),
     benchmark:
-        L.benchmark("select_patches", "{slide}")
+        L.benchmark("select_patches", "{chunk}")
     threads: threads_of("select_patches")
     resources:
-        **res("select_patches"),
+        **res("select_patches", CAPTION_CHUNKS),
     conda:
         "../envs/torch.yaml"
     script:

@@ -1,32 +1,32 @@
-# Tissue segmentation + patch grid, one job per slide: coords HDF5, QC JPEG, tissue GeoJSON.
+# Tissue segmentation + patch grid, one job per slide chunk: per slide coords HDF5, QC JPEG,
+# tissue GeoJSON (pathgen.tiling), each slide quarantined on its own failure.
 from pathgen.tiling import mpp_overrides_for_run
 
 # slide -> (mpp override or None, where it came from); the override CSV is read once.
 TILE_MPP = mpp_overrides_for_run(CFG, SLIDES.values())
 
-ALL_TARGETS.extend(str(L.coords(s)) for s in SLIDE_IDS)
+ALL_TARGETS.extend(chunk_outputs("tile", CHUNKS))
 
 
 rule tile:
     input:
-        slide=slide_path,
+        slides=chunk_slide_files,
+        demo=(lambda wc: str(L.chunk_done("demo", wc.chunk))) if L.using_demo else [],
     output:
-        coords=L.coords("{slide}"),
-        qc=L.tiling_qc("{slide}"),
-        contours=L.contours("{slide}"),
+        done=L.chunk_done("tile", "{chunk}"),
     params:
+        members=chunk_members(CHUNKS),
         # every tiling setting, so a changed setting re-runs the job (params change trigger)
         settings=CFG.tiling.model_dump(mode="json"),
-        mpp=lambda wc: TILE_MPP[wc.slide][0],
-        mpp_source=lambda wc: TILE_MPP[wc.slide][1],
+        mpp=lambda wc: {s: TILE_MPP[s] for s in CHUNKS[wc.chunk] if TILE_MPP[s][0] is not None},
         default_mpp=CFG.slides.default_mpp,
     log:
-        L.log("tile", "{slide}"),
+        L.log("tile", "{chunk}"),
     benchmark:
-        L.benchmark("tile", "{slide}")
+        L.benchmark("tile", "{chunk}")
     threads: threads_of("tile")
     resources:
-        **res("tile"),
+        **res("tile", CHUNKS),
     conda:
         "../envs/wsi.yaml"
     script:

@@ -3,9 +3,13 @@
 from pathgen.config import validate_config
 from pathgen.dataset.build import build_dataset, file_ids_from_sheet
 from pathgen.logs import setup_logging
+from pathgen.paths import Layout
+from pathgen.slide_state import slides_with_status
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-cfg = validate_config(snakemake.config, "the workflow config")  # noqa: F821
-build_dataset(list(snakemake.input.captions), snakemake.params.out_dir, cfg.dataset,  # noqa: F821
-              images_root=snakemake.params.images_root,  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm.log[0])
+cfg = validate_config(sm.config, "the workflow config")
+L = Layout(cfg)
+captions = [str(L.captions(s)) for s in slides_with_status(sm.input.captions)]
+build_dataset(captions, sm.params.out_dir, cfg.dataset, images_root=sm.params.images_root,
               file_ids=file_ids_from_sheet(cfg.slides.sample_sheet))

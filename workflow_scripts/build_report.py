@@ -9,7 +9,9 @@ from pathgen.report.build import build_report
 from pathgen.report.cli import inputs_for
 from pathgen.slides import list_slides
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-cfg = validate_config(snakemake.config)  # noqa: F821
-build_report(inputs_for(cfg, list(list_slides(cfg))), Path(snakemake.output[0]),  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm.log[0])
+cfg = validate_config(sm.config)
+chunk_files = [f for f in sm.input if Path(f).parent.name == "chunks" and f.endswith(".json")]
+build_report(inputs_for(cfg, list(list_slides(cfg)), chunk_files=chunk_files), Path(sm.output[0]),
              Layout(cfg).report_dir / "figures")

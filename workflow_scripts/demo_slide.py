@@ -1,9 +1,5 @@
-"""Snakemake script for rule make_demo_slide (logic: pathgen.demo.generate.generate_one)."""
+"""Snakemake script of the chunk rule for stage `demo` (logic: pathgen.chunk_run)."""
 
-from pathgen.config import validate_config
-from pathgen.demo.generate import generate_one
-from pathgen.logs import setup_logging
+from pathgen.chunk_run import run_chunk_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-cfg = validate_config(snakemake.config)  # noqa: F821
-generate_one(cfg, snakemake.wildcards.slide, snakemake.output.svs, snakemake.output.regions)  # noqa: F821
+run_chunk_job("demo", snakemake)  # noqa: F821 (injected by Snakemake)

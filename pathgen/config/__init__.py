@@ -8,7 +8,7 @@ working directory of the run (the repo root when you run ``snakemake`` there).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -21,7 +21,7 @@ from .evaluation import EvaluationConfig
 from .features import BUILTIN_ENCODERS, EncoderSpec, FeaturesConfig
 from .inputs import DemoConfig, SlidesConfig
 from .instruct import InstructConfig
-from .resources import RuleResources, default_resources
+from .resources import CHUNKED_RULES, RuleResources, default_resources
 from .selection import SelectionConfig
 from .tiling import TilingConfig
 from .training import TrainingConfig
@@ -44,6 +44,12 @@ class PathgenConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     instruct: InstructConfig = Field(default_factory=InstructConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    on_slide_error: Literal["quarantine", "fail"] = Field(
+        "quarantine",
+        description="A slide that fails a per-slide stage (unreadable file, no mpp, a stage "
+                    "error): `quarantine` records why (`pathgen status`), finishes the rest of "
+                    "its chunk and runs the aggregates on the slides that succeeded; `fail` "
+                    "also finishes the chunk, then fails the job (strict mode).")
     resources: dict[str, RuleResources] = Field(
         default_factory=default_resources,
         description="Per-rule compute requests (threads, mem_mb, runtime, gpu, gpu_model, "
@@ -60,6 +66,16 @@ class PathgenConfig(Section):
                 base = defaults.get(rule, defaults["default"]).model_dump()
                 merged[rule] = {**base, **value} if isinstance(value, dict) else value
             data = {**data, "resources": merged}
+        if isinstance(data, dict):
+            # A local captioning model needs a GPU in the caption job; a model server does not.
+            cap = data.get("captioning") or {}
+            user_cap = (data.get("resources") or {}).get("caption") or {}
+            if (isinstance(cap, dict) and cap.get("backend") == "transformers"
+                    and isinstance(user_cap, dict) and "gpu" not in user_cap):
+                res = dict(data.get("resources") or {})
+                base = default_resources()["caption"].model_dump()
+                res["caption"] = {**base, **user_cap, "gpu": 1}
+                data = {**data, "resources": res}
         return data
 
     @model_validator(mode="after")
@@ -94,6 +110,12 @@ class PathgenConfig(Section):
 
     def rule_resources(self, rule: str) -> RuleResources:
         return self.resources.get(rule, self.resources["default"])
+
+    def chunk_size(self) -> int:
+        """Slides per chunk: cluster.chunk_size, capped so the heaviest per-slide rule fits
+        cluster.max_job_minutes."""
+        heaviest = max(self.rule_resources(r).runtime for r in CHUNKED_RULES)
+        return self.cluster.effective_chunk_size(heaviest)
 
 
 def validate_config(data: dict[str, Any] | None, source: str = "config") -> PathgenConfig:

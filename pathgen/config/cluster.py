@@ -1,10 +1,9 @@
-"""Config section for running the workflow on a cluster (SLURM profile in slurm/).
+"""Config section for the unit of work (slide chunks) and cluster submission limits.
 
-Snakemake submits one job per rule instance unless rules share a `group`; with thousands of
-slides that would be tens of thousands of SLURM jobs. The workflow (rules/common.smk) applies
-``groups``/``group_components`` below as Snakemake's ``--groups``/``--group-components``
-(command-line values win), so e.g. 64 slides' tile + extract_features chains run inside one
-SLURM job on one GPU, one after another.
+The per-slide stages run as one Snakemake job per *chunk* of slides and stage (see
+pathgen/chunks.py): 10,000 slides make ~157 jobs per stage instead of 10,000, and each job
+is one SLURM submission that asks for one slide's resources (one GPU, that step's memory and
+CPUs) and the summed per-slide walltime, capped by ``max_job_minutes``.
 """
 
 from __future__ import annotations
@@ -13,46 +12,42 @@ from pydantic import Field, model_validator
 
 from .base import Section
 
-# Per-slide rules and the group each joins. Rules that do not exist in the workflow are ignored.
-DEFAULT_GROUPS = {
-    "make_demo_slide": "slide",
-    "tile": "slide",
-    "extract_features": "slide",
-    "select_patches": "caption",
-    "caption": "caption",
-}
+# Keys of the former Snakemake-group batching (they made one submission ask for N GPUs).
+_REMOVED = {"groups": "chunk_size", "group_components": "chunk_size",
+            "max_group_runtime": "max_job_minutes"}
 
 
 class ClusterConfig(Section):
-    groups: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_GROUPS),
-        description="Rule name -> Snakemake group. Per-slide rules of one group and one slide run "
-                    "in one cluster job; `group_components` then packs several slides per job.")
-    group_components: dict[str, int] = Field(
-        default_factory=lambda: {"slide": 64, "caption": 64},
-        description="Group name -> slides (connected components) per cluster job "
-                    "(Snakemake --group-components). 1000 slides / 64 = 16 jobs per group.")
-    max_group_runtime: int | None = Field(
-        None, ge=1,
-        description="Minutes. When set, a group's batch is lowered so that batch x the summed "
-                    "per-slide `resources.<rule>.runtime` of its rules fits this wall-time "
-                    "(e.g. your partition's MaxTime).")
+    chunk_size: int = Field(
+        64, ge=1,
+        description="Slides per chunk: the per-slide stages (demo slides, tile, extract_features, "
+                    "select_patches, caption) run as one job per chunk and stage. Membership is "
+                    "recorded in <results_dir>/chunks.tsv and never moves an existing slide; new "
+                    "slides fill the last chunk, then open new ones. Lowered automatically so a "
+                    "chunk's summed per-slide runtime fits `max_job_minutes`. 1 = one job per slide.")
+    max_job_minutes: int = Field(
+        1440, ge=1,
+        description="Cap on every submission's requested walltime (your partition's MaxTime or "
+                    "less). A chunk job asks for min(max_job_minutes, members x the rule's "
+                    "per-slide `resources.<rule>.runtime`).")
     local_rules: list[str] = Field(
         default_factory=lambda: ["demo_labels", "mil_splits", "mil_table", "zeroshot_table",
                                  "build_report"],
         description="Light aggregate rules that run on the submitting node instead of as "
                     "cluster jobs (Snakemake `localrules`).")
 
-    @model_validator(mode="after")
-    def _checks(self):
-        bad = {g: n for g, n in self.group_components.items() if n < 1}
-        if bad:
-            raise ValueError(f"cluster.group_components must be >= 1, got {bad}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data):
+        if isinstance(data, dict):
+            for key, new in _REMOVED.items():
+                if key in data:
+                    raise ValueError(
+                        f"cluster.{key} was removed: per-slide stages now run in slide chunks "
+                        f"(one job per chunk and stage, one GPU per job); set cluster.{new} "
+                        "instead (see docs/cluster.md)")
+        return data
 
-    def batch_size(self, group: str, per_slide_runtime: int | None = None) -> int:
-        """Slides per job for ``group``, capped by ``max_group_runtime`` when both are known."""
-        n = self.group_components.get(group, 1)
-        if self.max_group_runtime and per_slide_runtime:
-            n = min(n, max(1, self.max_group_runtime // per_slide_runtime))
-        return n
+    def effective_chunk_size(self, per_slide_minutes: int) -> int:
+        """`chunk_size`, lowered so chunk x the heaviest per-slide runtime fits max_job_minutes."""
+        return max(1, min(self.chunk_size, self.max_job_minutes // max(1, per_slide_minutes)))

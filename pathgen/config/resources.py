@@ -1,4 +1,24 @@
-"""Per-rule compute requests, read by the rules' `resources:` and by the SLURM profile."""
+"""Per-rule compute requests, read by the rules' `resources:` and by the SLURM profile.
+
+For the chunked per-slide rules (CHUNKED_RULES) every number is **per slide**: a chunk job
+asks for one slide's threads/memory/GPU (its slides run one after another) and
+min(cluster.max_job_minutes, members x runtime) minutes.
+
+Defaults are sized for one 40x TCGA diagnostic slide (~100k x 80k px at 0.25 µm/px, ~8
+gigapixels, ~15k tissue patches of 672 px = 168 µm; docs/scale.md has the arithmetic):
+  * tile: measured 3.9 s and 248 MB peak for a 1.8-gigapixel slide (bench/patch_read.py,
+    README) -> ~20 s for 8 Gpx; 10 min and 4 GB leave room for slow network storage.
+  * extract_features: reading is the bound: measured 111 patches/s with 2 reading workers
+    (bench/patch_read.py) -> ~2.3 min for 15k patches; ViT-L/14 at 224 px encodes ~1,000
+    img/s in fp16 on an A100 (open_clip's published benchmark table, estimated) -> 15 s.
+    20 min, 16 GB, 1 GPU, 8 threads (reading workers).
+  * select_patches: k-means on 15k x 768 floats and 256 JPEG crops: ~1 min on CPU; 10 min, 8 GB.
+  * caption: 256 patches x (describe + revise + summarize) through a shared vLLM server;
+    LLaVA-1.5-7B on one A100 sustains ~1-2k generated tokens/s (vLLM's published
+    throughput, estimated) -> 256 x ~400 tokens = ~1-2 min alone, more when the server is
+    shared; 20 min, 4 GB, no GPU (the model runs in the server) unless the backend is the
+    local `transformers` one.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +26,15 @@ from pydantic import Field
 
 from .base import Section
 
+# Per-slide stages that run one job per slide chunk (rules/*.smk, pathgen/chunks.py).
+CHUNKED_RULES = ("make_demo_slide", "tile", "extract_features", "select_patches", "caption")
+
 
 class RuleResources(Section):
     threads: int = Field(1, ge=1)
     mem_mb: int = Field(2000, ge=100)
-    runtime: int = Field(60, ge=1, description="Minutes (Snakemake's `runtime`).")
+    runtime: int = Field(60, ge=1, description="Minutes (Snakemake's `runtime`); per slide for "
+                                               "the chunked per-slide rules.")
     gpu: int = Field(0, ge=0, description="GPUs per job (0 = CPU rule).")
     gpu_model: str | None = None
     slurm_partition: str | None = None
@@ -18,16 +42,16 @@ class RuleResources(Section):
 
 
 def _default_resources() -> dict[str, RuleResources]:
-    gpu = dict(gpu=1, mem_mb=16000, runtime=240, threads=2)
     return {
         "default": RuleResources(),
-        "tile": RuleResources(mem_mb=2000, runtime=30),
-        "extract_features": RuleResources(**gpu),
-        "select_patches": RuleResources(mem_mb=4000, runtime=30),
-        "caption": RuleResources(**gpu),
-        "train_clip": RuleResources(gpu=1, mem_mb=32000, runtime=1440, threads=2),
-        "zeroshot": RuleResources(**gpu),
-        "mil": RuleResources(gpu=1, mem_mb=16000, runtime=240, threads=1),
+        "make_demo_slide": RuleResources(mem_mb=2000, runtime=5),
+        "tile": RuleResources(mem_mb=4000, runtime=10, threads=2),
+        "extract_features": RuleResources(gpu=1, mem_mb=16000, runtime=20, threads=8),
+        "select_patches": RuleResources(mem_mb=8000, runtime=10, threads=2),
+        "caption": RuleResources(mem_mb=4000, runtime=20, threads=2),
+        "train_clip": RuleResources(gpu=1, mem_mb=32000, runtime=1440, threads=8),
+        "zeroshot": RuleResources(gpu=1, mem_mb=16000, runtime=120, threads=4),
+        "mil": RuleResources(gpu=1, mem_mb=16000, runtime=240, threads=2),
     }
 
 

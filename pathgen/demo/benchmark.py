@@ -152,11 +152,13 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
 
 
 def demo_benchmark(cfg: PathgenConfig, out_dir: Path | None = None) -> dict:
-    """The benchmark for a config: holdout slides from slide_labels.csv, tiling geometry."""
+    """The benchmark for a config: the demo's holdout slides (cohort.py), tiling geometry."""
     from ..paths import Layout
+    from .cohort import demo_holdout_ids
 
     lay = Layout(cfg)
-    hold = read_holdout(lay.demo_labels)
+    d = cfg.demo
+    hold = demo_holdout_ids(d.n_slides, d.holdout_fraction, d.seed)
     if not hold:
         raise ConfigError("no holdout slides: set demo.holdout_fraction > 0")
     um, mpp, px = cfg.tiling.geometry()

@@ -1,7 +1,7 @@
 """Write the demo cohort: SVS slides, ground-truth GeoJSON and the slide label table.
 
-Labels and cases are a pure function of (n_slides, holdout_fraction, seed), so each slide can
-be generated on its own (one Snakemake job per slide) and the label table needs no slides.
+Labels, cases and splits come from `cohort.py` (a function of each slide's index and the
+seed), so each slide can be generated on its own and the label table needs no slides.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,43 +18,11 @@ import numpy as np
 from ..atomic import atomic_path, write_json, write_text
 from ..config import ConfigError, PathgenConfig
 from .aperio import write_aperio_svs
+from .cohort import DemoSlide, demo_cohort  # noqa: F401 (re-exported)
 from .classes import TISSUE_CLASSES
 from .synth import LR, generate_slide
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoSlide:
-    index: int
-    slide_id: str
-    case_id: str
-    label: str  # tumor | normal
-    split: str  # caption | holdout
-
-
-def demo_cohort(n_slides: int, holdout_fraction: float, seed: int = 0) -> list[DemoSlide]:
-    """Slides, cases, labels and splits of the demo.
-
-    Every third case has two slides (two blocks of one patient), and no case straddles the
-    caption/holdout boundary, so the holdout split is also patient-disjoint. The holdout slides
-    are the last ceil(n * fraction), as in `Layout.demo_holdout_ids`. Case labels alternate
-    (phase set by the seed), giving about half tumour and half normal in both splits.
-    """
-    n_hold = math.ceil(n_slides * holdout_fraction)
-    boundary = n_slides - n_hold
-    out: list[DemoSlide] = []
-    i = case_no = 0
-    while i < n_slides:
-        two = case_no % 3 == 1 and i + 1 < n_slides and i + 1 != boundary
-        label = "tumor" if (case_no + seed) % 2 == 0 else "normal"
-        for j in range(2 if two else 1):
-            k = i + j
-            out.append(DemoSlide(k, f"demo_{k:03d}", f"case_{case_no:03d}", label,
-                                 "holdout" if k >= boundary else "caption"))
-        i += 2 if two else 1
-        case_no += 1
-    return out
 
 
 def cohort_for(cfg: PathgenConfig) -> dict[str, DemoSlide]:

@@ -66,18 +66,27 @@ def n_folds(cfg: PathgenConfig, task: str) -> int:
     return len(read_splits(t.splits))
 
 
-def task_table(t: MilTaskConfig):
+def task_table(t: MilTaskConfig, available: set[str] | None = None):
+    """The task's labels table; with ``available`` (slides whose features finished), only
+    those slides: quarantined slides are left out of splits and training, with a warning."""
     from .tables import read_labels
 
-    return read_labels(t.labels, t.classes, target=t.target, slide_table=t.slide_table,
-                       label_map=t.label_map)
+    table = read_labels(t.labels, t.classes, target=t.target, slide_table=t.slide_table,
+                        label_map=t.label_map)
+    if available is not None:
+        missing = sorted(set(table["slide_id"]) - set(available))
+        if missing:
+            log.warning("%d labelled slide(s) have no finished features and are left out "
+                        "(see `pathgen status`): %s", len(missing), ", ".join(missing[:10]))
+        table = table[table["slide_id"].isin(set(available))].reset_index(drop=True)
+    return table
 
 
-def task_splits(cfg: PathgenConfig, task: str) -> list[Path]:
+def task_splits(cfg: PathgenConfig, task: str, available: set[str] | None = None) -> list[Path]:
     from .splits import make_splits
 
     t = get_task(cfg, task)
-    table = task_table(t)
+    table = task_table(t, available)
     return make_splits(table, t.classes, splits_dir(cfg, task), given=t.splits, folds=t.folds,
                        val_fraction=t.val_fraction, seed=cfg.evaluation.mil.seed)
 
@@ -92,7 +101,7 @@ def slide_paths(cfg: PathgenConfig) -> dict[str, Path]:
 
 
 def task_benchmark(cfg: PathgenConfig, task: str, encoder: str, model: str,
-                   device: str | None = None) -> dict:
+                   device: str | None = None, available: set[str] | None = None) -> dict:
     from .run import run_benchmark
     from .splits import read_splits
     from .train import TrainParams
@@ -103,7 +112,7 @@ def task_benchmark(cfg: PathgenConfig, task: str, encoder: str, model: str,
     if not sd.is_dir():
         raise ConfigError(f"splits of task '{task}' missing in {sd}; run rule mil_splits "
                           f"(or `pathgen mil-splits --task {task}`) first")
-    return run_benchmark(task_table(t), t.classes, read_splits(sd), task_features_dir(cfg, task, encoder),
+    return run_benchmark(task_table(t, available), t.classes, read_splits(sd), task_features_dir(cfg, task, encoder),
                          model, run_dir(cfg, task, encoder, model), TrainParams.from_config(mil, device),
                          task=task, encoder=encoder, max_memory_mb=mil.max_memory_mb,
                          heatmap_slides=mil.heatmap_slides, slide_paths=slide_paths(cfg))

@@ -25,6 +25,9 @@ class ReportInputs:
     zeroshot_dir: Path | None = None
     mil_dir: Path | None = None
     instruct_dir: Path | None = None
+    # per-slide stage failures (pathgen.slide_state.failed_members): quarantined slides
+    slide_problems: list[dict] = field(default_factory=list)
+    n_slides: int | None = None
     n_gallery: int = 8
     n_heatmaps: int = 4
     seed: int = 0
@@ -85,6 +88,28 @@ def _gallery(dataset_dir: Path, n: int, seed: int) -> str:
     return "<div class='figs'>" + "".join(cells) + "</div>" if cells else ""
 
 
+def _quarantine_section(inp: ReportInputs) -> Section:
+    """Slides that failed a per-slide stage (or were blocked by one) and why."""
+    import html
+
+    sec = Section("Slides not processed")
+    failed = [p for p in inp.slide_problems if p.get("status") == "failed"]
+    if not inp.slide_problems:
+        sec.text(f"All {inp.n_slides if inp.n_slides is not None else ''} slides finished every "
+                 "per-slide stage.")
+        return sec
+    sec.text(f"{len({p['slide_id'] for p in failed})} slide(s) failed a stage and were quarantined; "
+             "the aggregates ran on the others. `pathgen status` shows the same table; fix the "
+             "cause and rerun: only these slides are redone.")
+    rows = "".join(
+        f"<tr><td>{html.escape(p['slide_id'])}</td><td>{html.escape(p['stage'])}</td>"
+        f"<td>{html.escape(p['status'])}</td><td>{html.escape(str(p.get('error') or ''))}</td></tr>"
+        for p in inp.slide_problems)
+    sec.raw("<table><tr><th>slide</th><th>stage</th><th>status</th><th>error</th></tr>"
+            f"{rows}</table>")
+    return sec
+
+
 def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     sections: list[Section] = []
@@ -99,6 +124,7 @@ def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:
                    "encoder": cfg.get("features", {}).get("encoder"),
                    "captioning backend": cfg.get("captioning", {}).get("backend")})
     sections.append(ov)
+    sections.append(_quarantine_section(inp))
 
     if inp.qc_images:
         sections.append(Section("Tissue segmentation and tiling (QC)").figures(inp.qc_images))

@@ -14,15 +14,24 @@ def register(sub) -> None:
     p.set_defaults(func=_main)
 
 
-def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3):
+def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | None = None):
+    """Report inputs; ``chunk_files``: the per-slide stages' chunk outcome files (their failed
+    and blocked members are listed; default: every outcome file found for this layout)."""
     from ..paths import Layout
+    from ..slide_state import STAGES, failed_members
     from ..zeroshot.layout import zeroshot_dir
     from .build import ReportInputs
 
     L = Layout(cfg)
+    if chunk_files is None:
+        chunk_files = [f for st in STAGES for f in sorted((L.stage_dir(st) / "chunks").glob("*.json"))]
+    problems = [p for p in failed_members(chunk_files) if p["slide_id"] in set(slide_ids)]
+    failed = {p["slide_id"] for p in problems}
     return ReportInputs(
+        slide_problems=problems, n_slides=len(slide_ids),
         config=cfg.model_dump(mode="json"),
-        qc_images=[p for p in (L.tiling_qc(s) for s in slide_ids[:n_qc]) if p.exists()],
+        qc_images=[p for p in (L.tiling_qc(s) for s in [s for s in slide_ids if s not in failed][:n_qc])
+                   if p.exists()],
         dataset_dir=L.dataset_dir, training_dir=L.training_dir, zeroshot_dir=zeroshot_dir(cfg),
         mil_dir=L.eval_dir / "mil", instruct_dir=L.root / "instruct")
 

@@ -1,0 +1,307 @@
+"""Run one per-slide stage over one chunk of slides, slide by slide, quarantining failures.
+
+For each member slide: skip it when its state record is `done` with the current fingerprint
+and its outputs exist (finished, fresh work is never redone); mark it `blocked` when its
+upstream stage did not finish; otherwise run the stage's per-slide function (the same
+library call the `pathgen` CLI subcommand makes) and record `done`, or `failed` with the
+error and the fix. Then write the chunk outcome file (the job's declared output). With
+`on_slide_error: fail` the job still finishes the chunk, then exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from .atomic import write_json, write_text
+from .config import ConfigError, PathgenConfig
+from .paths import Layout
+from .slide_state import (BLOCKED, DONE, FAILED, file_identity, fingerprint, read_record,
+                          write_record)
+
+log = logging.getLogger("pathgen.chunk")
+
+# Stage -> the stage whose per-slide outputs it reads (None: reads the slide file).
+UPSTREAM = {"demo": None, "tile": "demo", "features": "tile", "select": "features",
+            "caption": "select"}
+# Caption items that failed (below max_failed_fraction) are retried on this many later runs.
+MAX_ITEM_RETRY_RUNS = 3
+
+
+class ChunkFailed(RuntimeError):
+    """Strict mode (`on_slide_error: fail`): some slides of the chunk failed."""
+
+
+@dataclass
+class StageContext:
+    """What a chunk job knows: the config, the rule's params and its threads."""
+
+    cfg: PathgenConfig
+    settings: Any = None
+    extra: dict = field(default_factory=dict)
+    threads: int = 1
+    log_path: str | None = None
+
+    @cached_property
+    def layout(self) -> Layout:
+        return Layout(self.cfg)
+
+    @cached_property
+    def slides(self):
+        from .slides import list_slides
+
+        return list_slides(self.cfg)
+
+    def slide_path(self, slide: str) -> Path:
+        try:
+            return Path(self.slides[slide].path)
+        except KeyError:
+            raise ConfigError(f"slide {slide!r} is in the chunk but not in this run's slide list "
+                              "(slides.dir / slides.sample_sheet)") from None
+
+    @cached_property
+    def encoder(self):
+        from .encoders import load_encoder
+        from .features.extract import set_torch_threads
+
+        fc = self.cfg.features
+        set_torch_threads(max(1, self.threads - fc.num_workers))
+        return load_encoder(fc.encoder, self.cfg, fc.device)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def fix_for(exc: BaseException, log_path: str | None) -> str:
+    """The user's next step for a failed slide."""
+    from .wsi import SlideError
+
+    see = f"; the traceback is in {log_path}" if log_path else ""
+    if isinstance(exc, FileNotFoundError):
+        return (f"the file {exc.filename or ''} is missing: restore it or fix its path "
+                f"(slides.dir / slides.sample_sheet), then rerun the same command{see}")
+    if isinstance(exc, SlideError):
+        return ("fix or replace the slide file, or give its µm/px (slides.mpp_overrides or "
+                f"slides.default_mpp) if it has none, then rerun the same command{see}")
+    if isinstance(exc, ConfigError):
+        return f"fix the config key or file named in the error, then rerun{see}"
+    if isinstance(exc, MemoryError):
+        return f"raise resources.<rule>.mem_mb (or lower the batch size), then rerun{see}"
+    return f"see the error{see}; once the cause is fixed, rerun: only this slide is redone"
+
+
+# -- per-slide stage functions (one per stage) -------------------------------------------------
+def _demo(ctx: StageContext, slide: str) -> dict:
+    from .demo.generate import generate_one
+
+    L = ctx.layout
+    info = generate_one(ctx.cfg, slide, L.demo_slide(slide), L.demo_regions(slide))
+    return {k: info[k] for k in ("label", "split") if k in info}
+
+
+def _tile(ctx: StageContext, slide: str) -> dict:
+    from .config.tiling import TilingConfig
+    from .tiling import tile_slide
+
+    L = ctx.layout
+    mpp, source = ctx.extra["mpp"].get(slide, (None, ""))
+    res = tile_slide(ctx.slide_path(slide), L.coords(slide), TilingConfig.model_validate(ctx.settings),
+                     qc=L.tiling_qc(slide), geojson=L.contours(slide), mpp_override=mpp,
+                     mpp_override_source=source or "override",
+                     default_mpp=ctx.extra.get("default_mpp"), slide_id=slide)
+    return {"n_patches": res.n_patches, "mpp": res.mpp, "mpp_source": res.mpp_source}
+
+
+def _features(ctx: StageContext, slide: str) -> dict:
+    from .features.extract import extract_features
+
+    fc, L = ctx.cfg.features, ctx.layout
+    res = extract_features(ctx.slide_path(slide), L.coords(slide), L.features(slide),
+                           encoder=ctx.encoder, cfg=ctx.cfg, batch_size=fc.batch_size,
+                           num_workers=fc.num_workers, device=fc.device, dtype=fc.dtype,
+                           reader=fc.reader, tile_cache_mb=fc.tile_cache_mb, progress=False)
+    return {"n_patches": res["n_patches"]}
+
+
+def _select(ctx: StageContext, slide: str) -> dict:
+    from .selection.runner import run_selection
+
+    L = ctx.layout
+    res = run_selection(ctx.cfg, slide, L.features(slide), ctx.slide_path(slide), L.selection(slide),
+                        L.selection_patches(slide), case_id=ctx.extra["case_id"].get(slide) or None,
+                        embeddings_cache=L.selection_dir() / "prompt_embeddings")
+    return {k: v for k, v in (res or {}).items() if isinstance(v, (int, float, str))}
+
+
+def _caption(ctx: StageContext, slide: str) -> dict:
+    from .captioning.stage import caption_slide
+
+    cfg, L = ctx.cfg, ctx.layout
+    res = caption_slide(L.selection(slide), L.selection_dir() / "patches", L.captions(slide),
+                        cfg.captioning, target_mpp=cfg.tiling.geometry()[1], full_cfg=cfg)
+    return {k: res[k] for k in ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")}
+
+
+def _outputs(stage: str, L: Layout, slide: str) -> list[Path]:
+    from .captioning.stage import output_paths
+
+    if stage == "demo":
+        return [L.demo_slide(slide), L.demo_regions(slide)]
+    if stage == "tile":
+        return [L.coords(slide), L.tiling_qc(slide), L.contours(slide)]
+    if stage == "features":
+        return [L.features(slide)]
+    if stage == "select":
+        return [L.selection(slide), L.selection_patches(slide)]
+    paths = output_paths(L.captions(slide))
+    return [paths["captions"], paths["rejects"], paths["summary"]]
+
+
+def _input_key(stage: str, ctx: StageContext, slide: str) -> Any:
+    """What, besides the settings and the upstream fingerprint, shapes this slide's outputs."""
+    if stage == "demo":
+        return slide
+    if stage == "tile":
+        return [file_identity(ctx.slide_path(slide)), ctx.extra["mpp"].get(slide),
+                ctx.extra.get("default_mpp")]
+    if stage == "select":
+        return [ctx.extra["case_id"].get(slide), [file_identity(p) for p in ctx.extra.get("files", [])]]
+    return None
+
+
+STAGE_FUNCS: dict[str, Callable[[StageContext, str], dict]] = {
+    "demo": _demo, "tile": _tile, "features": _features, "select": _select, "caption": _caption}
+
+
+# -- the chunk loop ------------------------------------------------------------------------------
+def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out: str | Path,
+              on_error: str = "quarantine") -> dict:
+    """Run `stage` for each member slide; write and return the chunk outcome."""
+    L = ctx.layout
+    upstream = UPSTREAM[stage] if (stage != "tile" or ctx.cfg.uses_demo) else None
+    outcome, t_chunk = [], time.perf_counter()
+    counts = {DONE: 0, FAILED: 0, BLOCKED: 0, "reused": 0}
+    for slide in members:
+        rec_path = L.slide_state(stage, slide)
+        prev = read_record(rec_path)
+        up = read_record(L.slide_state(upstream, slide)) if upstream else None
+        if upstream and (up is None or up.get("status") != DONE):
+            why = (f"upstream stage '{upstream}' {up.get('status', 'has no record')}: "
+                   f"{up.get('error', '')}" if up else f"upstream stage '{upstream}' has no record")
+            rec = {"slide_id": slide, "stage": stage, "status": BLOCKED, "fingerprint": None,
+                   "error": why, "fix": f"see `pathgen status`: fix the '{upstream}' failure first",
+                   "attempts": (prev or {}).get("attempts", 0), "finished": now()}
+            write_record(rec_path, rec)
+            outcome.append({"slide_id": slide, "status": BLOCKED, "fingerprint": None})
+            counts[BLOCKED] += 1
+            continue
+        try:
+            fp = fingerprint(stage, ctx.settings, _input_key(stage, ctx, slide),
+                             up.get("fingerprint") if up else None)
+        except Exception as exc:  # e.g. a slide no longer in the slide list
+            fp = None
+            rec = {"slide_id": slide, "stage": stage, "status": FAILED, "fingerprint": None,
+                   "error": f"{type(exc).__name__}: {exc}", "fix": fix_for(exc, ctx.log_path),
+                   "attempts": (prev or {}).get("attempts", 0) + 1, "finished": now()}
+            write_record(rec_path, rec)
+            outcome.append({"slide_id": slide, "status": FAILED, "fingerprint": None,
+                            "error": rec["error"]})
+            counts[FAILED] += 1
+            continue
+        if (prev and prev.get("status") == DONE and prev.get("fingerprint") == fp
+                and all(p.exists() for p in _outputs(stage, L, slide))
+                and not (stage == "caption" and prev.get("info", {}).get("n_failed"))):
+            outcome.append({"slide_id": slide, "status": DONE, "fingerprint": fp})
+            counts[DONE] += 1
+            counts["reused"] += 1
+            continue
+        attempts = (prev or {}).get("attempts", 0) + 1 if (prev or {}).get("fingerprint") == fp else 1
+        started, t0 = now(), time.perf_counter()
+        try:
+            info = STAGE_FUNCS[stage](ctx, slide) or {}
+        except Exception as exc:  # quarantine this slide; the chunk goes on
+            log.error("%s %s failed (attempt %d): %s: %s\n%s", stage, slide, attempts,
+                      type(exc).__name__, exc, traceback.format_exc())
+            rec = {"slide_id": slide, "stage": stage, "status": FAILED, "fingerprint": fp,
+                   "error": f"{type(exc).__name__}: {exc}", "fix": fix_for(exc, ctx.log_path),
+                   "attempts": attempts, "started": started, "finished": now(),
+                   "seconds": round(time.perf_counter() - t0, 3), "log": ctx.log_path}
+            write_record(rec_path, rec)
+            outcome.append({"slide_id": slide, "status": FAILED, "fingerprint": fp,
+                            "error": rec["error"]})
+            counts[FAILED] += 1
+            continue
+        rec = {"slide_id": slide, "stage": stage, "status": DONE, "fingerprint": fp, "error": None,
+               "fix": None, "attempts": attempts, "started": started, "finished": now(),
+               "seconds": round(time.perf_counter() - t0, 3), "info": info}
+        write_record(rec_path, rec)
+        outcome.append({"slide_id": slide, "status": DONE, "fingerprint": fp})
+        counts[DONE] += 1
+    doc = {"stage": stage, "chunk": chunk, "members": outcome,
+           "counts": {k: v for k, v in counts.items()}}
+    write_json(out, doc)
+    log.info("%s %s: %d slides: %d done (%d reused), %d failed, %d blocked in %.1f s", stage, chunk,
+             len(members), counts[DONE], counts["reused"], counts[FAILED], counts[BLOCKED],
+             time.perf_counter() - t_chunk)
+    if stage == "caption":
+        _bump_caption_retry(L.chunk_retry(stage, chunk), members, L)
+    bad = [m for m in outcome if m["status"] != DONE]
+    if bad and on_error == "fail":
+        raise ChunkFailed(f"{stage} {chunk}: {len(bad)} of {len(members)} slides did not finish "
+                          f"({', '.join(m['slide_id'] for m in bad[:5])}); on_slide_error: fail. "
+                          "See `pathgen status` for each error and its fix.")
+    return doc
+
+
+def read_retry(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {"generation": 0, "runs": 0}
+
+
+def _bump_caption_retry(path: Path, members: list[str], L: Layout) -> None:
+    """Caption items that failed make the next run retry them: the rule's `retry` param is
+    this file's generation, so bumping it re-triggers the chunk job exactly once per run, up
+    to MAX_ITEM_RETRY_RUNS runs in a row."""
+    failed_items = sum((read_record(L.slide_state("caption", s)) or {}).get("info", {})
+                       .get("n_failed", 0) or 0 for s in members)
+    state = read_retry(path)
+    if failed_items and state["runs"] < MAX_ITEM_RETRY_RUNS:
+        state = {"generation": state["generation"] + 1, "runs": state["runs"] + 1,
+                 "failed_items": failed_items}
+        log.warning("%d caption items failed; they are retried on the next run (%d of %d)",
+                    failed_items, state["runs"], MAX_ITEM_RETRY_RUNS)
+        write_text(path, json.dumps(state) + "\n")
+    elif not failed_items and state["runs"]:
+        write_text(path, json.dumps({"generation": state["generation"], "runs": 0}) + "\n")
+
+
+def retry_generation(path: Path) -> int:
+    """The rule param that re-triggers a caption chunk whose items failed (parse time)."""
+    if not os.path.exists(path):
+        return 0
+    return int(read_retry(path).get("generation", 0))
+
+
+def run_chunk_job(stage: str, sm) -> dict:
+    """Entry point of the chunk rules' scripts (`sm` is Snakemake's `snakemake` object)."""
+    from .config import validate_config
+    from .logs import setup_logging
+
+    setup_logging(sm.log[0])
+    cfg = validate_config(sm.config, "the workflow config")
+    params = dict(sm.params.items())
+    ctx = StageContext(cfg, settings=params.get("settings"), extra=params, threads=sm.threads,
+                       log_path=str(sm.log[0]))
+    return run_chunk(stage, sm.wildcards.chunk, list(params["members"]), ctx, sm.output.done,
+                     on_error=cfg.on_slide_error)

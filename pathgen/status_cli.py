@@ -1,0 +1,43 @@
+"""`pathgen status`: slides x per-slide stages, from the state records the chunk jobs write."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    from .cli import add_config_args
+
+    p = sub.add_parser("status", help="Per-slide stage status (done/failed/blocked/pending) with "
+                                      "each failure's error and fix, and counts per stage")
+    p.add_argument("--failed", action="store_true", help="only slides with a failed stage")
+    p.add_argument("--json", action="store_true", help="the records as JSON (slide -> stage -> record)")
+    add_config_args(p)
+    p.set_defaults(func=_main)
+
+
+def stages_for(cfg) -> list[str]:
+    from .slide_state import STAGES
+
+    return [s for s in STAGES if s != "demo" or cfg.uses_demo]
+
+
+def _main(args) -> int:
+    from .cli import config_from_args
+    from .paths import Layout
+    from .slide_state import FAILED, collect, status_table
+    from .slides import list_slides
+
+    cfg = config_from_args(args)
+    L = Layout(cfg)
+    stages = stages_for(cfg)
+    table = collect({st: L.stage_dir(st) for st in stages}, list(list_slides(cfg)))
+    if args.json:
+        json.dump(table, sys.stdout, indent=1)
+        print()
+    else:
+        text, _ = status_table(table, stages, only_problems=args.failed)
+        print(text)
+    # exit 1 when some slide is quarantined, so scripts can notice
+    return 1 if any(r.get("status") == FAILED for recs in table.values() for r in recs.values()) else 0
