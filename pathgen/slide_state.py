@@ -92,14 +92,21 @@ def collect(stage_dirs: dict[str, Path], slide_ids: list[str]) -> dict[str, dict
     return table
 
 
-def status_table(table: dict[str, dict[str, dict]], stages: list[str], only_problems: bool = False
-                 ) -> tuple[str, dict[str, dict[str, int]]]:
-    """A plain-text slides x stages table and per-stage counts (done/failed/blocked/pending)."""
+CAPTION_ONLY = ("select", "caption")
+
+
+def status_table(table: dict[str, dict[str, dict]], stages: list[str], only_problems: bool = False,
+                 not_captioned: set[str] = frozenset()) -> tuple[str, dict[str, dict[str, int]]]:
+    """A plain-text slides x stages table and per-stage counts (done/failed/blocked/pending).
+    Slides in ``not_captioned`` (the demo's holdout) show `-` for selection and captioning."""
     counts = {st: {DONE: 0, FAILED: 0, BLOCKED: 0, "pending": 0} for st in stages}
     rows = []
     for slide, recs in table.items():
         cells = []
         for st in stages:
+            if slide in not_captioned and st in CAPTION_ONLY:
+                cells.append("-")
+                continue
             status = recs.get(st, {}).get("status", "pending")
             counts[st][status if status in counts[st] else "pending"] += 1
             cells.append(status)

@@ -32,12 +32,14 @@ def _main(args) -> int:
     cfg = config_from_args(args)
     L = Layout(cfg)
     stages = stages_for(cfg)
-    table = collect({st: L.stage_dir(st) for st in stages}, list(list_slides(cfg)))
+    slide_ids = list(list_slides(cfg))
+    table = collect({st: L.stage_dir(st) for st in stages}, slide_ids)
     if args.json:
         json.dump(table, sys.stdout, indent=1)
         print()
     else:
-        text, _ = status_table(table, stages, only_problems=args.failed)
+        text, _ = status_table(table, stages, only_problems=args.failed,
+                               not_captioned=set(L.holdout_ids(slide_ids)))
         print(text)
     # exit 1 when some slide is quarantined, so scripts can notice
     return 1 if any(r.get("status") == FAILED for recs in table.values() for r in recs.values()) else 0

@@ -20,8 +20,9 @@ def res(rule_name, chunks=None):
         out["gpu"] = r.gpu
     if r.gpu_model:
         out["gpu_model"] = r.gpu_model
-    if r.slurm_partition:
-        out["slurm_partition"] = r.slurm_partition
+    partition = r.slurm_partition or (CFG.cluster.gpu_partition if r.gpu else CFG.cluster.cpu_partition)
+    if partition:
+        out["slurm_partition"] = partition
     if r.cpus_per_task:
         out["cpus_per_task"] = r.cpus_per_task
     # Light aggregates listed in cluster.local_rules run on the submitting node (localrules).
@@ -45,7 +46,10 @@ def chunk_members(chunks):
 def chunk_slide_files(wildcards):
     """The member slides' files that exist: a missing one is quarantined by the job (its state
     record names the path), it never stops the DAG; once restored, the input set changes and
-    the chunk reruns for it alone."""
+    the chunk reruns for it alone. Demo slides are made by the demo chunk job (its outcome
+    file is the tile job's input), so they are not listed here."""
+    if L.using_demo:
+        return []
     return [str(SLIDES[s].path) for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
 
 

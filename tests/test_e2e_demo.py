@@ -11,14 +11,15 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import REPO, Workspace  # noqa: E402
+from workspace import REPO, Workspace, parse_jobs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_demo_config() -> dict:
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    cfg["demo"].update(n_slides=8, width_px=2048, height_px=1536, holdout_fraction=0.25)
+    # 10 slides: holdout demo_004 (normal) + demo_008 (tumor); chunks of 5
+    cfg["demo"].update(n_slides=10, width_px=2048, height_px=1536, holdout_fraction=0.25)
     cfg["training"].update(epochs=2)
     cfg["evaluation"]["mil"].update(models=["abmil"], epochs=3)
     cfg["evaluation"]["mil"]["tasks"]["demo_tumor"].update(folds=2)
@@ -37,7 +38,7 @@ def demo_run(tmp_path_factory):
 def test_every_stage_produced_its_outputs(demo_run):
     res = demo_run.root / "results"
     coords = sorted(res.glob("tiles/*/coords/*.h5"))
-    assert len(coords) == 8
+    assert len(coords) == 10
     with h5py.File(coords[0]) as f:
         assert f["coords"].dtype == "int64" and f["coords"].attrs["patch_size_level0"] > 0
     card = json.loads((res / "dataset" / "dataset_card.json").read_text())
@@ -68,4 +69,52 @@ def test_cli_entry_point_matches_workflow(demo_run):
     out = subprocess.run([sys.executable, "-m", "pathgen.cli", "validate-config", "--config",
                           str(demo_run.config_path)], capture_output=True, text=True, cwd=demo_run.root)
     assert out.returncode == 0, out.stderr
-    assert yaml.safe_load(out.stdout)["demo"]["n_slides"] == 8
+    assert yaml.safe_load(out.stdout)["demo"]["n_slides"] == 10
+
+
+def _records(ws: Workspace) -> dict[tuple[str, str], dict]:
+    res = ws.root / "results"
+    out = {}
+    for f in res.rglob("state/*.json"):
+        rec = json.loads(f.read_text())
+        out[(rec["stage"], rec["slide_id"])] = rec
+    return out
+
+
+def test_adding_two_slides_reruns_only_their_work_and_the_aggregates(demo_run):
+    """The incremental contract on the finished demo: 10 -> 12 slides (neither is held out).
+    Per-slide work runs for the 2 new slides only (their chunk); demo slides already drawn are
+    not redrawn; zero-shot of the unchanged random-init model does not rerun; MIL folds keep
+    every earlier patient where it was."""
+    before = _records(demo_run)
+    folds_before = (demo_run.root / "results/eval/mil/demo_tumor/splits/fold_assignment.csv")
+    folds_before = folds_before.read_text() if folds_before.exists() else None
+    demo_run.config["demo"]["n_slides"] = 12
+    demo_run.write_config()
+    jobs = parse_jobs(demo_run.dry_run(quiet=False).text)
+    by_rule: dict[str, list] = {}
+    for rule, wc, _ in jobs:
+        by_rule.setdefault(rule, []).append(wc)
+    chunked = {"make_demo_slide", "tile", "extract_features", "select_patches", "caption"}
+    # demo_010 and demo_011 open chunk_00002 (chunks 0 and 1 are full)
+    for rule in chunked:
+        assert [wc.get("chunk") for wc in by_rule.get(rule, [])] == ["chunk_00002"], (rule, by_rule)
+    zs = [wc for wc in by_rule.get("zeroshot", [])]
+    assert [wc["model"] for wc in zs] == ["pathgen-demo-clip"], zs  # tiny-demo: same model, same data
+    assert "demo_benchmark" not in by_rule  # the holdout set did not change
+    expected = chunked | {"demo_labels", "build_dataset", "train_clip", "zeroshot", "zeroshot_table",
+                          "mil_splits", "mil", "mil_table", "build_instruct", "build_report", "all"}
+    assert set(by_rule) == expected, set(by_rule) ^ expected
+
+    demo_run.snakemake("--cores", "2", timeout=1500)
+    after = _records(demo_run)
+    changed = {k for k, r in after.items() if before.get(k, {}).get("finished") != r.get("finished")}
+    assert {s for _, s in changed} == {"demo_010", "demo_011"}, sorted(changed)
+    assert {st for st, _ in changed} == {"demo", "tile", "features", "select", "caption"}
+    assert all(r["status"] == "done" for r in after.values())
+    if folds_before is not None:
+        old = {tuple(line.split(",")[:2]) for line in folds_before.splitlines()[1:]}
+        now = (demo_run.root / "results/eval/mil/demo_tumor/splits/fold_assignment.csv").read_text()
+        assert old <= {tuple(line.split(",")[:2]) for line in now.splitlines()[1:]}
+    card = json.loads((demo_run.root / "results" / "dataset" / "dataset_card.json").read_text())
+    assert card["n_slides"] == 10  # 12 slides minus the 2 held out

@@ -1,14 +1,14 @@
 """Incremental reruns: after a real run, dry runs schedule only what a change invalidates.
 
-The workflow runs for real once on two small real Aperio slides (slides.dir, not the demo),
-then `snakemake -n` must show:
-  * add a slide      -> exactly that slide's per-slide jobs + downstream aggregates;
-  * remove a slide   -> no per-slide job; aggregates rerun without it;
+The workflow runs for real once on two small real Aperio slides (slides.dir, not the demo)
+in chunks of 2, then `snakemake -n` must show:
+  * add a slide      -> exactly the new chunk's jobs + downstream aggregates;
+  * remove a slide   -> only its chunk's jobs (each finds nothing to redo) + aggregates;
   * captioning knob  -> no tiling/feature job;
-  * another encoder  -> features (and downstream) for every slide, no tiling job.
-Generic over the rules present: per-slide rules are those with a `slide` wildcard in the
-initial plan. Expensive aggregates (CLIP training and what follows) are left out with
---omit-from to keep the real run short.
+  * another encoder  -> features (and downstream) for every chunk, no tiling job.
+Per-slide (chunk) rules are those with a `chunk` wildcard in the initial plan. Expensive
+aggregates (CLIP training and what follows) are left out with --omit-from; the demo's
+aggregates are covered incrementally by tests/test_e2e_demo.py.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ class Run:
             results_dir=str(self.ws.root / "results"), demo={"enabled": False},
             slides={"dir": str(self.slides)},
             features={"encoder": "tiny-demo", "batch_size": 32, "num_workers": 0, "device": "cpu"},
+            cluster={"chunk_size": 2},
             encoders={"tiny-demo-b": {"kind": "open_clip", "arch": "pathgen-tiny-vit"}})
         rules = self.ws.list_rules()
         self.omit = [r for r in HEAVY if r in rules]
         plan = self.jobs()
-        self.per_slide = {r for r, wc, _ in plan if "slide" in wc}
-        self.aggregates = {r for r, wc, _ in plan if "slide" not in wc} - {"all"}
+        self.per_slide = {r for r, wc, _ in plan if "chunk" in wc}
+        self.aggregates = {r for r, wc, _ in plan if "chunk" not in wc} - {"all"}
         self.ws.snakemake("--cores", "2", *self.args(), timeout=600, env=ENV)
 
     def args(self) -> list[str]:
@@ -89,12 +90,12 @@ def test_add_slide_runs_only_that_slide(run):
         jobs = run.jobs()
     finally:
         new.unlink()
-    per_slide = [(r, wc["slide"]) for r, wc, _ in jobs if "slide" in wc]
-    assert {s for _, s in per_slide} == {"slide_002"}, per_slide
+    per_slide = [(r, wc["chunk"]) for r, wc, _ in jobs if "chunk" in wc]
+    assert {c for _, c in per_slide} == {"chunk_00001"}, per_slide  # chunk_00000 is full
     assert {r for r, _ in per_slide} == run.per_slide
     assert len(per_slide) == len(run.per_slide)  # one job per per-slide rule
     for rule, wc, reason in jobs:
-        if "slide" not in wc and rule != "all":
+        if "chunk" not in wc and rule != "all":
             assert rule in run.aggregates and "input" in reason.lower(), (rule, reason)
 
 
@@ -107,9 +108,10 @@ def test_remove_slide_reruns_only_aggregates(run):
         inputs = parse_job_inputs(run.last_text)
     finally:
         shutil.move(parked, gone)
-    assert [j for j in jobs if "slide" in j[1]] == []
+    # the chunk that lost a member reruns (its jobs find every remaining slide done)
+    assert {j[1]["chunk"] for j in jobs if "chunk" in j[1]} <= {"chunk_00000"}
     for rule, wc, reason in jobs:
-        if rule == "all":
+        if rule == "all" or "chunk" in wc:
             continue
         assert rule in run.aggregates, (rule, reason)
         assert "slide_001" not in inputs.get(rule, ""), f"{rule} still reads slide_001"
@@ -120,7 +122,7 @@ def test_caption_setting_does_not_retile_or_reextract(run):
     rules = {r for r, _, _ in jobs}
     assert not rules & {"tile", "extract_features", "select_patches"}, rules
     if "caption" in run.per_slide:
-        assert sum(r == "caption" for r, _, _ in jobs) == 2
+        assert sum(r == "caption" for r, _, _ in jobs) == 1  # one chunk of 2 slides
 
 
 def test_encoder_change_reextracts_but_does_not_retile(run):
@@ -128,7 +130,43 @@ def test_encoder_change_reextracts_but_does_not_retile(run):
     rules = [r for r, _, _ in jobs]
     assert "tile" not in rules
     if "extract_features" in run.per_slide:
-        assert sorted(wc["slide"] for r, wc, _ in jobs if r == "extract_features") == [
-            "slide_000", "slide_001"]
+        assert sorted(wc["chunk"] for r, wc, _ in jobs if r == "extract_features") == [
+            "chunk_00000"]
     downstream = run.per_slide - {"tile", "make_demo_slide"}
     assert downstream <= set(rules), (downstream, rules)
+
+
+def test_bad_slide_is_quarantined_then_fixed(run):
+    """A truncated slide among good ones: the run succeeds, its state record says why, the
+    aggregates run on the others; after the file is fixed only that slide is processed."""
+    import json
+    import subprocess
+
+    good = run.spare / "slide_002.svs"
+    bad = run.slides / "slide_bad.svs"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    run.ws.snakemake("--cores", "2", *run.args(), timeout=600, env=ENV)
+    res = run.ws.root / "results"
+    recs = {p.parent.parent.name + "/" + p.stem: json.loads(p.read_text())
+            for p in res.rglob("state/*.json")}
+    tile = next(r for k, r in recs.items() if k.endswith("slide_bad") and r["stage"] == "tile")
+    assert tile["status"] == "failed" and "slide_bad.svs" in tile["error"] and tile["fix"]
+    downstream = [r for r in recs.values() if r["slide_id"] == "slide_bad" and r["stage"] != "tile"]
+    assert downstream and all(r["status"] == "blocked" for r in downstream)
+    if "build_dataset" in run.aggregates:
+        card = json.loads((res / "dataset" / "dataset_card.json").read_text())
+        assert card["n_slides"] == 2
+    status = subprocess.run([sys.executable, "-m", "pathgen.cli", "status", "--config",
+                             str(run.ws.config_path)], capture_output=True, text=True,
+                            cwd=run.ws.root)
+    assert status.returncode == 1 and "slide_bad" in status.stdout, status.stdout + status.stderr
+    assert "tile: 2 done, 1 failed" in status.stdout
+
+    before = {k: r.get("finished") for k, r in recs.items()}
+    shutil.copy(good, bad)  # the file is fixed
+    run.ws.snakemake("--cores", "2", *run.args(), timeout=600, env=ENV)
+    recs = {p.parent.parent.name + "/" + p.stem: json.loads(p.read_text())
+            for p in res.rglob("state/*.json")}
+    redone = {r["slide_id"] for k, r in recs.items() if before.get(k) != r.get("finished")}
+    assert redone == {"slide_bad"}, redone
+    assert all(r["status"] == "done" for r in recs.values())

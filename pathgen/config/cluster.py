@@ -30,6 +30,12 @@ class ClusterConfig(Section):
         description="Cap on every submission's requested walltime (your partition's MaxTime or "
                     "less). A chunk job asks for min(max_job_minutes, members x the rule's "
                     "per-slide `resources.<rule>.runtime`).")
+    gpu_partition: str | None = Field(
+        None, description="SLURM partition for rules that request a GPU (unless the rule's "
+                          "`resources.<rule>.slurm_partition` says otherwise); null = the "
+                          "cluster's default partition.")
+    cpu_partition: str | None = Field(
+        None, description="SLURM partition for rules without a GPU; null = the default partition.")
     local_rules: list[str] = Field(
         default_factory=lambda: ["demo_labels", "mil_splits", "mil_table", "zeroshot_table",
                                  "build_report"],
