@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .atomic import write_json, write_text
 from .config import ConfigError, PathgenConfig
@@ -67,14 +68,7 @@ class StageContext:
             raise ConfigError(f"slide {slide!r} is in the chunk but not in this run's slide list "
                               "(slides.dir / slides.sample_sheet)") from None
 
-    @cached_property
-    def encoder(self):
-        from .encoders import load_encoder
-        from .features.extract import set_torch_threads
-
-        fc = self.cfg.features
-        set_torch_threads(max(1, self.threads - fc.num_workers))
-        return load_encoder(fc.encoder, self.cfg, fc.device)
+    cache: dict = field(default_factory=dict)  # per-job state of a stage (e.g. the encoder)
 
 
 def now() -> str:
@@ -83,13 +77,13 @@ def now() -> str:
 
 def fix_for(exc: BaseException, log_path: str | None) -> str:
     """The user's next step for a failed slide."""
-    from .wsi import SlideError
-
+    # SlideError without importing the slide readers (only stages that read slides raise it)
+    slide_error = getattr(sys.modules.get("pathgen.wsi.slide"), "SlideError", ())
     see = f"; the traceback is in {log_path}" if log_path else ""
     if isinstance(exc, FileNotFoundError):
         return (f"the file {exc.filename or ''} is missing: restore it or fix its path "
                 f"(slides.dir / slides.sample_sheet), then rerun the same command{see}")
-    if isinstance(exc, SlideError):
+    if slide_error and isinstance(exc, slide_error):
         return ("fix or replace the slide file, or give its µm/px (slides.mpp_overrides or "
                 f"slides.default_mpp) if it has none, then rerun the same command{see}")
     if isinstance(exc, ConfigError):
@@ -99,87 +93,14 @@ def fix_for(exc: BaseException, log_path: str | None) -> str:
     return f"see the error{see}; once the cause is fixed, rerun: only this slide is redone"
 
 
-# -- per-slide stage functions (one per stage) -------------------------------------------------
-def _demo(ctx: StageContext, slide: str) -> dict:
-    from .demo.generate import generate_one
+# -- stages -------------------------------------------------------------------------------------
+def stage_module(stage: str):
+    """The per-slide functions of a stage (pathgen/chunk_stages/<stage>.py): ``run(ctx, slide)``,
+    ``outputs(layout, slide)`` and ``input_key(ctx, slide)``. Imported by name so that each
+    rule's environment only needs what its own stage imports."""
+    import importlib
 
-    L = ctx.layout
-    info = generate_one(ctx.cfg, slide, L.demo_slide(slide), L.demo_regions(slide))
-    return {k: info[k] for k in ("label", "split") if k in info}
-
-
-def _tile(ctx: StageContext, slide: str) -> dict:
-    from .config.tiling import TilingConfig
-    from .tiling import tile_slide
-
-    L = ctx.layout
-    mpp, source = ctx.extra["mpp"].get(slide, (None, ""))
-    res = tile_slide(ctx.slide_path(slide), L.coords(slide), TilingConfig.model_validate(ctx.settings),
-                     qc=L.tiling_qc(slide), geojson=L.contours(slide), mpp_override=mpp,
-                     mpp_override_source=source or "override",
-                     default_mpp=ctx.extra.get("default_mpp"), slide_id=slide)
-    return {"n_patches": res.n_patches, "mpp": res.mpp, "mpp_source": res.mpp_source}
-
-
-def _features(ctx: StageContext, slide: str) -> dict:
-    from .features.extract import extract_features
-
-    fc, L = ctx.cfg.features, ctx.layout
-    res = extract_features(ctx.slide_path(slide), L.coords(slide), L.features(slide),
-                           encoder=ctx.encoder, cfg=ctx.cfg, batch_size=fc.batch_size,
-                           num_workers=fc.num_workers, device=fc.device, dtype=fc.dtype,
-                           reader=fc.reader, tile_cache_mb=fc.tile_cache_mb, progress=False)
-    return {"n_patches": res["n_patches"]}
-
-
-def _select(ctx: StageContext, slide: str) -> dict:
-    from .selection.runner import run_selection
-
-    L = ctx.layout
-    res = run_selection(ctx.cfg, slide, L.features(slide), ctx.slide_path(slide), L.selection(slide),
-                        L.selection_patches(slide), case_id=ctx.extra["case_id"].get(slide) or None,
-                        embeddings_cache=L.selection_dir() / "prompt_embeddings")
-    return {k: v for k, v in (res or {}).items() if isinstance(v, (int, float, str))}
-
-
-def _caption(ctx: StageContext, slide: str) -> dict:
-    from .captioning.stage import caption_slide
-
-    cfg, L = ctx.cfg, ctx.layout
-    res = caption_slide(L.selection(slide), L.selection_dir() / "patches", L.captions(slide),
-                        cfg.captioning, target_mpp=cfg.tiling.geometry()[1], full_cfg=cfg)
-    return {k: res[k] for k in ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")}
-
-
-def _outputs(stage: str, L: Layout, slide: str) -> list[Path]:
-    from .captioning.stage import output_paths
-
-    if stage == "demo":
-        return [L.demo_slide(slide), L.demo_regions(slide)]
-    if stage == "tile":
-        return [L.coords(slide), L.tiling_qc(slide), L.contours(slide)]
-    if stage == "features":
-        return [L.features(slide)]
-    if stage == "select":
-        return [L.selection(slide), L.selection_patches(slide)]
-    paths = output_paths(L.captions(slide))
-    return [paths["captions"], paths["rejects"], paths["summary"]]
-
-
-def _input_key(stage: str, ctx: StageContext, slide: str) -> Any:
-    """What, besides the settings and the upstream fingerprint, shapes this slide's outputs."""
-    if stage == "demo":
-        return slide
-    if stage == "tile":
-        return [file_identity(ctx.slide_path(slide)), ctx.extra["mpp"].get(slide),
-                ctx.extra.get("default_mpp")]
-    if stage == "select":
-        return [ctx.extra["case_id"].get(slide), [file_identity(p) for p in ctx.extra.get("files", [])]]
-    return None
-
-
-STAGE_FUNCS: dict[str, Callable[[StageContext, str], dict]] = {
-    "demo": _demo, "tile": _tile, "features": _features, "select": _select, "caption": _caption}
+    return importlib.import_module(f"pathgen.chunk_stages.{stage}")
 
 
 # -- the chunk loop ------------------------------------------------------------------------------
@@ -187,6 +108,7 @@ def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out
               on_error: str = "quarantine") -> dict:
     """Run `stage` for each member slide; write and return the chunk outcome."""
     L = ctx.layout
+    mod = stage_module(stage)
     upstream = UPSTREAM[stage] if (stage != "tile" or ctx.cfg.uses_demo) else None
     outcome, t_chunk = [], time.perf_counter()
     counts = {DONE: 0, FAILED: 0, BLOCKED: 0, "reused": 0}
@@ -205,7 +127,7 @@ def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out
             counts[BLOCKED] += 1
             continue
         try:
-            fp = fingerprint(stage, ctx.settings, _input_key(stage, ctx, slide),
+            fp = fingerprint(stage, ctx.settings, mod.input_key(ctx, slide),
                              up.get("fingerprint") if up else None)
         except Exception as exc:  # e.g. a slide no longer in the slide list
             fp = None
@@ -218,7 +140,7 @@ def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out
             counts[FAILED] += 1
             continue
         if (prev and prev.get("status") == DONE and prev.get("fingerprint") == fp
-                and all(p.exists() for p in _outputs(stage, L, slide))
+                and all(p.exists() for p in mod.outputs(L, slide))
                 and not (stage == "caption" and prev.get("info", {}).get("n_failed"))):
             outcome.append({"slide_id": slide, "status": DONE, "fingerprint": fp})
             counts[DONE] += 1
@@ -227,7 +149,7 @@ def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out
         attempts = (prev or {}).get("attempts", 0) + 1 if (prev or {}).get("fingerprint") == fp else 1
         started, t0 = now(), time.perf_counter()
         try:
-            info = STAGE_FUNCS[stage](ctx, slide) or {}
+            info = mod.run(ctx, slide) or {}
         except Exception as exc:  # quarantine this slide; the chunk goes on
             log.error("%s %s failed (attempt %d): %s: %s\n%s", stage, slide, attempts,
                       type(exc).__name__, exc, traceback.format_exc())

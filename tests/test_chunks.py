@@ -84,12 +84,12 @@ def ctx(tmp_path, monkeypatch):
         calls.append(slide)
         if (slides / f"{slide}.svs").read_bytes() == b"bad":
             raise RuntimeError(f"cannot read {slide}")
-        for p in chunk_run._outputs("tile", c.layout, slide):
+        for p in chunk_run.stage_module("tile").outputs(c.layout, slide):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("ok")
         return {"n_patches": 1}
 
-    monkeypatch.setitem(chunk_run.STAGE_FUNCS, "tile", fake_tile)
+    monkeypatch.setattr("pathgen.chunk_stages.tile.run", fake_tile)
     c = chunk_run.StageContext(cfg, settings={"a": 1}, extra={"mpp": {}}, log_path="tile.log")
     c.calls, c.slides_dir = calls, slides
     return c
@@ -111,16 +111,18 @@ def test_bad_slide_is_quarantined_and_the_chunk_finishes(ctx):
     ctx.settings = {"b": 2}
 
     def fake_features(c, slide):
-        for p in chunk_run._outputs("features", c.layout, slide):
+        for p in chunk_run.stage_module("features").outputs(c.layout, slide):
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("ok")
 
-    chunk_run.STAGE_FUNCS["features"], saved = fake_features, chunk_run.STAGE_FUNCS["features"]
+    import pathgen.chunk_stages.features as feat_stage
+
+    saved, feat_stage.run = feat_stage.run, fake_features
     try:
         feats = chunk_run.run_chunk("features", "chunk_00000", ids(4), ctx,
                                     ctx.layout.chunk_done("features", "chunk_00000"))
     finally:
-        chunk_run.STAGE_FUNCS["features"] = saved
+        feat_stage.run = saved
     assert [m["status"] for m in feats["members"]] == ["done", "blocked", "done", "done"]
     table = collect({"tile": ctx.layout.stage_dir("tile"),
                      "features": ctx.layout.stage_dir("features")}, ids(4))

@@ -131,6 +131,18 @@ def test_cohort_cases_respect_split():
     assert {s.label for s in cohort if s.split == "holdout"} == {"tumor", "normal"}
 
 
+def test_cohort_is_stable_as_it_grows():
+    """Slide k's case, label and split never depend on n_slides (adding slides redraws,
+    relabels and re-splits nothing), and the holdout share stays near holdout_fraction."""
+    big = demo_cohort(200, 0.25, seed=3)
+    for n in (1, 5, 8, 20, 57):
+        assert demo_cohort(n, 0.25, seed=3) == big[:n]
+    share = sum(s.split == "holdout" for s in big) / len(big)
+    assert 0.15 <= share <= 0.3, share
+    held = [s.label for s in big if s.split == "holdout"]
+    assert abs(held.count("tumor") - held.count("normal")) <= 2  # labels alternate
+
+
 def test_generate_and_benchmark(tmp_path):
     from pathgen.demo.benchmark import demo_benchmark
 
@@ -142,7 +154,8 @@ def test_generate_and_benchmark(tmp_path):
     generate_demo(cfg)
     lay = Layout(cfg)
     rows = list(csv.DictReader(open(lay.demo_labels)))
-    assert [r["split"] for r in rows] == ["caption", "caption", "holdout", "holdout"]
+    # holdout_fraction 0.5: case_001 (demo_001 + demo_002) and case_002 (demo_003) held out
+    assert [r["split"] for r in rows] == ["caption", "holdout", "holdout", "holdout"]
     for r in rows:
         gj = json.loads(lay.demo_regions(r["slide_id"]).read_text())
         has_tumor = any(f["properties"]["classification"]["name"] == "tumor" for f in gj["features"])
@@ -154,7 +167,7 @@ def test_generate_and_benchmark(tmp_path):
     info = demo_benchmark(cfg)
     zs = tmp_path / "demo" / "zeroshot"
     man = list(csv.DictReader(open(zs / "manifest.csv")))
-    assert man and {m["slide_id"] for m in man} <= {"demo_002", "demo_003"}
+    assert man and {m["slide_id"] for m in man} <= {"demo_001", "demo_002", "demo_003"}
     classes = json.loads((zs / "classes.json").read_text())
     assert set(classes) == {m["class"] for m in man} == set(info["counts"])
     assert (zs / "template").read_text().strip() == "An H&E image of {}."

@@ -1,0 +1,23 @@
+"""Caption stage: describe -> revise -> summarize agents over a slide's selected patches."""
+
+from __future__ import annotations
+
+
+def outputs(L, slide):
+    from ..captioning.stage import output_paths
+
+    paths = output_paths(L.captions(slide))
+    return [paths["captions"], paths["rejects"], paths["summary"]]
+
+
+def input_key(ctx, slide):
+    return None  # the selection is in the upstream fingerprint
+
+
+def run(ctx, slide) -> dict:
+    from ..captioning.stage import caption_slide
+
+    cfg, L = ctx.cfg, ctx.layout
+    res = caption_slide(L.selection(slide), L.selection_dir() / "patches", L.captions(slide),
+                        cfg.captioning, target_mpp=cfg.tiling.geometry()[1], full_cfg=cfg)
+    return {k: res[k] for k in ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")}
