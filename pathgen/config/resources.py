@@ -5,11 +5,13 @@ asks for one slide's threads/memory/GPU (its slides run one after another) and
 min(cluster.max_job_minutes, members x runtime) minutes.
 
 Defaults are sized for one 40x TCGA diagnostic slide (~100k x 80k px at 0.25 µm/px, ~8
-gigapixels, ~15k tissue patches of 672 px = 168 µm; docs/scale.md has the arithmetic):
+gigapixels, 5-9k tissue patches of 672 px = 168 µm at 30-50 % tissue, up to ~15k for a slide
+full of tissue; docs/scale.md has the arithmetic). Generous on purpose: a chunk that overruns
+its walltime loses only the slide in flight (finished slides are kept):
   * tile: measured 3.9 s and 248 MB peak for a 1.8-gigapixel slide (bench/patch_read.py,
     README) -> ~20 s for 8 Gpx; 10 min and 4 GB leave room for slow network storage.
   * extract_features: reading is the bound: measured 111 patches/s with 2 reading workers
-    (bench/patch_read.py) -> ~2.3 min for 15k patches; ViT-L/14 at 224 px encodes ~1,000
+    (bench/patch_read.py) -> ~1-2.3 min for 7-15k patches; ViT-L/14 at 224 px encodes ~1,000
     img/s in fp16 on an A100 (open_clip's published benchmark table, estimated) -> 15 s.
     20 min, 16 GB, 1 GPU, 8 threads (reading workers).
   * select_patches: k-means on 15k x 768 floats and 256 JPEG crops: ~1 min on CPU; 10 min, 8 GB.
@@ -52,6 +54,8 @@ def _default_resources() -> dict[str, RuleResources]:
         "train_clip": RuleResources(gpu=1, mem_mb=32000, runtime=1440, threads=8),
         "zeroshot": RuleResources(gpu=1, mem_mb=16000, runtime=120, threads=4),
         "mil": RuleResources(gpu=1, mem_mb=16000, runtime=240, threads=2),
+        # holds every caption record (~7.7 KB each, measured): ~14 GB for 1.9 M records
+        "build_dataset": RuleResources(mem_mb=24000, runtime=720, threads=2),
     }
 
 
