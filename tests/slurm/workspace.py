@@ -173,3 +173,48 @@ def parse_job_inputs(text: str) -> dict[str, str]:
         elif cur and line.strip().startswith("input:"):
             out[cur] = line.strip()[len("input:"):].strip()
     return out
+
+
+def parse_job_outputs(text: str) -> list[tuple[str, list[str]]]:
+    """[(rule, output files)] of a (non-quiet) dry run, in listing order (not execution
+    order); jobs without outputs (e.g. `all`) are left out. Paths must not contain ', '."""
+    out: list[tuple[str, list[str]]] = []
+    cur = None
+    for line in text.splitlines():
+        m = re.match(r"\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$", line)
+        if m:
+            cur = m.group(1)
+        elif cur and line.strip().startswith("output:"):
+            files = [f for f in line.strip()[len("output:"):].strip().split(", ") if f]
+            out.append((cur, files))
+            cur = None
+    return out
+
+
+# Keys of `demo:` that shape one demo slide (rules/demo.smk DEMO_SLIDE_SETTINGS).
+DEMO_SLIDE_KEYS = {"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size", "jpeg_quality"}
+
+
+def plant_unreadable_demo_slide(ws: Workspace, slide_id: str) -> Path:
+    """Turn one demo slide into an unreadable file, as if the disk corrupted it after the demo
+    stage wrote it: a truncated TIFF at the slide's path plus the demo stage's own `done`
+    record (same fingerprint as rules/demo.smk computes), so the workflow keeps the file and
+    the *tile* stage meets the bad slide. Call after write_config, before the run."""
+    from pathgen.config import load_config
+    from pathgen.paths import Layout
+    from pathgen.slide_state import DONE, fingerprint, write_record
+
+    cfg = load_config(ws.config_path)
+    lay = Layout(cfg)
+    settings = cfg.demo.model_dump(mode="json", include=DEMO_SLIDE_KEYS)
+    svs, regions = lay.demo_slide(slide_id), lay.demo_regions(slide_id)
+    svs.parent.mkdir(parents=True, exist_ok=True)
+    regions.parent.mkdir(parents=True, exist_ok=True)
+    # A little-endian TIFF header whose first IFD lies past the end of the file.
+    svs.write_bytes(b"II*\x00" + (1 << 20).to_bytes(4, "little") + b"\x00" * 56)
+    regions.write_text('{"type": "FeatureCollection", "features": []}\n')
+    write_record(lay.slide_state("demo", slide_id), {
+        "slide_id": slide_id, "stage": "demo", "status": DONE,
+        "fingerprint": fingerprint("demo", settings, slide_id, None), "error": None, "fix": None,
+        "attempts": 1, "finished": "2000-01-01T00:00:00+00:00", "info": {}})
+    return svs
