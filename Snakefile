@@ -1,10 +1,14 @@
 # pathgen workflow: slides -> tiles -> features -> selection -> captions -> dataset
 # -> CLIP training -> zero-shot + MIL benchmarks -> report.
 # All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
+from snakemake.utils import min_version
+
 from pathgen.chunks import plan_chunks
 from pathgen.config import validate_config
 from pathgen.paths import Layout
 from pathgen.slides import SLIDE_ID_PATTERN, list_slides
+
+min_version("9.27.1")
 
 
 configfile: "config.yaml"
@@ -45,6 +49,15 @@ include: "rules/training.smk"
 include: "rules/zeroshot.smk"
 include: "rules/instruct.smk"
 include: "rules/report.smk"
+
+
+# Light aggregates run on the submitting node. The `localrules:` directive takes only literal
+# names, and this list is configurable (cluster.local_rules), hence the API call.
+localrules:
+    all,
+
+
+workflow.localrules(*CFG.cluster.local_rules)
 
 
 rule all:

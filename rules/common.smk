@@ -1,4 +1,5 @@
 # Helpers shared by all rule files.
+from pathgen.mil import api as mil_api
 from pathgen.workflow_env import put_checkout_on_pythonpath
 
 put_checkout_on_pythonpath(workflow.basedir)
@@ -7,7 +8,7 @@ put_checkout_on_pythonpath(workflow.basedir)
 def res(rule_name, chunks=None):
     """Resources of a rule from config `resources` (falls back to `resources.default`).
 
-    A chunk rule (``chunks``: chunk -> members) asks for one slide's memory, CPUs and GPU (its
+    A chunked per-slide job (``chunks``: chunk -> members) asks for one slide's memory, CPUs and GPU (its
     slides run one after another) and members x the per-slide runtime, capped at
     cluster.max_job_minutes; never N x the resources for N slides."""
     r = CFG.rule_resources(rule_name)
@@ -25,9 +26,6 @@ def res(rule_name, chunks=None):
         out["slurm_partition"] = partition
     if r.cpus_per_task:
         out["cpus_per_task"] = r.cpus_per_task
-    # Light aggregates listed in cluster.local_rules run on the submitting node (localrules).
-    if rule_name in CFG.cluster.local_rules:
-        workflow.localrules(rule_name)
     return out
 
 
@@ -55,3 +53,13 @@ def chunk_slide_files(wildcards):
 
 def chunk_outputs(stage, chunks):
     return [str(L.chunk_done(stage, c)) for c in chunks]
+
+
+def mil_feature_chunks(wc):
+    """Chunk outcomes of the features a MIL task reads (none for a user's own folder): the
+    task runs on the labelled slides whose features finished."""
+    if mil_api.get_task(CFG, wc.task).features_dir is not None:
+        return []
+    if getattr(wc, "encoder", CFG.features.encoder) != CFG.features.encoder:
+        return []  # another encoder's features are not made by this workflow: read as found
+    return chunk_outputs("features", CHUNKS)

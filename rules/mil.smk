@@ -2,8 +2,6 @@
 # model, and one combined table. Logic: pathgen.mil (see docs/mil.md).
 import re
 
-from pathgen.mil import api as mil_api
-
 MIL = CFG.evaluation.mil
 MIL_TASKS = list(MIL.tasks) if MIL.enabled else []
 
@@ -12,15 +10,6 @@ if MIL_TASKS:
     MIL_TABLE_CSV = mil_api.mil_root(CFG) / "mil_table.csv"
     MIL_TABLE_MD = mil_api.mil_root(CFG) / "mil_table.md"
     ALL_TARGETS.extend([str(MIL_TABLE_CSV), str(MIL_TABLE_MD)])
-
-    def mil_feature_chunks(wc):
-        """Chunk outcomes of the features the task reads (none for a user's own folder): the
-        task runs on the labelled slides whose features finished."""
-        if mil_api.get_task(CFG, wc.task).features_dir is not None:
-            return []
-        if getattr(wc, "encoder", CFG.features.encoder) != CFG.features.encoder:
-            return []  # another encoder's features are not made by this workflow: read as found
-        return chunk_outputs("features", CHUNKS)
 
     rule mil_splits:
         input:
