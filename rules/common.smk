@@ -12,9 +12,9 @@ def res(rule_name, chunks=None):
     slides run one after another) and members x the per-slide runtime, capped at
     cluster.max_job_minutes; never N x the resources for N slides."""
     r = CFG.rule_resources(rule_name)
-    runtime = r.runtime
+    cap = CFG.cluster.max_job_minutes  # every submission, aggregates too (training resumes)
+    runtime = min(cap, r.runtime)
     if chunks is not None:
-        cap = CFG.cluster.max_job_minutes
         runtime = lambda wc: min(cap, r.runtime * len(chunks[wc.chunk]))
     out = dict(mem_mb=r.mem_mb, runtime=runtime)
     if r.gpu:
