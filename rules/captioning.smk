@@ -2,8 +2,6 @@
 # Each job holds one `llm_slots` unit: `snakemake --resources llm_slots=N` bounds how many
 # chunks talk to the model server (or load a local model) at once. Demo holdout slides feed
 # the zero-shot benchmark and are never captioned (CAPTION_CHUNKS, Snakefile).
-from pathgen.chunk_run import retry_generation
-
 ALL_TARGETS.extend(chunk_outputs("caption", CAPTION_CHUNKS))
 
 
@@ -18,7 +16,7 @@ rule caption:
         # <slide>.partial.jsonl makes a filter-only change a cheap re-filter
         settings=CFG.captioning.model_dump(mode="json"),
         # bumped by a job whose caption items failed: the next run retries them
-        retry=lambda wc: retry_generation(L.chunk_retry("caption", wc.chunk)),
+        retry=get_caption_retry,
     log:
         L.log("caption", "{chunk}"),
     benchmark:

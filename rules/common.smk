@@ -1,5 +1,9 @@
 # Helpers shared by all rule files.
+from pathlib import Path
+
+from pathgen.chunk_run import retry_generation
 from pathgen.mil import api as mil_api
+from pathgen.zeroshot.workflow import zeroshot_inputs
 from pathgen.workflow_env import put_checkout_on_pythonpath
 
 put_checkout_on_pythonpath(workflow.basedir)
@@ -63,3 +67,44 @@ def mil_feature_chunks(wc):
     if getattr(wc, "encoder", CFG.features.encoder) != CFG.features.encoder:
         return []  # another encoder's features are not made by this workflow: read as found
     return chunk_outputs("features", CHUNKS)
+
+
+# -- named input/param functions of the rules (one place, no lambdas in rules) -------------
+def get_caption_retry(wc):
+    """Retry generation of a caption chunk (bumped by a job whose items failed)."""
+    return retry_generation(L.chunk_retry("caption", wc.chunk))
+
+
+def get_demo_chunk_done(wc):
+    return str(L.chunk_done("demo", wc.chunk)) if L.using_demo else []
+
+
+def get_tile_mpp(wc):
+    """Member slide -> (mpp override, its source), for the slides that have one."""
+    return {s: TILE_MPP[s] for s in CHUNKS[wc.chunk] if TILE_MPP[s][0] is not None}
+
+
+def get_case_ids(wc):
+    return {s: SLIDES[s].case_id or "" for s in CAPTION_CHUNKS[wc.chunk]}
+
+
+def get_mil_task_inputs(wc):
+    return mil_api.task_inputs(CFG, wc.task)
+
+
+def get_mil_task_settings(wc):
+    return mil_api.get_task(CFG, wc.task).model_dump(mode="json")
+
+
+def get_zeroshot_inputs(wc):
+    return zeroshot_inputs(CFG, wc.benchmark, wc.model)
+
+
+def get_report_inputs(wc):
+    """Every final target of the other stages, read when the DAG is built (after all rule
+    files were included, whatever their order)."""
+    return [t for t in ALL_TARGETS if t != str(REPORT_HTML)]
+
+
+def get_dataset_out_dir(wc, output):
+    return str(Path(output.card_json).parent)

@@ -2,8 +2,6 @@
 # open_clip CSV, WebDataset shards + count.json, card, gallery). A pure function of the
 # per-slide files; images/ and shards/*.tar are written beside the declared outputs and
 # reused on reruns.
-from pathlib import Path
-
 from pathgen.dataset.build import OUTPUTS as _DATASET_OUTPUTS
 
 DATASET_FILES = {k: str(L.dataset_dir / v) for k, v in _DATASET_OUTPUTS.items()}
@@ -17,7 +15,7 @@ rule build_dataset:
     output:
         **DATASET_FILES,
     params:
-        out_dir=lambda wc, output: Path(output.card_json).parent,
+        out_dir=get_dataset_out_dir,
         images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
         settings=CFG.dataset.model_dump(mode="json"),
     log:

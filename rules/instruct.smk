@@ -20,7 +20,7 @@ if CFG.instruct.enabled:
             L.log("build_instruct"),
         benchmark:
             L.benchmark("build_instruct")
-        threads: 1
+        threads: threads_of("build_instruct")
         resources:
             **res("build_instruct"),
         conda:

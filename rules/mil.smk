@@ -13,12 +13,12 @@ if MIL_TASKS:
 
     rule mil_splits:
         input:
-            unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
+            unpack(get_mil_task_inputs),
             features=mil_feature_chunks,
         output:
             summary=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
         params:
-            task=lambda wc: mil_api.get_task(CFG, wc.task).model_dump(mode="json"),
+            task=get_mil_task_settings,
             seed=MIL.seed,
         log:
             L.log("mil_splits", "{task}"),
@@ -36,7 +36,7 @@ if MIL_TASKS:
 
     rule mil:
         input:
-            unpack(lambda wc: mil_api.task_inputs(CFG, wc.task)),
+            unpack(get_mil_task_inputs),
             splits=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
             features=mil_feature_chunks,
         output:

@@ -11,7 +11,7 @@ ALL_TARGETS.append(str(REPORT_HTML))
 rule build_report:
     input:
         # Every final target of the other stages (the report reads what they wrote).
-        [t for t in ALL_TARGETS if t != str(REPORT_HTML)],
+        get_report_inputs,
     output:
         report(
             REPORT_HTML,
@@ -22,7 +22,7 @@ rule build_report:
         L.log("build_report"),
     benchmark:
         L.benchmark("build_report")
-    threads: 1
+    threads: threads_of("build_report")
     resources:
         **res("build_report"),
     conda:

@@ -19,7 +19,7 @@ rule select_patches:
             "selection": CFG.selection.model_dump(mode="json"),
             "text_encoder": CFG.selection.text_encoder or CFG.features.encoder,
         },
-        case_id=lambda wc: {s: SLIDES[s].case_id or "" for s in CAPTION_CHUNKS[wc.chunk]},
+        case_id=get_case_ids,
         files=SELECTION_FILES,
     log:
         L.log("select_patches", "{chunk}"),

@@ -11,14 +11,14 @@ ALL_TARGETS.extend(chunk_outputs("tile", CHUNKS))
 rule tile:
     input:
         slides=chunk_slide_files,
-        demo=(lambda wc: str(L.chunk_done("demo", wc.chunk))) if L.using_demo else [],
+        demo=get_demo_chunk_done,
     output:
         done=L.chunk_done("tile", "{chunk}"),
     params:
         members=chunk_members(CHUNKS),
         # every tiling setting, so a changed setting re-runs the job (params change trigger)
         settings=CFG.tiling.model_dump(mode="json"),
-        mpp=lambda wc: {s: TILE_MPP[s] for s in CHUNKS[wc.chunk] if TILE_MPP[s][0] is not None},
+        mpp=get_tile_mpp,
         default_mpp=CFG.slides.default_mpp,
     log:
         L.log("tile", "{chunk}"),

@@ -15,7 +15,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
 
     rule zeroshot:
         input:
-            unpack(lambda wc: zeroshot_inputs(CFG, wc.benchmark, wc.model)),
+            unpack(get_zeroshot_inputs),
         output:
             [str(result_path(CFG, "{benchmark}", "{model}", p)) for p in ZS.prompting],
         wildcard_constraints:
@@ -43,7 +43,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             L.log("zeroshot_table"),
         benchmark:
             L.benchmark("zeroshot_table")
-        threads: 1
+        threads: threads_of("zeroshot_table")
         resources:
             **res("zeroshot_table"),
         conda:
