@@ -14,7 +14,11 @@ rule caption:
         members=chunk_members(CAPTION_CHUNKS),
         # every caption-shaping setting and the filters: a change re-runs the job; the kept
         # <slide>.partial.jsonl makes a filter-only change a cheap re-filter
-        settings=CFG.captioning.model_dump(mode="json"),
+        settings={
+            "captioning": CFG.captioning.model_dump(mode="json"),
+            # the filters' image-text encoder, by definition (not only its name)
+            "alignment_encoder": encoder_definition(CFG.captioning.filters.alignment_encoder),
+        },
         # bumped by a job whose caption items failed: the next run retries them
         retry=get_caption_retry,
     log:

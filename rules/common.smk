@@ -108,3 +108,8 @@ def get_report_inputs(wc):
 
 def get_dataset_out_dir(wc, output):
     return str(Path(output.card_json).parent)
+
+
+def encoder_definition(name):
+    """An encoder's full definition (rule params: editing `encoders.<name>` reruns its users)."""
+    return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None

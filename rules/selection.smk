@@ -17,7 +17,7 @@ rule select_patches:
         # every selection setting and the encoder: a change re-runs the job
         settings={
             "selection": CFG.selection.model_dump(mode="json"),
-            "text_encoder": CFG.selection.text_encoder or CFG.features.encoder,
+            "text_encoder": encoder_definition(CFG.selection.text_encoder or CFG.features.encoder),
         },
         case_id=get_case_ids,
         files=SELECTION_FILES,

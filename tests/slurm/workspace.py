@@ -218,3 +218,17 @@ def plant_unreadable_demo_slide(ws: Workspace, slide_id: str) -> Path:
         "fingerprint": fingerprint("demo", settings, slide_id, None), "error": None, "fix": None,
         "attempts": 1, "finished": "2000-01-01T00:00:00+00:00", "info": {}})
     return svs
+
+
+def make_touched_state(ws: Workspace, timeout: float = 600) -> int:
+    """A finished-run state without running any job: every declared output created empty and
+    `snakemake --touch -F` writing Snakemake's own metadata records for them (as after a real
+    run). Returns the number of outputs."""
+    listing = ws.snakemake("-n", "-F", timeout=timeout)
+    outputs = sorted({Path(f) for _, files in parse_job_outputs(listing.stdout) for f in files})
+    for p in outputs:
+        p = p if p.is_absolute() else ws.root / p
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+    ws.snakemake("--touch", "-F", "--cores", "1", "--quiet", "all", timeout=timeout)
+    return len(outputs)

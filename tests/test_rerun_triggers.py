@@ -1,0 +1,65 @@
+"""Every setting that shapes an output is in its rule's params: editing the *definition* of
+the selection text encoder or of the caption filters' alignment encoder (not only its name)
+reruns exactly the jobs it shapes, and nothing upstream."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
+from workspace import fake_slide_workspace, make_touched_state, parse_jobs  # noqa: E402
+
+ENCODERS = {"text-enc": {"kind": "open_clip", "arch": "pathgen-tiny-vit"},
+            "align-enc": {"kind": "open_clip", "arch": "pathgen-tiny-vit"}}
+DOWNSTREAM_OF_CAPTIONS = {"build_dataset", "train_clip", "build_instruct", "zeroshot",
+                          "zeroshot_table", "build_report", "all"}
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = fake_slide_workspace(tmp_path_factory.mktemp("triggers"), 3, encoders=ENCODERS,
+                              cluster={"chunk_size": 2}, selection={"text_encoder": "text-enc"},
+                              captioning={"filters": {"alignment_encoder": "align-enc"}},
+                              evaluation={"mil": {"enabled": False}})
+    make_touched_state(ws)
+    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
+    return ws
+
+
+def rules_after(ws, **encoder_edit) -> set[str]:
+    saved = {k: dict(v) for k, v in ws.config["encoders"].items()}
+    for name, update in encoder_edit.items():
+        ws.config["encoders"][name].update(update)
+    ws.write_config()
+    try:
+        return {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)}
+    finally:
+        ws.config["encoders"] = saved
+        ws.write_config()
+
+
+def test_text_encoder_definition_reruns_selection_and_what_follows(ws):
+    rules = rules_after(ws, **{"text-enc": {"arch": "ViT-B-16"}})
+    assert {"select_patches", "caption", "build_dataset"} <= rules, rules
+    assert not rules & {"tile", "extract_features"}, rules
+    assert rules <= {"select_patches", "caption"} | DOWNSTREAM_OF_CAPTIONS, rules
+
+
+def test_alignment_encoder_definition_reruns_captions_only(ws):
+    rules = rules_after(ws, **{"align-enc": {"arch": "ViT-B-16"}})
+    assert {"caption", "build_dataset"} <= rules, rules
+    assert not rules & {"tile", "extract_features", "select_patches"}, rules
+    assert rules <= {"caption"} | DOWNSTREAM_OF_CAPTIONS, rules
+
+
+def test_unrelated_encoder_definition_reruns_nothing(ws):
+    ws.config["encoders"]["spare"] = {"kind": "open_clip", "arch": "ViT-B-16"}
+    ws.write_config()
+    try:
+        assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
+    finally:
+        del ws.config["encoders"]["spare"]
+        ws.write_config()
