@@ -4,6 +4,10 @@
 and stops the daemons by PID afterwards (tests/slurm/stop.sh). It skips only when the test
 cannot possibly start a cluster (not root, or SLURM missing and no apt-get); in CI (root) it
 must run.
+
+The cluster has no slurmdbd, so `sacct` knows nothing: what SLURM was asked for is read from
+slurmctld itself (`scontrol show job`, kept MinJobAge=3600 s after a job ends) and from the
+job completion log (jobcomp/filetxt, one line per ended job, a rejected submission included).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 STATE = Path(os.environ.get("PATHGEN_SLURM_STATE", "/tmp/pathgen-slurm"))
+JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
+MAX_MEM_MB, MAX_MINUTES = 4000, 120  # both partitions' MaxMemPerNode / MaxTime
 
 
 def _unavailable_reason() -> str | None:
@@ -28,22 +34,39 @@ def _unavailable_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
+def cluster_env(**extra: str) -> dict:
+    """Environment for start.sh/stop.sh: the test cluster's size and limits."""
+    # Four CPU slots on any host (config_overrides allows more than the real cores) so a few
+    # chunk jobs run side by side; four fake GPUs and the node's memory, more than one job may
+    # ask (partitions cap a job at 4000 MB and 120 min), so an over-ask still schedules and
+    # shows in the job's request.
+    return {**os.environ, "PATHGEN_SLURM_STATE": str(STATE),
+            "PATHGEN_SLURM_CPUS": os.environ.get("PATHGEN_SLURM_CPUS", "4"),
+            "PATHGEN_SLURM_GPUS": "4", "PATHGEN_SLURM_MAX_MEM": str(MAX_MEM_MB),
+            "PATHGEN_SLURM_MAX_MINUTES": str(MAX_MINUTES), **extra}
+
+
+def run_start_script(timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(HERE / "start.sh")], env=cluster_env(**extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def skip_unless_cluster_possible() -> None:
     reason = _unavailable_reason()
     if reason:
         pytest.skip(reason)
-    # Four CPU slots on any host (config_overrides allows more than the real cores) so two
-    # group jobs can run side by side; two fake GPUs.
-    env = {**os.environ, "PATHGEN_SLURM_STATE": str(STATE),
-           "PATHGEN_SLURM_CPUS": os.environ.get("PATHGEN_SLURM_CPUS", "4"),
-           "PATHGEN_SLURM_GPUS": "2"}
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    skip_unless_cluster_possible()
+    env = cluster_env()
     t0 = time.perf_counter()
-    proc = subprocess.run(["bash", str(HERE / "start.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = run_start_script()
     if proc.returncode != 0:
         pytest.fail(f"tests/slurm/start.sh failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
-    info = {"start_seconds": time.perf_counter() - t0, "state": STATE}
+    info = {"start_seconds": time.perf_counter() - t0, "state": STATE, "log": proc.stderr,
+            "max_mem_mb": MAX_MEM_MB, "max_minutes": MAX_MINUTES}
     try:
         yield info
     finally:
@@ -51,11 +74,35 @@ def slurm_cluster():
 
 
 def squeue_jobs() -> list[dict]:
-    """All jobs slurmctld still remembers (MinJobAge=300 keeps finished ones)."""
+    """All jobs slurmctld still remembers (MinJobAge=3600 keeps finished ones)."""
     out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%j|%T"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=30).stdout
     rows = []
     for line in out.splitlines():
         jid, name, state = line.strip().split("|")
         rows.append({"id": jid, "name": name, "state": state})
     return rows
+
+
+def _records(text: str) -> list[dict]:
+    import re
+
+    return [dict(re.findall(r"(\S+?)=(\S*)", line)) for line in text.splitlines() if "=" in line]
+
+
+def scontrol_jobs() -> list[dict]:
+    """Every job slurmctld remembers, as `scontrol show job -o` Key=Value fields (JobId, JobName,
+    JobState, Partition, TimeLimit, MinMemoryNode, NumCPUs, CPUs/Task, TresPerJob, Comment...)."""
+    proc = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True,
+                          timeout=30)
+    if proc.returncode != 0 and "No jobs" not in proc.stdout + proc.stderr:
+        raise RuntimeError(f"scontrol show job failed: {proc.stderr}")
+    return [r for r in _records(proc.stdout) if "JobId" in r]
+
+
+def jobcomp_records() -> list[dict]:
+    """The job completion log (jobcomp/filetxt): JobId, Name, JobState, Partition, TimeLimit
+    (minutes), Tres (allocated cpu/mem; no GRES without accounting), ExitCode..."""
+    if not JOBCOMP_LOG.exists():
+        return []
+    return [r for r in _records(JOBCOMP_LOG.read_text()) if "JobId" in r]

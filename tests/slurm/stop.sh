@@ -9,8 +9,10 @@ STATE=${PATHGEN_SLURM_STATE:-/tmp/pathgen-slurm}
 alive() { [[ -r /proc/$1/status ]] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
 
 # Cancel whatever is still queued or running (this cluster is ours alone) so no slurmstepd or
-# job script outlives the daemons, then give the steps a moment to exit.
-if command -v squeue >/dev/null; then
+# job script outlives the daemons, then give the steps a moment to exit. Only while our
+# slurmctld lives: a client call to a dead controller waits ~10 s before it gives up.
+ctld=$(awk '$1 == "slurmctld" {print $2}' "$STATE/pids")
+if command -v squeue >/dev/null && [[ $ctld =~ ^[0-9]+$ ]] && alive "$ctld"; then
     ids=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
     if [[ -n $ids ]]; then
         timeout 10 scancel --full $ids 2>/dev/null || true
