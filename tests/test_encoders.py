@@ -153,3 +153,77 @@ def test_hf_clip_missing_folder_is_clear(tmp_path):
         load_encoder({"kind": "hf_clip", "pretrained": str(tmp_path)})
     with pytest.raises(EncoderError, match="needs `pretrained`"):
         load_encoder({"kind": "hf_clip"})
+
+
+# -- hf-hub references: one resolver for encoders and training (no network: a fake hub) ------
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path):
+    """huggingface_hub's list/download over an in-memory repo table; records downloads."""
+    import huggingface_hub
+
+    repos = {"org/schema": ["open_clip_config.json", "open_clip_model.safetensors"],
+             "org/pt": ["README.md", "pathgen-clip.pt"],
+             "org/std": ["open_clip_pytorch_model.bin", "other.pt"],
+             "org/many": ["a.pt", "b.pt"]}
+    got = []
+
+    def list_repo_files(repo, revision=None):
+        return repos[repo]
+
+    def hf_hub_download(repo, filename, revision=None):
+        if filename not in repos.get(repo, []):
+            raise FileNotFoundError(f"{repo}/{filename}")
+        got.append((repo, filename))
+        path = tmp_path / "snapshots" / "c0ffee" / repo / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"w")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", list_repo_files)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    return got
+
+
+def test_hf_hub_resolution(fake_hub):
+    from pathgen.encoders.weights import parse_hf_hub, resolve_hf_hub
+
+    assert parse_hf_hub("hf-hub:org/name") == ("org/name", None)
+    assert parse_hf_hub("hf-hub:org/name/sub/f.pt") == ("org/name", "sub/f.pt")
+    with pytest.raises(EncoderError, match="is not 'hf-hub:org/name'"):
+        parse_hf_hub("hf-hub:justone")
+    hub = resolve_hf_hub("hf-hub:org/schema")
+    assert (hub.kind, hub.target, hub.identity) == ("schema", "hf-hub:org/schema", "hf-hub:org/schema@c0ffee")
+    hub = resolve_hf_hub("hf-hub:org/pt")
+    assert hub.kind == "file" and hub.target.endswith("org/pt/pathgen-clip.pt")
+    assert hub.identity == "hf-hub:org/pt/pathgen-clip.pt@c0ffee"
+    assert resolve_hf_hub("hf-hub:org/std").identity == "hf-hub:org/std/open_clip_pytorch_model.bin@c0ffee"
+    assert resolve_hf_hub("hf-hub:org/many/b.pt").identity == "hf-hub:org/many/b.pt@c0ffee"
+    with pytest.raises(EncoderError, match="cannot choose a checkpoint"):
+        resolve_hf_hub("hf-hub:org/many")
+    # schema=False (training keeps its own arch): always a file, open_clip's name first.
+    hub = resolve_hf_hub("hf-hub:org/schema", schema=False)
+    assert hub.kind == "file" and hub.target.endswith("open_clip_model.safetensors")
+    with pytest.raises(EncoderError, match="cannot fetch 'hf-hub:org/gone/x.pt'"):
+        resolve_hf_hub("hf-hub:org/gone/x.pt")
+
+
+def test_training_pretrained_uses_the_same_hub_resolver(fake_hub):
+    from pathgen.config import ConfigError
+    from pathgen.training.models import resolve_pretrained
+
+    assert resolve_pretrained("hf-hub:org/pt", "ViT-B-16").endswith("org/pt/pathgen-clip.pt")
+    assert resolve_pretrained("hf-hub:org/std", "ViT-B-16").endswith("open_clip_pytorch_model.bin")
+    assert resolve_pretrained("hf-hub:org/many/a.pt", "ViT-B-16").endswith("org/many/a.pt")
+    with pytest.raises(ConfigError, match="training.pretrained hf-hub:org/many: .*cannot choose"):
+        resolve_pretrained("hf-hub:org/many", "ViT-B-16")
+
+
+def test_one_list_of_known_encoders():
+    from pathgen.config.features import BUILTIN_ENCODERS, known_encoders
+
+    assert set(known_encoders()) == set(BUILTIN_ENCODERS)
+    cfg = validate_config({"demo": {"enabled": True},
+                           "encoders": {"tiny-demo": {"kind": "open_clip", "arch": "pathgen-tiny-vit",
+                                                      "image_size": 32}}})
+    assert cfg.all_encoders() == known_encoders(cfg.encoders)
+    assert cfg.all_encoders()["tiny-demo"].image_size == 32

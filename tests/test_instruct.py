@@ -143,3 +143,20 @@ def test_llm_generator_with_fake_server_replies(tmp_path):
     assert reasons.get("correct option not entailed by caption", 0) > 0
     assert card["n_close"] > 0 and card["n_open"] == len(CAPTIONS)
     del replies
+
+
+def test_one_text_chat_adapter_for_instruct_and_selection(monkeypatch):
+    from pathgen.captioning.backends import openai as oa
+    from pathgen.config import ConfigError, PathgenConfig
+    from pathgen.instruct.chat import chat_for
+    from pathgen.selection.runner import chat_backend
+
+    calls = []
+    monkeypatch.setattr(oa, "chat_text", lambda prompt, cfg=None, system=None, max_tokens=512:
+                        calls.append((prompt, cfg.model, max_tokens)) or "reply")
+    cfg = PathgenConfig(demo={"enabled": True}, captioning={"backend": "openai"})
+    assert chat_for(cfg)("hi") == "reply" and chat_backend(cfg)("ho") == "reply"
+    model = cfg.captioning.openai.model
+    assert calls == [("hi", model, 512), ("ho", model, 256)]
+    with pytest.raises(ConfigError, match="needs a language model"):
+        chat_for(PathgenConfig(demo={"enabled": True}, captioning={"backend": "morphometric"}))

@@ -12,10 +12,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 from pathgen.config import ConfigError
 from pathgen.mil import metrics as M
 from pathgen.mil.bags import BagStore, index_bags
+from pathgen.mil.labels import read_labels
 from pathgen.mil.splits import (check_splits, generate_splits, read_splits, save_splits,
                                 write_clam_split)
 from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
-from pathgen.mil.tables import read_labels
 
 CLASSES = ["c0", "c1"]
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pathgen.mil.labels import read_labels
+from pathgen.mil.results_table import write_table
 from pathgen.mil.run import run_benchmark
 from pathgen.mil.splits import generate_splits
 from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
-from pathgen.mil.table import write_table
-from pathgen.mil.tables import read_labels
 from pathgen.mil.train import TrainParams
 
 CLASSES = ["c0", "c1"]

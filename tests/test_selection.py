@@ -13,7 +13,7 @@ from PIL import Image
 
 from pathgen.config import ConfigError, PathgenConfig
 from pathgen.config.selection import SelectionConfig
-from pathgen.selection import math as sm
+from pathgen.selection import vectors
 from pathgen.selection import reports as rep
 from pathgen.selection.prompts import cancer_type_of, load_prompt_book
 from pathgen.selection.runner import run_selection, slide_prompts
@@ -31,19 +31,19 @@ def blobs(n_per=20, centers=4, dim=16, spread=0.05, seed=0):
 @pytest.mark.parametrize("n,factor,k", [(0, 1.6, 0), (1, 1.6, 1), (2, 1.6, 2), (3, 1.6, 3),
                                         (100, 1.6, 13), (10000, 1.6, 127), (50, 0.5, 5)])
 def test_choose_k(n, factor, k):
-    assert sm.choose_k(n, factor) == k
-    assert sm.choose_k(n, factor) <= max(n, 0)
+    assert vectors.choose_k(n, factor) == k
+    assert vectors.choose_k(n, factor) <= max(n, 0)
 
 
 def test_quota():
-    assert sm.per_cluster_quota(13, 256) == 19
-    assert sm.per_cluster_quota(300, 256) == 1
-    assert sm.per_cluster_quota(0, 256) == 0
+    assert vectors.per_cluster_quota(13, 256) == 19
+    assert vectors.per_cluster_quota(300, 256) == 1
+    assert vectors.per_cluster_quota(0, 256) == 0
 
 
 def test_kmeans_caps_and_centrality():
     x, truth = blobs(n_per=30, centers=4)
-    res = sm.kmeans_prototypes(x, factor=1.6, cap=20, seed=0)
+    res = vectors.kmeans_prototypes(x, factor=1.6, cap=20, seed=0)
     assert res.k == math.ceil(math.sqrt(1.6 * 120))  # 14
     assert res.quota == max(1, 20 // res.k) == 1
     assert len(res.picked) == min(20, res.k)
@@ -58,7 +58,7 @@ def test_kmeans_caps_and_centrality():
 
 def test_kmeans_total_cap_when_k_exceeds_cap():
     x, _ = blobs(n_per=50, centers=5, spread=0.3)
-    res = sm.kmeans_prototypes(x, factor=1.6, cap=3, seed=0)
+    res = vectors.kmeans_prototypes(x, factor=1.6, cap=3, seed=0)
     assert res.k > 3 and len(res.picked) == 3
     sizes = np.bincount(res.labels, minlength=res.k)
     picked_sizes = sorted(sizes[res.labels[res.picked]], reverse=True)
@@ -67,43 +67,43 @@ def test_kmeans_total_cap_when_k_exceeds_cap():
 
 def test_kmeans_quota_many_per_cluster():
     x, _ = blobs(n_per=10, centers=3)
-    res = sm.kmeans_prototypes(x, factor=0.2, cap=256, seed=0)  # k = ceil(sqrt(6)) = 3
+    res = vectors.kmeans_prototypes(x, factor=0.2, cap=256, seed=0)  # k = ceil(sqrt(6)) = 3
     assert res.k == 3 and res.quota == 85
     assert len(res.picked) == 30  # every member, clusters smaller than the quota
 
 
 def test_kmeans_deterministic():
     x, _ = blobs(n_per=25, centers=6, spread=0.4, seed=3)
-    a = sm.kmeans_prototypes(x, cap=40, seed=7)
-    b = sm.kmeans_prototypes(x, cap=40, seed=7)
+    a = vectors.kmeans_prototypes(x, cap=40, seed=7)
+    b = vectors.kmeans_prototypes(x, cap=40, seed=7)
     assert a.picked == b.picked and np.array_equal(a.labels, b.labels)
 
 
 def test_empty_and_single():
     empty = np.zeros((0, 8), np.float32)
-    kept, stats = sm.select(empty, np.ones((2, 8), np.float32), ["a", "b"], top_k=3, factor=1.6,
+    kept, stats = vectors.select(empty, np.ones((2, 8), np.float32), ["a", "b"], top_k=3, factor=1.6,
                             cap=256, seed=0, n_init=2, dedupe_cosine=0.95)
     assert kept == [] and stats["k"] == 0
     one = np.ones((1, 8), np.float32)
-    kept, stats = sm.select(one, np.ones((2, 8), np.float32), ["a", "b"], top_k=3, factor=1.6,
+    kept, stats = vectors.select(one, np.ones((2, 8), np.float32), ["a", "b"], top_k=3, factor=1.6,
                             cap=256, seed=0, n_init=2, dedupe_cosine=0.95)
-    assert stats["k"] == 1 and len(kept) == 1 and kept[0].source == sm.SOURCE_BOTH
+    assert stats["k"] == 1 and len(kept) == 1 and kept[0].source == vectors.SOURCE_BOTH
 
 
 def test_topk_per_prompt():
     scores = np.array([[9, 0], [8, 1], [7, 5], [1, 6], [0, 7]], np.float32)
-    hits = sm.topk_per_prompt(scores, 2)
+    hits = vectors.topk_per_prompt(scores, 2)
     assert set(hits) == {0, 1, 3, 4}
     assert hits[0] == (0, 9.0) and hits[4] == (1, 7.0)
-    hits3 = sm.topk_per_prompt(scores, 3)
+    hits3 = vectors.topk_per_prompt(scores, 3)
     assert hits3[2] == (0, 7.0)  # picked by both prompts, keeps the higher score
-    assert sm.topk_per_prompt(scores, 0) == {}
-    assert len(sm.topk_per_prompt(scores, 100)) == 5
+    assert vectors.topk_per_prompt(scores, 0) == {}
+    assert len(vectors.topk_per_prompt(scores, 100)) == 5
 
 
 def test_prompt_scores_scale():
     e = np.eye(3, dtype=np.float32)
-    s = sm.prompt_scores(e * 5, e[:2])
+    s = vectors.prompt_scores(e * 5, e[:2])
     assert s[0, 0] == pytest.approx(100.0) and s[2, 1] == pytest.approx(0.0)
 
 
@@ -112,28 +112,28 @@ def test_dedupe_threshold():
     near = np.array([1, 0.1, 0, 0], np.float32)      # cosine 0.995 to base
     far = np.array([0, 1, 0, 0], np.float32)
     emb = np.stack([base, near, far])
-    cands = [sm.Candidate(i, sm.SOURCE_PROMPT, 1.0) for i in range(3)]
-    assert [c.index for c in sm.dedupe(cands, emb, 0.95)] == [0, 2]
-    assert [c.index for c in sm.dedupe(cands, emb, 0.999)] == [0, 1, 2]
-    assert len(sm.dedupe(cands, emb, 1.0)) == 3
+    cands = [vectors.Candidate(i, vectors.SOURCE_PROMPT, 1.0) for i in range(3)]
+    assert [c.index for c in vectors.dedupe(cands, emb, 0.95)] == [0, 2]
+    assert [c.index for c in vectors.dedupe(cands, emb, 0.999)] == [0, 1, 2]
+    assert len(vectors.dedupe(cands, emb, 1.0)) == 3
 
 
 def test_union_provenance():
     x, _ = blobs(n_per=5, centers=2)
-    clusters = sm.kmeans_prototypes(x, factor=0.5, cap=2, seed=0)
+    clusters = vectors.kmeans_prototypes(x, factor=0.5, cap=2, seed=0)
     pick = clusters.picked[0]
     other = next(i for i in range(len(x)) if i not in clusters.picked)
-    cands = sm.union_candidates({pick: (0, 50.0), other: (1, 40.0)}, ["p0", "p1"], clusters)
+    cands = vectors.union_candidates({pick: (0, 50.0), other: (1, 40.0)}, ["p0", "p1"], clusters)
     by = {c.index: c for c in cands}
-    assert by[pick].source == sm.SOURCE_BOTH and by[pick].prompt == "p0"
-    assert by[other].source == sm.SOURCE_PROMPT and by[other].prompt == "p1"
-    assert all(c.source == sm.SOURCE_CLUSTER for c in cands if c.index not in (pick, other))
+    assert by[pick].source == vectors.SOURCE_BOTH and by[pick].prompt == "p0"
+    assert by[other].source == vectors.SOURCE_PROMPT and by[other].prompt == "p1"
+    assert all(c.source == vectors.SOURCE_CLUSTER for c in cands if c.index not in (pick, other))
     assert cands[0].index == pick  # both-sources first
 
 
 def test_dimension_mismatch_is_explained():
     with pytest.raises(ValueError, match="same CLIP"):
-        sm.select(np.ones((3, 8), np.float32), np.ones((1, 4), np.float32), ["a"], top_k=1,
+        vectors.select(np.ones((3, 8), np.float32), np.ones((1, 4), np.float32), ["a"], top_k=1,
                   factor=1.6, cap=8, seed=0, n_init=1, dedupe_cosine=0.95)
 
 
@@ -203,7 +203,7 @@ class FakeChat:
     def __init__(self, reply):
         self.reply, self.calls = reply, []
 
-    def chat_text(self, prompt):
+    def __call__(self, prompt):
         self.calls.append(prompt)
         return self.reply
 

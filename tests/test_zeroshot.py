@@ -260,3 +260,22 @@ def test_models_default_and_workflow_inputs(tmp_path):
     assert inputs["weights"] == [spec.pretrained]
     ext = zeroshot_inputs(cfg, "ext", "tiny-demo")
     assert ext == {"data": ["/data/crc"], "weights": []}
+
+
+def test_one_auroc_for_zeroshot_and_mil():
+    from pathgen.metrics import macro_auroc
+    from pathgen.mil import metrics as mil_metrics
+    from pathgen.zeroshot import metrics as zs_metrics
+
+    assert zs_metrics.macro_auroc is mil_metrics.macro_auroc is macro_auroc
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(4), 60)
+    y = rng.integers(0, 3, 60)  # class 3 absent: left out of the macro average
+    ref = roc_auc_score(np.eye(4)[y][:, :3], probs[:, :3], average="macro")
+    assert macro_auroc(y, probs) == pytest.approx(ref)
+    assert np.isnan(macro_auroc(np.zeros(5, int), probs[:5]))  # one class only
+    binary = np.array([[0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
+    assert macro_auroc(np.array([0, 1, 1]), binary) == pytest.approx(roc_auc_score([0, 1, 1], binary[:, 1]))
+    bad = probs[:6].copy()
+    bad[0, 0] = np.nan
+    assert np.isnan(macro_auroc(np.array([0, 1, 2, 0, 1, 2]), bad))

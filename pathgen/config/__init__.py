@@ -18,7 +18,7 @@ from .captioning import CaptioningConfig
 from .cluster import ClusterConfig
 from .dataset import DatasetConfig
 from .evaluation import EvaluationConfig
-from .features import BUILTIN_ENCODERS, EncoderSpec, FeaturesConfig
+from .features import EncoderSpec, FeaturesConfig, known_encoders
 from .inputs import DemoConfig, SlidesConfig
 from .instruct import InstructConfig
 from .resources import CHUNKED_RULES, RuleResources, default_resources
@@ -96,9 +96,8 @@ class PathgenConfig(Section):
         return self.demo.enabled and self.slides.dir is None and self.slides.sample_sheet is None
 
     def all_encoders(self) -> dict[str, EncoderSpec]:
-        out = {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
-        out.update(self.encoders)
-        return out
+        """The built-in encoders with this config's `encoders:` over them."""
+        return known_encoders(self.encoders)
 
     def encoder_spec(self, name: str | None = None) -> EncoderSpec:
         name = name or self.features.encoder

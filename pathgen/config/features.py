@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -55,3 +56,11 @@ BUILTIN_ENCODERS: dict[str, dict] = {
     "openai-vit-b-16": {"kind": "open_clip", "arch": "ViT-B-16", "pretrained": "openai",
                         "force_quick_gelu": True},
 }
+
+
+def known_encoders(overrides: Mapping[str, EncoderSpec] | None = None) -> dict[str, EncoderSpec]:
+    """Every encoder name a run can use: the built-ins, with a config's `encoders:` section
+    (``overrides``) added over them. The one list behind ``PathgenConfig.all_encoders``."""
+    out = {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
+    out.update(overrides or {})
+    return out

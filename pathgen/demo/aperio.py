@@ -182,6 +182,78 @@ def _strips(source: np.ndarray | TileSource, tile: int) -> Iterator[np.ndarray]:
         yield strip
 
 
+def _source_size(src: np.ndarray | TileSource) -> tuple[int, int]:
+    """(width, height) of an RGB array or a TileSource; anything else is an error."""
+    if isinstance(src, np.ndarray):
+        if src.dtype != np.uint8 or src.ndim != 3 or src.shape[2] != 3:
+            raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {src.dtype} {src.shape}")
+        return src.shape[1], src.shape[0]
+    if isinstance(src, TileSource):
+        return src.width, src.height
+    raise TypeError("image_or_tile_source must be a numpy RGB array or a pathgen.demo.aperio.TileSource")
+
+
+def _check_params(mpp: float, tile: int, quality: int) -> None:
+    if mpp <= 0:
+        raise ValueError(f"mpp must be > 0, got {mpp}")
+    if tile % 16 or tile < 16:
+        raise ValueError(f"tile must be a positive multiple of 16, got {tile}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+
+
+def _check_levels(levels: list[int] | None, W: int, H: int) -> list[int]:
+    levels = list(levels) if levels is not None else default_levels(W, H)
+    if not levels or levels[0] != 1 or any(b % a or b <= a for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"levels must start at 1 and each be a multiple of the previous, got {levels}")
+    return levels
+
+
+def _pyramid(W: int, H: int, levels: list[int], tile: int, quality: int) -> tuple[list[_Level], _Level]:
+    """The lower levels as a chain of _Level nodes fed by level-0 strips, and the thumbnail
+    (which hangs off level 0 too)."""
+    chain: list[_Level] = []
+    pw, ph = W, H
+    for prev, cur in zip(levels, levels[1:]):
+        node = _Level(cur // prev, pw, ph, tile, quality)
+        if node.width < 1 or node.height < 1:
+            raise ValueError(f"downsample {cur} makes an empty level for a {W}x{H} image")
+        (chain[-1].children if chain else []).append(node)
+        chain.append(node)
+        pw, ph = node.width, node.height
+    thumb = _Level(max(1, -(-max(W, H) // THUMBNAIL_MAX)), W, H, None, quality)
+    return chain, thumb
+
+
+def _write_pages(tmp: Path, src: np.ndarray | TileSource, W: int, H: int, chain: list[_Level],
+                 thumb: _Level, tile: int, quality: int, description: str, bigtiff: bool) -> np.ndarray:
+    """Level 0 (feeding the rest as it streams), the thumbnail, then the lower levels;
+    returns the thumbnail image."""
+    roots = chain[:1] + [thumb]
+
+    def level0_tiles() -> Iterator[bytes]:
+        for strip in _strips(src, tile):
+            for node in roots:
+                node.feed(strip)
+            yield from _encode_strip(strip, tile, quality)
+
+    common = dict(photometric="rgb", compression="jpeg", compressionargs={"level": quality},
+                  subsampling=SUBSAMPLING, metadata=None, dtype=np.uint8)
+    with tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
+        tw.write(level0_tiles(), shape=(H, W, 3), tile=(tile, tile), description=description, **common)
+        timg = thumb.image()
+        tw.write(np.ascontiguousarray(timg), rowsperstrip=16,
+                 description=f"{APERIO_LIBRARY} \r\n{W}x{H} -> {timg.shape[1]}x{timg.shape[0]} - ",
+                 **common)
+        for node in chain:
+            tw.write(iter(node.encoded), shape=(node.height, node.width, 3), tile=(tile, tile),
+                     description=(f"{APERIO_LIBRARY} \r\n{W}x{H} [0,0 {W}x{H}] -> "
+                                  f"{node.width}x{node.height} JPEG/RGB Q={quality}"),
+                     **common)
+            node.encoded = []
+    return timg
+
+
 def write_aperio_svs(path: str | os.PathLike, image_or_tile_source: np.ndarray | TileSource,
                      mpp: float, app_mag: float | None = None, tile: int = 256, quality: int = 85,
                      levels: list[int] | None = None, description_extra: dict[str, str] | None = None,
@@ -194,65 +266,17 @@ def write_aperio_svs(path: str | os.PathLike, image_or_tile_source: np.ndarray |
     multiple of the previous (default 1, 4, 16, ... down to <= 512 px). Returns a summary dict.
     """
     src = image_or_tile_source
-    if isinstance(src, np.ndarray):
-        if src.dtype != np.uint8 or src.ndim != 3 or src.shape[2] != 3:
-            raise ValueError(f"image must be an (H, W, 3) uint8 RGB array, got {src.dtype} {src.shape}")
-        H, W = src.shape[:2]
-    elif isinstance(src, TileSource):
-        W, H = src.width, src.height
-    else:
-        raise TypeError("image_or_tile_source must be a numpy RGB array or a pathgen.demo.aperio.TileSource")
-    if mpp <= 0:
-        raise ValueError(f"mpp must be > 0, got {mpp}")
-    if tile % 16 or tile < 16:
-        raise ValueError(f"tile must be a positive multiple of 16, got {tile}")
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in 1..100, got {quality}")
+    W, H = _source_size(src)
+    _check_params(mpp, tile, quality)
     app_mag = app_mag if app_mag is not None else round(10.0 / mpp, 2)
-    levels = list(levels) if levels is not None else default_levels(W, H)
-    if not levels or levels[0] != 1 or any(b % a or b <= a for a, b in zip(levels, levels[1:])):
-        raise ValueError(f"levels must start at 1 and each be a multiple of the previous, got {levels}")
-
-    # Pyramid as a chain of _Level nodes fed by level-0 strips; the thumbnail hangs off level 0.
-    chain: list[_Level] = []
-    pw, ph = W, H
-    for prev, cur in zip(levels, levels[1:]):
-        node = _Level(cur // prev, pw, ph, tile, quality)
-        if node.width < 1 or node.height < 1:
-            raise ValueError(f"downsample {cur} makes an empty level for a {W}x{H} image")
-        (chain[-1].children if chain else []).append(node)
-        chain.append(node)
-        pw, ph = node.width, node.height
-    thumb = _Level(max(1, -(-max(W, H) // THUMBNAIL_MAX)), W, H, None, quality)
-    roots = [n for n in chain[:1]] + [thumb]
-
-    def level0_tiles() -> Iterator[bytes]:
-        for strip in _strips(src, tile):
-            for node in roots:
-                node.feed(strip)
-            yield from _encode_strip(strip, tile, quality)
-
+    levels = _check_levels(levels, W, H)
+    chain, thumb = _pyramid(W, H, levels, tile, quality)
     if bigtiff is None:
         bigtiff = W * H * 3 > 2**31  # JPEG is ~10-20x smaller; Aperio also switches to BigTIFF
-    common = dict(photometric="rgb", compression="jpeg", compressionargs={"level": quality},
-                  subsampling=SUBSAMPLING,
-                  metadata=None, dtype=np.uint8)
-    stem = Path(path).stem
-    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
-        tw.write(level0_tiles(), shape=(H, W, 3), tile=(tile, tile),
-                 description=aperio_description(W, H, mpp, app_mag, tile, quality,
-                                                {"Filename": stem, **(description_extra or {})}),
-                 **common)
-        timg = thumb.image()
-        tw.write(np.ascontiguousarray(timg), rowsperstrip=16,
-                 description=f"{APERIO_LIBRARY} \r\n{W}x{H} -> {timg.shape[1]}x{timg.shape[0]} - ",
-                 **common)
-        for node, ds in zip(chain, levels[1:]):
-            tw.write(iter(node.encoded), shape=(node.height, node.width, 3), tile=(tile, tile),
-                     description=(f"{APERIO_LIBRARY} \r\n{W}x{H} [0,0 {W}x{H}] -> "
-                                  f"{node.width}x{node.height} JPEG/RGB Q={quality}"),
-                     **common)
-            node.encoded = []
+    description = aperio_description(W, H, mpp, app_mag, tile, quality,
+                                     {"Filename": Path(path).stem, **(description_extra or {})})
+    with atomic_path(path) as tmp:
+        timg = _write_pages(tmp, src, W, H, chain, thumb, tile, quality, description, bigtiff)
     dims = [(W, H)] + [(n.width, n.height) for n in chain]
     log.info("wrote %s: %dx%d, %d levels, mpp %.4f, AppMag %g", path, W, H, len(dims), mpp, app_mag)
     return {"path": str(path), "dimensions": dims, "downsamples": levels, "mpp": mpp,

@@ -2,7 +2,7 @@
 
 ``load_encoder("plip")`` / ``load_encoder(EncoderSpec(...))`` -> :class:`Encoder`. Names are
 looked up in the config's ``encoders`` section, then in the built-ins
-(``pathgen.config.features.BUILTIN_ENCODERS``). Importing this package registers pathgen's
+(``pathgen.config.features.known_encoders``). Importing this package registers pathgen's
 open_clip model configs (e.g. ``pathgen-tiny-vit``) with open_clip.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config.features import BUILTIN_ENCODERS, EncoderSpec
+from ..config.features import EncoderSpec, known_encoders
 from .base import Encoder, EncoderError, resolve_autocast_dtype, resolve_device
 from .registry import KINDS, builder_for, register_kind
 
@@ -28,12 +28,6 @@ def ensure_model_configs() -> None:
         _configs_added = True
 
 
-def known_encoders(cfg=None) -> dict[str, EncoderSpec]:
-    if cfg is not None:
-        return cfg.all_encoders()
-    return {k: EncoderSpec(**v) for k, v in BUILTIN_ENCODERS.items()}
-
-
 def resolve_spec(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None) -> tuple[str, EncoderSpec]:
     """Name/spec/dict -> (name, validated spec); unknown names list the known ones."""
     if isinstance(spec_or_name, EncoderSpec):
@@ -41,7 +35,7 @@ def resolve_spec(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None) -> 
     if isinstance(spec_or_name, dict):
         spec = EncoderSpec(**spec_or_name)
         return spec.arch or spec.pretrained or spec.kind, spec
-    known = known_encoders(cfg)
+    known = known_encoders(cfg.encoders if cfg is not None else None)
     if spec_or_name not in known:
         raise EncoderError(f"unknown encoder '{spec_or_name}'; known encoders: "
                            f"{', '.join(sorted(known))} (define more under `encoders:` in the config)")

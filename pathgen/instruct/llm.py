@@ -11,9 +11,8 @@ import hashlib
 import json
 import re
 from importlib import resources
-from typing import Callable
 
-ChatFn = Callable[[str], str]
+from .chat import ChatFn
 
 
 def _template(name: str) -> str:

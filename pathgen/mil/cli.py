@@ -71,7 +71,7 @@ def _classes(arg: str | None, labels: Path, target: str, slide_table: Path | Non
 def _cmd_splits(args) -> int:
     from .api import task_splits
     from .splits import make_splits
-    from .tables import read_labels
+    from .labels import read_labels
     if args.task:
         paths = task_splits(config_from_args(args), args.task)
     else:
@@ -86,7 +86,7 @@ def _cmd_splits(args) -> int:
 
 
 def _cmd_table(args) -> int:
-    from .table import to_markdown, write_table
+    from .results_table import to_markdown, write_table
     print(to_markdown(write_table(args.metrics, args.out_csv, args.out_md)))
     return 0
 
@@ -97,7 +97,7 @@ def _cmd_mil(args) -> int:
     from .api import task_benchmark
     from .run import run_benchmark
     from .splits import make_splits
-    from .tables import read_labels
+    from .labels import read_labels
     from .train import TrainParams
 
     if args.threads:

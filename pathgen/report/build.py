@@ -10,6 +10,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -90,8 +91,6 @@ def _gallery(dataset_dir: Path, n: int, seed: int) -> str:
 
 def _quarantine_section(inp: ReportInputs) -> Section:
     """Slides that failed a per-slide stage (or were blocked by one) and why."""
-    import html
-
     sec = Section("Slides not processed")
     failed = [p for p in inp.slide_problems if p.get("status") == "failed"]
     if not inp.slide_problems:
@@ -110,72 +109,91 @@ def _quarantine_section(inp: ReportInputs) -> Section:
     return sec
 
 
+def _overview_section(cfg: dict) -> Section:
+    demo = (cfg.get("demo", {}).get("enabled") and not cfg.get("slides", {}).get("dir")
+            and not cfg.get("slides", {}).get("sample_sheet"))
+    tiling = {k: cfg["tiling"].get(k) for k in ("preset", "patch_size_um", "target_mpp", "tissue_threshold")}
+    return Section("Overview").key_values({
+        "slides source": "demo (synthetic Aperio slides)" if demo else "user slides",
+        "tiling": json.dumps(tiling),
+        "encoder": cfg.get("features", {}).get("encoder"),
+        "captioning backend": cfg.get("captioning", {}).get("backend")})
+
+
+def _dataset_section(inp: ReportInputs, workdir: Path) -> Section | None:
+    if not (_exists(inp.dataset_dir) and (inp.dataset_dir / "dataset_card.json").exists()):
+        return None
+    card = json.loads((inp.dataset_dir / "dataset_card.json").read_text())
+    ds = Section("Caption dataset")
+    tok = card.get("caption_tokens", {})
+    ds.key_values({k: card.get(k) for k in ("n_slides", "n_records", "n_accepted", "n_rejected", "n_pairs")
+                   if k in card} | {f"tokens {k}": v for k, v in tok.items() if not isinstance(v, dict)})
+    if card.get("reject_reasons"):
+        ds.key_values(card["reject_reasons"], "Rejected captions by reason")
+    png = _histogram_png(card, workdir / "caption_tokens.png")
+    if png:
+        ds.figures([png], ["Caption length in open_clip tokens"])
+    gal = _gallery(inp.dataset_dir, inp.n_gallery, inp.seed)
+    if gal:
+        ds.raw("<h3>Gallery (random sample)</h3>" + gal)
+    return ds
+
+
+def _training_section(inp: ReportInputs) -> Section | None:
+    if not _exists(inp.training_dir):
+        return None
+    tr = Section("CLIP training")
+    losses = sorted(Path(inp.training_dir).rglob("loss.png"))
+    tr.figures(losses, ["training loss"] * len(losses))
+    meta = sorted(Path(inp.training_dir).rglob("training_meta.json")) + sorted(Path(inp.training_dir).glob("final*.json"))
+    if meta:
+        tr.key_values({k: v for k, v in json.loads(meta[0].read_text()).items() if not isinstance(v, (list, dict))},
+                      "Run")
+    return tr
+
+
+def _results_section(title: str, folder: Path, table: str, table_caption: str,
+                     figures: list[Path], caption_of: Callable[[Path], str]) -> Section:
+    """An evaluation stage's section: its summary table (when written), then its figures."""
+    sec = Section(title)
+    if (folder / table).exists():
+        sec.table_csv(folder / table, table_caption)
+    return sec.figures(figures, [caption_of(p) for p in figures])
+
+
+def _zeroshot_section(inp: ReportInputs) -> Section | None:
+    if not _exists(inp.zeroshot_dir):
+        return None
+    cms = sorted(Path(inp.zeroshot_dir).rglob("confusion_*.png"))
+    return _results_section("Zero-shot classification", inp.zeroshot_dir, "table.csv",
+                            "Model × benchmark (95 % bootstrap CIs)", cms,
+                            lambda p: f"{p.parent.parent.name} / {p.parent.name} / {p.stem}")
+
+
+def _mil_section(inp: ReportInputs) -> Section | None:
+    if not _exists(inp.mil_dir):
+        return None
+    maps = sorted(Path(inp.mil_dir).rglob("heatmaps/**/*.png"))
+    random.Random(inp.seed).shuffle(maps)
+    maps = sorted(maps[: inp.n_heatmaps])
+    return _results_section("Slide-level MIL", inp.mil_dir, "mil_table.csv",
+                            "Task × encoder × model (mean ± sd over folds)", maps,
+                            lambda p: f"{p.parts[-5] if len(p.parts) > 5 else ''} {p.stem}")
+
+
+def _instruct_section(inp: ReportInputs) -> Section | None:
+    if not (_exists(inp.instruct_dir) and (inp.instruct_dir / "instruct_card.json").exists()):
+        return None
+    return Section("Instruction data").key_values(json.loads((inp.instruct_dir / "instruct_card.json").read_text()))
+
+
 def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    sections: list[Section] = []
-
-    ov = Section("Overview")
-    cfg = inp.config
-    ov.key_values({"slides source": "demo (synthetic Aperio slides)" if cfg.get("demo", {}).get("enabled")
-                   and not cfg.get("slides", {}).get("dir") and not cfg.get("slides", {}).get("sample_sheet")
-                   else "user slides",
-                   "tiling": json.dumps({k: cfg["tiling"].get(k) for k in ("preset", "patch_size_um", "target_mpp",
-                                                                         "tissue_threshold")}),
-                   "encoder": cfg.get("features", {}).get("encoder"),
-                   "captioning backend": cfg.get("captioning", {}).get("backend")})
-    sections.append(ov)
-    sections.append(_quarantine_section(inp))
-
+    sections: list[Section] = [_overview_section(inp.config), _quarantine_section(inp)]
     if inp.qc_images:
         sections.append(Section("Tissue segmentation and tiling (QC)").figures(inp.qc_images))
-
-    if _exists(inp.dataset_dir) and (inp.dataset_dir / "dataset_card.json").exists():
-        card = json.loads((inp.dataset_dir / "dataset_card.json").read_text())
-        ds = Section("Caption dataset")
-        tok = card.get("caption_tokens", {})
-        ds.key_values({k: card.get(k) for k in ("n_slides", "n_records", "n_accepted", "n_rejected", "n_pairs")
-                       if k in card} | {f"tokens {k}": v for k, v in tok.items() if not isinstance(v, dict)})
-        if card.get("reject_reasons"):
-            ds.key_values(card["reject_reasons"], "Rejected captions by reason")
-        png = _histogram_png(card, workdir / "caption_tokens.png")
-        if png:
-            ds.figures([png], ["Caption length in open_clip tokens"])
-        gal = _gallery(inp.dataset_dir, inp.n_gallery, inp.seed)
-        if gal:
-            ds.raw("<h3>Gallery (random sample)</h3>" + gal)
-        sections.append(ds)
-
-    if _exists(inp.training_dir):
-        tr = Section("CLIP training")
-        losses = sorted(Path(inp.training_dir).rglob("loss.png"))
-        tr.figures(losses, ["training loss"] * len(losses))
-        meta = sorted(Path(inp.training_dir).rglob("training_meta.json")) + sorted(Path(inp.training_dir).glob("final*.json"))
-        if meta:
-            tr.key_values({k: v for k, v in json.loads(meta[0].read_text()).items() if not isinstance(v, (list, dict))},
-                          "Run")
-        sections.append(tr)
-
-    if _exists(inp.zeroshot_dir):
-        zs = Section("Zero-shot classification")
-        if (inp.zeroshot_dir / "table.csv").exists():
-            zs.table_csv(inp.zeroshot_dir / "table.csv", "Model × benchmark (95 % bootstrap CIs)")
-        cms = sorted(Path(inp.zeroshot_dir).rglob("confusion_*.png"))
-        zs.figures(cms, [f"{p.parent.parent.name} / {p.parent.name} / {p.stem}" for p in cms])
-        sections.append(zs)
-
-    if _exists(inp.mil_dir):
-        mil = Section("Slide-level MIL")
-        if (inp.mil_dir / "mil_table.csv").exists():
-            mil.table_csv(inp.mil_dir / "mil_table.csv", "Task × encoder × model (mean ± sd over folds)")
-        maps = sorted(Path(inp.mil_dir).rglob("heatmaps/**/*.png"))
-        random.Random(inp.seed).shuffle(maps)
-        maps = sorted(maps[: inp.n_heatmaps])
-        mil.figures(maps, [f"{p.parts[-5] if len(p.parts) > 5 else ''} {p.stem}" for p in maps])
-        sections.append(mil)
-
-    if _exists(inp.instruct_dir) and (inp.instruct_dir / "instruct_card.json").exists():
-        card = json.loads((inp.instruct_dir / "instruct_card.json").read_text())
-        sections.append(Section("Instruction data").key_values(card))
-
-    sections.append(Section("Configuration used").pre(yaml.safe_dump(cfg, sort_keys=False)))
+    stages = (_dataset_section(inp, workdir), _training_section(inp), _zeroshot_section(inp),
+              _mil_section(inp), _instruct_section(inp))
+    sections += [sec for sec in stages if sec is not None]
+    sections.append(Section("Configuration used").pre(yaml.safe_dump(inp.config, sort_keys=False)))
     render_page("pathgen run report", sections, out_html)

@@ -2,7 +2,7 @@
 report, turned into retrieval prompts (PathGen-1.6M method §3.1b).
 
 Two extractors:
-- an LLM through the captioning backends' chat interface (``backend.chat_text(prompt)``);
+- an LLM through the text-chat adapter (``chat(prompt) -> reply``, pathgen.instruct.chat);
 - ``keyword``: an OFFLINE, deterministic, rule-based sentence filter (no language model) for
   demos, tests and air-gapped runs. It is labelled as such in the cache and the CSV.
 Findings are cached per (extractor, report) hash in a JSON file, so reruns and slides of the
@@ -17,10 +17,9 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Protocol
-
 from ..atomic import write_json
 from ..config import ConfigError
+from ..instruct.chat import ChatFn
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,6 @@ not morphological. If there are none, answer NONE.
 REPORT:
 {report}
 """
-
-
-class ChatBackend(Protocol):
-    def chat_text(self, prompt: str) -> str: ...
 
 
 # Words that mark a sentence as morphology (stems; matched at word starts).
@@ -116,11 +111,11 @@ def keyword_findings(report: str, max_findings: int) -> list[str]:
     return out
 
 
-def extract_findings(report_text: str, backend: ChatBackend, max_findings: int = 10) -> list[str]:
-    """Ask an LLM (any object with ``chat_text(prompt) -> str``) for morphology findings."""
-    reply = backend.chat_text(LLM_PROMPT.format(max_findings=max_findings, report=report_text.strip()))
+def extract_findings(report_text: str, chat: ChatFn, max_findings: int = 10) -> list[str]:
+    """Ask an LLM (a ``chat(prompt) -> reply`` function) for morphology findings."""
+    reply = chat(LLM_PROMPT.format(max_findings=max_findings, report=report_text.strip()))
     if not isinstance(reply, str):
-        raise TypeError(f"backend.chat_text returned {type(reply).__name__}, expected str")
+        raise TypeError(f"the chat returned {type(reply).__name__}, expected str")
     return parse_findings(reply, max_findings)
 
 

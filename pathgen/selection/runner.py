@@ -1,5 +1,5 @@
 """Config-level glue for one slide: which prompts (cancer type + report findings), which text
-tower, where the outputs go. The math and the I/O live in math.py / select.py."""
+tower, where the outputs go. The embedding maths and the I/O live in vectors.py / select.py."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..config import ConfigError, PathgenConfig
+from ..instruct.chat import ChatFn, openai_chat
 from . import reports as rep
 from .prompts import cancer_type_of, load_prompt_book
 from .select import TextEncoder, select_slide
@@ -20,23 +21,10 @@ from .select import TextEncoder, select_slide
 log = logging.getLogger(__name__)
 
 
-class OpenAIChat:
-    """``chat_text(prompt) -> str`` over the captioning stage's OpenAI-compatible client
-    (pathgen.captioning.backends.openai.chat_text), configured by captioning.openai."""
-
-    def __init__(self, ocfg):
-        from pathgen.captioning.backends import openai as _oa
-
-        self._chat, self.cfg = _oa.chat_text, ocfg
-
-    def chat_text(self, prompt: str) -> str:
-        return self._chat(prompt, self.cfg, max_tokens=256)
-
-
-def chat_backend(cfg: PathgenConfig) -> OpenAIChat:
+def chat_backend(cfg: PathgenConfig) -> ChatFn:
     """The LLM used for report findings: the captioning `openai` backend's text chat."""
     try:
-        return OpenAIChat(cfg.captioning.openai)
+        return openai_chat(cfg.captioning.openai, max_tokens=256)
     except ImportError as err:
         raise ConfigError("selection.report_extractor: llm needs pathgen.captioning.backends.openai "
                           f"({err}); use report_extractor: keyword for the offline extractor") from None

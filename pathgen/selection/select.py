@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import atomic_dir, atomic_path
 from ..config import ConfigError
 from ..config.selection import SelectionConfig
-from . import math as smath
+from . import vectors
 from .patches import save_patches
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
     text_emb = None
     if n and prompts and text_encoder is not None and params.prompt_top_k > 0:
         text_emb = np.asarray(text_encoder(prompts), dtype=np.float32)
-    kept, stats = smath.select(
+    kept, stats = vectors.select(
         ff.features, text_emb, prompts if text_emb is not None else [],
         top_k=params.prompt_top_k, factor=params.kmeans_factor, cap=params.cluster_cap,
         seed=params.seed, n_init=params.kmeans_n_init, dedupe_cosine=params.dedupe_cosine)
@@ -123,7 +123,7 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
                             c.prompt, c.cluster_id, image_of[r]])
     stats.update(slide_id=slide_id, size_px=size_px, image_px=out_px, patch_size_level0=size0,
                  sources={s: sum(c.source == s for c in kept)
-                          for s in (smath.SOURCE_PROMPT, smath.SOURCE_CLUSTER, smath.SOURCE_BOTH)})
+                          for s in (vectors.SOURCE_PROMPT, vectors.SOURCE_CLUSTER, vectors.SOURCE_BOTH)})
     log.info("%s: %d patches, %d prompts, k=%d -> %d selected %s", slide_id, n, len(prompts),
              stats["k"], len(kept), stats["sources"])
     return stats

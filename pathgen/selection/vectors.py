@@ -1,4 +1,4 @@
-"""Pure selection math on L2-normalised embeddings (no I/O): prompt retrieval, k-means
+"""Pure selection maths on L2-normalised embedding vectors (no I/O): prompt retrieval, k-means
 prototypes, union with provenance, near-duplicate removal.
 
 Follows the PathGen-1.6M recipe (see docs/selection.md): cosine x 100 against text prompts,

@@ -44,17 +44,13 @@ def resolve_pretrained(value: str | None, arch: str) -> str | None:
     if not value:
         return None
     if value.startswith("hf-hub:"):
-        from open_clip.pretrained import download_pretrained_from_hf
+        from ..encoders.base import EncoderError
+        from ..encoders.weights import resolve_hf_hub
 
-        # 'hf-hub:org/name' (open_clip's file name) or 'hf-hub:org/name/file.pt' (e.g.
-        # jamessyx/PathGen-CLIP-L/pathgen-clip-l.pt, whose file has a custom name).
-        parts = value[len("hf-hub:"):].split("/", 2)
         try:
-            return str(download_pretrained_from_hf("/".join(parts[:2]),
-                                                   filename=parts[2] if len(parts) > 2 else None))
-        except Exception as err:  # network/hub errors come in many types
-            raise ConfigError(f"training.pretrained {value}: download failed ({err}); download "
-                              "the checkpoint yourself and give its local path") from None
+            return resolve_hf_hub(value, schema=False).target
+        except EncoderError as err:
+            raise ConfigError(f"training.pretrained {value}: {err}") from None
     path = Path(value)
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors") or path.exists():
         if not path.exists():
