@@ -3,6 +3,10 @@
 Folder names carry the parameters that shape their content (tiling geometry, encoder,
 captioning backend), TRIDENT-style, so two settings never overwrite each other and a
 change of encoder re-runs features but not tiling.
+
+Every literal file name of an output is a module constant here; code elsewhere joins these
+constants (or calls a Layout method), never spells a name itself
+(tests/test_paths_single_source.py checks it).
 """
 
 from __future__ import annotations
@@ -12,6 +16,41 @@ from functools import cached_property
 from pathlib import Path
 
 from .config import PathgenConfig
+
+# -- file names (the one place each is spelled) ------------------------------------------
+# dataset stage (<results>/dataset/)
+OPEN_CLIP_CSV = "open_clip.csv"
+DATASET_CARD_JSON = "dataset_card.json"
+SHARDS_COUNT_JSON = "count.json"      # WebDataset shard folder: sample count
+# training (<results>/training/)
+FINAL_PT = "final.pt"
+FINAL_JSON = "final.json"
+LOSS_PNG = "loss.png"
+LOSS_CSV = "loss.csv"
+STAGE_JSON = "stage.json"             # per training stage: fingerprint + argv of its last start
+WARM_START_DIR = "warm_start"
+PREVIOUS_FINAL_PT = "previous_final.pt"
+PREVIOUS_FINAL_JSON = "previous_final.json"
+# zero-shot (<results>/eval/zeroshot/ and the demo benchmark folder)
+ZEROSHOT_TABLE_CSV = "table.csv"
+ZEROSHOT_TABLE_MD = "table.md"
+CLASSES_JSON = "classes.json"
+TEMPLATE_FILE = "template"
+PROMPTS_CONCH_JSON = "prompts_conch.json"
+MANIFEST_CSV = "manifest.csv"
+# MIL (<results>/eval/mil/)
+METRICS_JSON = "metrics.json"
+METRICS_CSV = "metrics.csv"
+SPLITS_SUMMARY_JSON = "splits_summary.json"
+MIL_TABLE_CSV = "mil_table.csv"
+MIL_TABLE_MD = "mil_table.md"
+# instruction data (<results>/instruct/)
+INSTRUCT_JSON = "pathgen_instruct.json"
+INSTRUCT_PARQUET = "pathgen_instruct.parquet"
+INSTRUCT_CARD_JSON = "instruct_card.json"
+# report (<results>/report/)
+SUMMARY_HTML = "summary.html"
+REPORT_FIGURES_DIR = "figures"
 
 
 @dataclass(frozen=True)
@@ -40,6 +79,22 @@ class Layout:
         return self.demo_dir / "slides" / f"{slide}.svs"
 
     @property
+    def demo_zeroshot_dir(self) -> Path:
+        """The patch benchmark cut from the holdout demo slides (pathgen/demo/benchmark.py)."""
+        return self.demo_dir / "zeroshot"
+
+    def demo_zeroshot_files(self, out_dir: Path | None = None) -> dict[str, Path]:
+        """The benchmark's declared files, in ``out_dir`` (default: demo_zeroshot_dir)."""
+        d = Path(out_dir) if out_dir is not None else self.demo_zeroshot_dir
+        return {"classes": d / CLASSES_JSON, "template": d / TEMPLATE_FILE,
+                "prompts": d / PROMPTS_CONCH_JSON, "manifest": d / MANIFEST_CSV}
+
+    @staticmethod
+    def demo_zeroshot_patch(code: str, slide: str, x: int, y: int) -> str:
+        """A benchmark patch, relative to the benchmark folder (ImageFolder layout)."""
+        return f"{code}/{slide}_{x}_{y}.png"
+
+    @property
     def demo_labels(self) -> Path:
         """CSV case_id,slide_id,label,split (CLAM dataset format + a split column)."""
         return self.demo_dir / "slide_labels.csv"
@@ -57,13 +112,9 @@ class Layout:
         held = set(demo_holdout_ids(d.n_slides, d.holdout_fraction, d.seed))
         return [s for s in slide_ids if s in held]
 
-    @property
-    def using_demo(self) -> bool:
-        return self.cfg.uses_demo
-
     def holdout_ids(self, slide_ids: list[str]) -> list[str]:
         """Held-out slides for this run: the demo holdout when running the demo, else none."""
-        return self.demo_holdout_ids(slide_ids) if self.using_demo else []
+        return self.demo_holdout_ids(slide_ids) if self.cfg.uses_demo else []
 
     # -- tiling ------------------------------------------------------------------------
     def tiles_dir(self) -> Path:
@@ -112,16 +163,137 @@ class Layout:
         return self.root / "dataset"
 
     @property
+    def dataset_csv(self) -> Path:
+        """The generated open_clip CSV (default training data)."""
+        return self.dataset_dir / OPEN_CLIP_CSV
+
+    @property
+    def dataset_card(self) -> Path:
+        return self.dataset_dir / DATASET_CARD_JSON
+
+    @staticmethod
+    def shards_count(shard_pattern: str | Path) -> Path:
+        """count.json beside a WebDataset shard pattern (``.../shards/{00000..00009}.tar``)."""
+        return Path(shard_pattern).parent / SHARDS_COUNT_JSON
+
+    # -- training ------------------------------------------------------------------------
+    @property
     def training_dir(self) -> Path:
         return self.root / "training"
 
+    @property
+    def training_run_dir(self) -> Path:
+        """Per-run folder ``training/<training.name>/`` (stages, loss curve, warm start)."""
+        return self.training_dir / self.cfg.training.name
+
+    def training_stage_dir(self, stage: str) -> Path:
+        """One stage's folder (open_clip's --logs is its ``logs/``; see training/argv.py)."""
+        return self.training_run_dir / stage
+
+    @property
+    def training_final(self) -> Path:
+        """The exported final weights (a bare state_dict)."""
+        return self.training_dir / FINAL_PT
+
+    def training_outputs(self) -> dict[str, Path]:
+        """The train_clip rule's outputs."""
+        return {"final": self.training_final, "meta": self.training_dir / FINAL_JSON,
+                "loss_png": self.training_run_dir / LOSS_PNG,
+                "loss_csv": self.training_run_dir / LOSS_CSV}
+
+    @property
+    def warm_start_dir(self) -> Path:
+        return self.training_run_dir / WARM_START_DIR
+
+    def warm_start_files(self) -> dict[str, Path]:
+        """The previous run's final weights kept for `training.warm_start`. Not a rule output on
+        purpose: Snakemake deletes a rule's outputs (final.pt) before rerunning it."""
+        return {"checkpoint": self.warm_start_dir / PREVIOUS_FINAL_PT,
+                "meta": self.warm_start_dir / PREVIOUS_FINAL_JSON}
+
+    @staticmethod
+    def stage_record(stage_dir: Path) -> Path:
+        """stage.json of a training stage folder (fingerprint and argv of its last start)."""
+        return Path(stage_dir) / STAGE_JSON
+
+    # -- evaluation ------------------------------------------------------------------------
     @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
 
     @property
+    def zeroshot_dir(self) -> Path:
+        return self.eval_dir / "zeroshot"
+
+    def zeroshot_table(self) -> dict[str, Path]:
+        """The combined zero-shot table (rule zeroshot_table)."""
+        return {"csv": self.zeroshot_dir / ZEROSHOT_TABLE_CSV, "md": self.zeroshot_dir / ZEROSHOT_TABLE_MD}
+
+    def zeroshot_run_dir(self, benchmark: str, model: str) -> Path:
+        return self.zeroshot_dir / benchmark / model
+
+    @staticmethod
+    def zeroshot_run_files(run_dir: Path, prompting: str) -> dict[str, Path]:
+        """One prompting mode's files in a benchmark x model folder (zeroshot/run.py)."""
+        d = Path(run_dir)
+        return {"results": d / f"results_{prompting}.json",
+                "predictions": d / f"predictions_{prompting}.csv",
+                "confusion_csv": d / f"confusion_{prompting}.csv",
+                "confusion_png": d / f"confusion_{prompting}.png"}
+
+    def zeroshot_result(self, benchmark: str, model: str, prompting: str) -> Path:
+        return self.zeroshot_run_files(self.zeroshot_run_dir(benchmark, model), prompting)["results"]
+
+    @staticmethod
+    def benchmark_classes(root: Path) -> Path:
+        """classes.json of a patch benchmark folder (written by the demo benchmark)."""
+        return Path(root) / CLASSES_JSON
+
+    @property
+    def mil_dir(self) -> Path:
+        return self.eval_dir / "mil"
+
+    def mil_splits_dir(self, task: str) -> Path:
+        """``splits_<k>.csv`` + splits_summary.json of a task."""
+        return self.mil_dir / task / "splits"
+
+    def mil_splits_summary(self, task: str) -> Path:
+        return self.mil_splits_dir(task) / SPLITS_SUMMARY_JSON
+
+    def mil_run_dir(self, task: str, encoder: str, model: str) -> Path:
+        return self.mil_dir / task / encoder / model
+
+    def mil_metrics(self, task: str, encoder: str, model: str) -> dict[str, Path]:
+        """The mil rule's outputs (mean +- sd over folds)."""
+        d = self.mil_run_dir(task, encoder, model)
+        return {"metrics": d / METRICS_JSON, "table": d / METRICS_CSV}
+
+    def mil_table(self) -> dict[str, Path]:
+        """The combined MIL table (rule mil_table)."""
+        return {"csv": self.mil_dir / MIL_TABLE_CSV, "md": self.mil_dir / MIL_TABLE_MD}
+
+    # -- instruction data ------------------------------------------------------------------
+    @property
+    def instruct_dir(self) -> Path:
+        return self.root / "instruct"
+
+    def instruct_outputs(self) -> dict[str, Path]:
+        """The build_instruct rule's outputs."""
+        d = self.instruct_dir
+        return {"json": d / INSTRUCT_JSON, "parquet": d / INSTRUCT_PARQUET, "card": d / INSTRUCT_CARD_JSON}
+
+    # -- report ----------------------------------------------------------------------------
+    @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    @property
+    def report_html(self) -> Path:
+        return self.report_dir / SUMMARY_HTML
+
+    @property
+    def report_figures_dir(self) -> Path:
+        return self.report_dir / REPORT_FIGURES_DIR
 
     # -- slide chunks and per-slide state (pathgen/chunks.py, pathgen/slide_state.py) ------
     @property

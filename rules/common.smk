@@ -50,7 +50,7 @@ def chunk_slide_files(wildcards):
     record names the path), it never stops the DAG; once restored, the input set changes and
     the chunk reruns for it alone. Demo slides are made by the demo chunk job (its outcome
     file is the tile job's input), so they are not listed here."""
-    if L.using_demo:
+    if CFG.uses_demo:
         return []
     return [str(SLIDES[s].path) for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
 
@@ -76,7 +76,7 @@ def get_caption_retry(wc):
 
 
 def get_demo_chunk_done(wc):
-    return str(L.chunk_done("demo", wc.chunk)) if L.using_demo else []
+    return str(L.chunk_done("demo", wc.chunk)) if CFG.uses_demo else []
 
 
 def get_tile_mpp(wc):

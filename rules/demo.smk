@@ -1,18 +1,15 @@
 # Embedded demo: synthetic Aperio slides with ground truth (only when demo.enabled and no
 # real slides are configured), their label table, and the holdout zero-shot benchmark.
-from pathgen.demo.benchmark import zeroshot_dir
-
-DEMO_ACTIVE = L.using_demo
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
 # What shapes one demo slide: not n_slides, the holdout share or the benchmark settings, so
 # growing the cohort never redraws a slide (pathgen/demo/cohort.py).
 DEMO_SLIDE_SETTINGS = CFG.demo.model_dump(
     mode="json", include={"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size",
                           "jpeg_quality"})
-DEMO_ZS = zeroshot_dir(CFG)
+DEMO_ZS = L.demo_zeroshot_files()
 
-if DEMO_ACTIVE:
-    ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS / "classes.json")])
+if CFG.uses_demo:
+    ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS["classes"])])
     ALL_TARGETS.extend(chunk_outputs("demo", CHUNKS))
 
     rule make_demo_slide:
@@ -57,10 +54,7 @@ if DEMO_ACTIVE:
             demo=[ancient(str(L.chunk_done("demo", c))) for c, m in CHUNKS.items()
                   if _HOLDOUT & set(m)],
         output:
-            classes=DEMO_ZS / "classes.json",
-            template=DEMO_ZS / "template",
-            prompts=DEMO_ZS / "prompts_conch.json",
-            manifest=DEMO_ZS / "manifest.csv",
+            **DEMO_ZS,
         params:
             demo=DEMO_SLIDE_SETTINGS,
             benchmark=CFG.demo.model_dump(mode="json", include={

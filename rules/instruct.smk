@@ -1,19 +1,19 @@
 # Instruction data (PathGen-Instruct style) from the accepted captions of all captioned slides.
 
 
+INSTRUCT_FILES = L.instruct_outputs()
+
 if CFG.instruct.enabled:
 
-    ALL_TARGETS.append(str(L.root / "instruct" / "pathgen_instruct.json"))
+    ALL_TARGETS.append(str(INSTRUCT_FILES["json"]))
 
     rule build_instruct:
         input:
             captions=chunk_outputs("caption", CAPTION_CHUNKS),
         output:
-            json=L.root / "instruct" / "pathgen_instruct.json",
-            parquet=L.root / "instruct" / "pathgen_instruct.parquet",
-            card=L.root / "instruct" / "instruct_card.json",
+            **INSTRUCT_FILES,
         params:
-            out_dir=L.root / "instruct",
+            out_dir=L.instruct_dir,
             patches_root=L.selection_dir() / "patches",
             settings=CFG.instruct.model_dump(mode="json"),
         log:

@@ -7,16 +7,16 @@ MIL_TASKS = list(MIL.tasks) if MIL.enabled else []
 
 if MIL_TASKS:
     MIL_ENCODERS = mil_api.mil_encoders(CFG)
-    MIL_TABLE_CSV = mil_api.mil_root(CFG) / "mil_table.csv"
-    MIL_TABLE_MD = mil_api.mil_root(CFG) / "mil_table.md"
-    ALL_TARGETS.extend([str(MIL_TABLE_CSV), str(MIL_TABLE_MD)])
+    MIL_TABLE = L.mil_table()
+    MIL_RUN = L.mil_metrics("{task}", "{encoder}", "{model}")
+    ALL_TARGETS.extend([str(MIL_TABLE["csv"]), str(MIL_TABLE["md"])])
 
     rule mil_splits:
         input:
             unpack(get_mil_task_inputs),
             features=mil_feature_chunks,
         output:
-            summary=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
+            summary=L.mil_splits_summary("{task}"),
         params:
             task=get_mil_task_settings,
             seed=MIL.seed,
@@ -37,11 +37,11 @@ if MIL_TASKS:
     rule mil:
         input:
             unpack(get_mil_task_inputs),
-            splits=mil_api.splits_dir(CFG, "{task}") / "splits_summary.json",
+            splits=L.mil_splits_summary("{task}"),
             features=mil_feature_chunks,
         output:
-            metrics=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.json",
-            table=mil_api.run_dir(CFG, "{task}", "{encoder}", "{model}") / "metrics.csv",
+            metrics=MIL_RUN["metrics"],
+            table=MIL_RUN["table"],
         params:
             settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
         log:
@@ -64,8 +64,8 @@ if MIL_TASKS:
         input:
             metrics=[str(p) for p in mil_api.all_metrics_files(CFG)],
         output:
-            csv=MIL_TABLE_CSV,
-            md=MIL_TABLE_MD,
+            csv=MIL_TABLE["csv"],
+            md=MIL_TABLE["md"],
         log:
             L.log("mil_table"),
         benchmark:

@@ -1,10 +1,9 @@
 # CLIP training with open_clip's own trainer (pathgen.training wraps open_clip_train.main):
 # every configured stage in order, finished stages skipped, crashed ones resumed
 # (--resume latest). Output: results/training/final.pt (+ final.json, loss curve).
-from pathgen.training.layout import training_outputs
 from pathgen.training.workflow import train_inputs
 
-TRAIN_FILES = {k: str(v) for k, v in training_outputs(L.training_dir, CFG.training.name).items()}
+TRAIN_FILES = {k: str(v) for k, v in L.training_outputs().items()}
 
 
 if CFG.training.enabled:

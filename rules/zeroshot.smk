@@ -1,12 +1,12 @@
 # Zero-shot patch classification: one job per benchmark x model (all prompting modes),
 # then one combined table. Benchmarks and models come from evaluation.zeroshot.
-from pathgen.zeroshot.layout import model_names, result_path, zeroshot_dir
+from pathgen.zeroshot.layout import model_names
 from pathgen.zeroshot.workflow import alternatives, zeroshot_inputs
 
 ZS = CFG.evaluation.zeroshot
 ZS_BENCHMARKS = list(ZS.benchmarks)
 ZS_MODELS = model_names(CFG)
-ZS_TABLE = {"csv": str(zeroshot_dir(CFG) / "table.csv"), "md": str(zeroshot_dir(CFG) / "table.md")}
+ZS_TABLE = {k: str(v) for k, v in L.zeroshot_table().items()}
 
 
 if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
@@ -17,7 +17,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
         input:
             unpack(get_zeroshot_inputs),
         output:
-            [str(result_path(CFG, "{benchmark}", "{model}", p)) for p in ZS.prompting],
+            [str(L.zeroshot_result("{benchmark}", "{model}", p)) for p in ZS.prompting],
         wildcard_constraints:
             benchmark=alternatives(ZS_BENCHMARKS),
             model=alternatives(ZS_MODELS),
@@ -35,7 +35,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
 
     rule zeroshot_table:
         input:
-            [str(result_path(CFG, b, m, p)) for b in ZS_BENCHMARKS for m in ZS_MODELS
+            [str(L.zeroshot_result(b, m, p)) for b in ZS_BENCHMARKS for m in ZS_MODELS
              for p in ZS.prompting],
         output:
             **ZS_TABLE,

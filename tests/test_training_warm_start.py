@@ -10,8 +10,8 @@ import pytest
 import torch
 from test_training import cfg_for, make_pairs
 
+from pathgen.paths import Layout
 from pathgen.training.argv import stage_paths
-from pathgen.training.layout import warm_start_files
 from pathgen.training.run import train
 
 
@@ -44,7 +44,7 @@ def test_warm_start_continues_from_previous_final(tmp_path, loaded, caplog):
     make_pairs(dataset, n=8, card=True)
     cfg = cfg_for(tmp_path, warm_start=True)
     training_dir = tmp_path / "results" / "training"
-    keep = warm_start_files(training_dir, cfg.training.name)["checkpoint"]
+    keep = Layout(cfg).warm_start_files()["checkpoint"]
 
     # Run 1: nothing to continue from -> trains as configured (random init here).
     with caplog.at_level(logging.INFO, logger="pathgen.training.run"):
@@ -95,7 +95,7 @@ def test_without_warm_start_changed_data_trains_from_scratch(tmp_path, loaded):
     cfg = cfg_for(tmp_path)
     assert cfg.training.warm_start is False  # paper reproduction: from scratch
     train(cfg, threads=1)
-    assert warm_start_files(tmp_path / "results/training", cfg.training.name)["checkpoint"].is_file()
+    assert Layout(cfg).warm_start_files()["checkpoint"].is_file()
     make_pairs(dataset, n=12, card=True)
     again = train(cfg, threads=1)
     assert not again.stages[0].skipped and again.stages[0].pretrained is None
@@ -106,7 +106,7 @@ def test_without_warm_start_changed_data_trains_from_scratch(tmp_path, loaded):
 def test_warm_start_ignores_a_checkpoint_of_another_architecture(tmp_path, caplog):
     make_pairs(tmp_path / "results" / "dataset", n=8, card=True)
     cfg = cfg_for(tmp_path, warm_start=True)
-    files = warm_start_files(tmp_path / "results/training", cfg.training.name)
+    files = Layout(cfg).warm_start_files()
     files["checkpoint"].parent.mkdir(parents=True)
     files["checkpoint"].write_bytes(b"not used")
     files["meta"].write_text(json.dumps({"arch": "ViT-B-16", "image_size": None,

@@ -14,4 +14,4 @@ setup_logging(sm.log[0])
 cfg = validate_config(sm.config)
 chunk_files = [f for f in sm.input if Path(f).parent.name == "chunks" and f.endswith(".json")]
 build_report(inputs_for(cfg, list(list_slides(cfg)), chunk_files=chunk_files), Path(sm.output[0]),
-             Layout(cfg).report_dir / "figures")
+             Layout(cfg).report_figures_dir)

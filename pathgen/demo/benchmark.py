@@ -24,6 +24,7 @@ import openslide
 
 from ..atomic import atomic_dir
 from ..config import ConfigError, PathgenConfig
+from ..paths import CLASSES_JSON, MANIFEST_CSV, PROMPTS_CONCH_JSON, TEMPLATE_FILE, Layout
 from .classes import BY_CODE, TISSUE_CLASSES
 from .generate import rasterize_regions
 
@@ -37,10 +38,6 @@ CONCH_TEMPLATES = ["CLASSNAME.", "a photomicrograph showing CLASSNAME.", "a phot
                    "a histopathological photograph of CLASSNAME.", "a histopathological photograph showing CLASSNAME.",
                    "shows CLASSNAME.", "presence of CLASSNAME.", "CLASSNAME is present.",
                    "an H&E stained image of CLASSNAME.", "an H&E image of CLASSNAME."]
-
-
-def zeroshot_dir(cfg: PathgenConfig) -> Path:
-    return cfg.demo.out_dir / "zeroshot"
 
 
 def read_holdout(labels_csv: Path) -> list[str]:
@@ -133,19 +130,19 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
             patch0 = geo[sid][0]
             with openslide.OpenSlide(str(slides[sid])) as s:
                 for code, _, x, y, pur in sorted(items, key=lambda t: (t[0], t[3], t[2])):
-                    rel = f"{code}/{sid}_{x}_{y}.png"
+                    rel = Layout.demo_zeroshot_patch(code, sid, x, y)
                     (tmp / code).mkdir(exist_ok=True)
                     img = read_patch(s, x, y, patch0, size_px)
                     cv2.imwrite(str(tmp / rel), img[..., ::-1])
                     w.writerow([rel, code, sid, x, y, pur])
                     counts[code] += 1
         classes = {c.code: c.text for c in TISSUE_CLASSES if counts.get(c.code)}
-        (tmp / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
-        (tmp / "template").write_text(template + "\n")
+        (tmp / CLASSES_JSON).write_text(json.dumps(classes, indent=2) + "\n")
+        (tmp / TEMPLATE_FILE).write_text(template + "\n")
         conch = {"0": {"classnames": {c: list(BY_CODE[c].synonyms) for c in classes},
                        "templates": CONCH_TEMPLATES}}
-        (tmp / "prompts_conch.json").write_text(json.dumps(conch, indent=2) + "\n")
-        (tmp / "manifest.csv").write_text(man.getvalue())
+        (tmp / PROMPTS_CONCH_JSON).write_text(json.dumps(conch, indent=2) + "\n")
+        (tmp / MANIFEST_CSV).write_text(man.getvalue())
     log.info("demo zero-shot benchmark in %s: %s", out_dir, dict(counts))
     return {"counts": dict(counts), "slides": sorted(slides), "size_px": size_px,
             "patch_um": patch_um, "target_mpp": target_mpp}
@@ -153,7 +150,6 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
 
 def demo_benchmark(cfg: PathgenConfig, out_dir: Path | None = None) -> dict:
     """The benchmark for a config: the demo's holdout slides (cohort.py), tiling geometry."""
-    from ..paths import Layout
     from .cohort import demo_holdout_ids
 
     lay = Layout(cfg)
@@ -164,5 +160,5 @@ def demo_benchmark(cfg: PathgenConfig, out_dir: Path | None = None) -> dict:
     um, mpp, px = cfg.tiling.geometry()
     d = cfg.demo
     return build_benchmark({s: lay.demo_slide(s) for s in hold}, {s: lay.demo_regions(s) for s in hold},
-                           Path(out_dir or zeroshot_dir(cfg)), um, mpp, px, d.zeroshot_min_purity,
+                           Path(out_dir or lay.demo_zeroshot_dir), um, mpp, px, d.zeroshot_min_purity,
                            d.zeroshot_max_per_class, d.zeroshot_stride, d.zeroshot_template, d.seed)

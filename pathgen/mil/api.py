@@ -1,8 +1,7 @@
 """Config-driven entry points used by the workflow rules and `pathgen mil --config`.
 
-Layout: `<results>/eval/mil/<task>/splits/splits_<k>.csv` (+ `splits_summary.json`),
-`<results>/eval/mil/<task>/<encoder>/<model>/` (see run.py), and
-`<results>/eval/mil/mil_table.{csv,md}`.
+Paths are pathgen.paths.Layout's: `mil_splits_dir(task)` (`splits_<k>.csv` +
+`splits_summary.json`), `mil_run_dir(task, encoder, model)` (see run.py) and `mil_table()`.
 """
 
 from __future__ import annotations
@@ -18,16 +17,9 @@ from ..paths import Layout
 log = logging.getLogger(__name__)
 
 
-def mil_root(cfg: PathgenConfig) -> Path:
-    return Layout(cfg).eval_dir / "mil"
-
-
 def splits_dir(cfg: PathgenConfig, task: str) -> Path:
-    return mil_root(cfg) / task / "splits"
-
-
-def run_dir(cfg: PathgenConfig, task: str, encoder: str, model: str) -> Path:
-    return mil_root(cfg) / task / encoder / model
+    """Delegate of Layout.mil_splits_dir (kept for pathgen/mil/cli.py)."""
+    return Layout(cfg).mil_splits_dir(task)
 
 
 def mil_encoders(cfg: PathgenConfig) -> list[str]:
@@ -69,7 +61,7 @@ def n_folds(cfg: PathgenConfig, task: str) -> int:
 def task_table(t: MilTaskConfig, available: set[str] | None = None):
     """The task's labels table; with ``available`` (slides whose features finished), only
     those slides: quarantined slides are left out of splits and training, with a warning."""
-    from .tables import read_labels
+    from .labels import read_labels
 
     table = read_labels(t.labels, t.classes, target=t.target, slide_table=t.slide_table,
                         label_map=t.label_map)
@@ -87,7 +79,7 @@ def task_splits(cfg: PathgenConfig, task: str, available: set[str] | None = None
 
     t = get_task(cfg, task)
     table = task_table(t, available)
-    return make_splits(table, t.classes, splits_dir(cfg, task), given=t.splits, folds=t.folds,
+    return make_splits(table, t.classes, Layout(cfg).mil_splits_dir(task), given=t.splits, folds=t.folds,
                        val_fraction=t.val_fraction, seed=cfg.evaluation.mil.seed)
 
 
@@ -108,23 +100,25 @@ def task_benchmark(cfg: PathgenConfig, task: str, encoder: str, model: str,
 
     t = get_task(cfg, task)
     mil = cfg.evaluation.mil
-    sd = splits_dir(cfg, task)
+    L = Layout(cfg)
+    sd = L.mil_splits_dir(task)
     if not sd.is_dir():
         raise ConfigError(f"splits of task '{task}' missing in {sd}; run rule mil_splits "
                           f"(or `pathgen mil-splits --task {task}`) first")
     return run_benchmark(task_table(t, available), t.classes, read_splits(sd), task_features_dir(cfg, task, encoder),
-                         model, run_dir(cfg, task, encoder, model), TrainParams.from_config(mil, device),
+                         model, L.mil_run_dir(task, encoder, model), TrainParams.from_config(mil, device),
                          task=task, encoder=encoder, max_memory_mb=mil.max_memory_mb,
                          heatmap_slides=mil.heatmap_slides, slide_paths=slide_paths(cfg))
 
 
 def all_metrics_files(cfg: PathgenConfig) -> list[Path]:
-    return [run_dir(cfg, task, enc, m) / "metrics.json" for task in cfg.evaluation.mil.tasks
+    L = Layout(cfg)
+    return [L.mil_metrics(task, enc, m)["metrics"] for task in cfg.evaluation.mil.tasks
             for enc in mil_encoders(cfg) for m in cfg.evaluation.mil.models]
 
 
 def mil_table(metrics_files: list[Path], out_csv: Path, out_md: Path):
-    from .table import write_table
+    from .results_table import write_table
 
     return write_table([Path(p) for p in metrics_files], Path(out_csv), Path(out_md))
 

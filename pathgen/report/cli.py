@@ -19,7 +19,6 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
     and blocked members are listed; default: every outcome file found for this layout)."""
     from ..paths import Layout
     from ..slide_state import STAGES, failed_members
-    from ..zeroshot.layout import zeroshot_dir
     from .build import ReportInputs
 
     L = Layout(cfg)
@@ -32,8 +31,8 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
         config=cfg.model_dump(mode="json"),
         qc_images=[p for p in (L.tiling_qc(s) for s in [s for s in slide_ids if s not in failed][:n_qc])
                    if p.exists()],
-        dataset_dir=L.dataset_dir, training_dir=L.training_dir, zeroshot_dir=zeroshot_dir(cfg),
-        mil_dir=L.eval_dir / "mil", instruct_dir=L.root / "instruct")
+        dataset_dir=L.dataset_dir, training_dir=L.training_dir, zeroshot_dir=L.zeroshot_dir,
+        mil_dir=L.mil_dir, instruct_dir=L.instruct_dir)
 
 
 def _main(args) -> int:
@@ -44,7 +43,7 @@ def _main(args) -> int:
 
     cfg = config_from_args(args)
     L = Layout(cfg)
-    out = Path(args.out) if args.out else L.report_dir / "summary.html"
-    build_report(inputs_for(cfg, list(list_slides(cfg))), out, L.report_dir / "figures")
+    out = Path(args.out) if args.out else L.report_html
+    build_report(inputs_for(cfg, list(list_slides(cfg))), out, L.report_figures_dir)
     print(f"report: {out}")
     return 0

@@ -26,10 +26,11 @@ import torch
 
 from ..atomic import atomic_path, write_json
 from ..config import PathgenConfig
-from .argv import build_argv, launcher, resolve_device, stage_paths
+from ..config.training import TrainingConfig, TrainStage
+from ..paths import Layout
+from .argv import StagePaths, build_argv, launcher, resolve_device, stage_paths
 from .curves import parse_out_log, plot_loss
-from .data import resolve_stage_data
-from .layout import training_outputs, warm_start_files
+from .data import StageData, resolve_stage_data
 from .models import check_arch, register_model_configs, resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -91,10 +92,58 @@ def _run_torchrun(cmd: list[str], extra_configs: list[str]) -> None:
         raise RuntimeError(f"torchrun exited with {proc.returncode}; see the stage's out.log")
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What every step of a training run shares: settings, paths, device and launcher."""
+    tc: TrainingConfig
+    layout: Layout
+    device: str
+    prefix: list[str]       # torchrun command (several GPUs), or [] (in-process)
+    extra: list[str]        # extra model-config files (training.model_config_file)
+
+    @property
+    def default_csv(self) -> Path:
+        return self.layout.dataset_csv
+
+    @property
+    def warm_files(self) -> dict[str, Path]:
+        return self.layout.warm_start_files()
+
+
+@dataclass
+class _StagePlan:
+    """One stage, planned: its paths, data, command and state."""
+    paths: StagePaths
+    data: StageData
+    run: StageRun
+    fingerprint: str        # identity of the configured work (recorded in stage.json)
+    chain: str              # identity handed to the next stage (warm start included)
+    warm: str | None        # warm-start checkpoint, if any
+    warm_of: str | None     # fingerprint of the run that produced it
+    restart: bool           # old checkpoints must be discarded first
+
+
 def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None) -> TrainResult:
     """Run (or, with ``dry_run``, only plan) every stage; ``threads`` caps torch CPU threads."""
+    setup = _set_up(cfg, threads)
+    result = TrainResult(final=None)
+    previous, chain = None, ""
+    for i, stage in enumerate(setup.tc.stages):
+        plan = _plan_stage(setup, i, stage, previous, chain, dry_run)
+        result.stages.append(plan.run)
+        if plan.warm:
+            result.warm_start_from = plan.warm
+        previous, chain = plan.paths.final_checkpoint, plan.chain
+        if not dry_run:
+            _run_stage(setup, stage, plan)
+    if not dry_run:
+        _finish(setup, result, previous, chain)
+    return result
+
+
+def _set_up(cfg: PathgenConfig, threads: int | None) -> _Setup:
+    """Register pathgen's model configs, check the architecture, pick device and launcher."""
     tc = cfg.training
-    training_dir = cfg.results_dir / "training"
     extra = [str(tc.model_config_file)] if tc.model_config_file else []
     register_model_configs(extra)
     check_arch(tc.arch)
@@ -102,96 +151,124 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
     prefix = launcher(tc, device)
     if threads and device == "cpu":
         torch.set_num_threads(threads)
-    default_csv = cfg.results_dir / "dataset" / "open_clip.csv"
-    result = TrainResult(final=None)
-    warm_files = warm_start_files(training_dir, tc.name)
-    previous, chain = None, ""
-    for i, stage in enumerate(tc.stages):
-        paths = stage_paths(training_dir, tc, stage)
-        if i == 0:
-            pretrained = tc.pretrained if dry_run else resolve_pretrained(tc.pretrained, tc.arch)
-        else:
-            pretrained = str(previous)
-        data = resolve_stage_data(stage, default_csv, paths.stage_dir, write=not dry_run)
-        argv = build_argv(tc, stage, data, paths, pretrained, device)
-        # The fingerprint is that of the configured work; a warm start changes only the
-        # starting weights (recorded beside it, and chained into later stages' identity).
-        chain = stage_fingerprint(argv, stage.data or [str(default_csv)], chain)
-        record = _stage_record(paths)
-        # Data, settings or an earlier stage changed: old checkpoints must not be resumed.
-        restart = paths.logs.exists() and record.get("fingerprint") not in (None, chain)
-        started = record.get("fingerprint") == chain and paths.logs.exists()
-        finished = started and paths.final_checkpoint.exists()
-        recorded_warm = record.get("warm_start_from") if started else None
-        warm = warm_of = None
-        if recorded_warm:
-            if i == 0 and tc.warm_start and (finished or Path(recorded_warm).is_file()):
-                # finished or interrupted: the stage keeps the start it was given
-                warm, warm_of = recorded_warm, record.get("warm_start_of")
-            else:  # warm_start switched off (or its source gone mid-stage): not as configured
-                started = finished = False
-                restart = True
-        if i == 0 and tc.warm_start and not started:
-            warm, warm_of = _warm_source(warm_files, tc)
-        done = finished
-        if warm:
-            pretrained = warm
-            argv = build_argv(tc, stage, data, paths, pretrained, device)
-            result.warm_start_from = warm
-        run = StageRun(stage.name, argv, prefix + argv, str(paths.final_checkpoint), pretrained,
-                       data.num_samples, skipped=done, warm_start_from=warm)
-        result.stages.append(run)
-        previous = paths.final_checkpoint
-        fingerprint = chain
-        if warm:
-            chain = hashlib.sha256(f"{chain}|warm:{warm_of}".encode()).hexdigest()[:16]
-        if dry_run:
-            continue
-        if done:
-            log.info("stage %s already finished (%s); skipping", stage.name, paths.final_checkpoint)
-            continue
-        if restart:
-            log.warning("stage %s: inputs changed since its checkpoints were written; "
-                        "restarting it from scratch", stage.name)
-            shutil.rmtree(paths.logs)
-        if warm:
-            log.info("stage %s: warm start from %s (the previous run's final weights) instead "
-                     "of %s", stage.name, warm, tc.pretrained or "random init")
-        log.info("stage %s: %s pairs, start weights %s", stage.name, data.num_samples,
-                 pretrained or "random init")
-        write_json(paths.stage_dir / "stage.json", {"fingerprint": fingerprint, "argv": argv,
-                                                    "warm_start_from": warm,
-                                                    "warm_start_of": warm_of})
-        if prefix:
-            _run_torchrun(prefix + argv, extra)
-        else:
-            _run_in_process(argv)
-        if not paths.final_checkpoint.exists():
-            raise RuntimeError(f"stage {stage.name} ended without {paths.final_checkpoint}; see "
-                               f"{paths.out_log}")
-    if dry_run:
-        return result
-    outs = training_outputs(training_dir, tc.name)
-    export_final(previous, outs["final"])
+    return _Setup(tc, Layout(cfg), device, prefix, extra)
+
+
+def _plan_stage(setup: _Setup, i: int, stage: TrainStage, previous: Path | None, chain: str,
+                dry_run: bool) -> _StagePlan:
+    """Data, start weights, argv and fingerprint of stage ``i``; whether it is done, must
+    restart, or warm-starts. ``chain``: the previous stage's identity."""
+    tc = setup.tc
+    paths = stage_paths(setup.layout.training_dir, tc, stage)
+    if i == 0:
+        pretrained = tc.pretrained if dry_run else resolve_pretrained(tc.pretrained, tc.arch)
+    else:
+        pretrained = str(previous)
+    data = resolve_stage_data(stage, setup.default_csv, paths.stage_dir, write=not dry_run)
+    argv = build_argv(tc, stage, data, paths, pretrained, setup.device)
+    # The fingerprint is that of the configured work; a warm start changes only the
+    # starting weights (recorded beside it, and chained into later stages' identity).
+    fingerprint = stage_fingerprint(argv, stage.data or [str(setup.default_csv)], chain)
+    finished, restart, warm, warm_of = _stage_state(setup, i, paths, fingerprint)
+    if warm:
+        pretrained = warm
+        argv = build_argv(tc, stage, data, paths, pretrained, setup.device)
+    run = StageRun(stage.name, argv, setup.prefix + argv, str(paths.final_checkpoint), pretrained,
+                   data.num_samples, skipped=finished, warm_start_from=warm)
+    next_chain = fingerprint
+    if warm:
+        next_chain = hashlib.sha256(f"{fingerprint}|warm:{warm_of}".encode()).hexdigest()[:16]
+    return _StagePlan(paths, data, run, fingerprint, next_chain, warm, warm_of, restart)
+
+
+def _stage_state(setup: _Setup, i: int, paths: StagePaths,
+                 fingerprint: str) -> tuple[bool, bool, str | None, str | None]:
+    """(finished, restart, warm-start checkpoint, its run's fingerprint) of a stage, from its
+    stage.json and checkpoints."""
+    tc = setup.tc
+    record = _stage_record(paths)
+    # Data, settings or an earlier stage changed: old checkpoints must not be resumed.
+    restart = paths.logs.exists() and record.get("fingerprint") not in (None, fingerprint)
+    started = record.get("fingerprint") == fingerprint and paths.logs.exists()
+    finished = started and paths.final_checkpoint.exists()
+    recorded_warm = record.get("warm_start_from") if started else None
+    warm = warm_of = None
+    if recorded_warm:
+        if i == 0 and tc.warm_start and (finished or Path(recorded_warm).is_file()):
+            # finished or interrupted: the stage keeps the start it was given
+            warm, warm_of = recorded_warm, record.get("warm_start_of")
+        else:  # warm_start switched off (or its source gone mid-stage): not as configured
+            started = finished = False
+            restart = True
+    if i == 0 and tc.warm_start and not started:
+        warm, warm_of = _warm_source(setup.warm_files, tc)
+    return finished, restart, warm, warm_of
+
+
+def _run_stage(setup: _Setup, stage: TrainStage, plan: _StagePlan) -> None:
+    """Run a planned stage unless finished (discarding stale checkpoints first)."""
+    paths, run = plan.paths, plan.run
+    if run.skipped:
+        log.info("stage %s already finished (%s); skipping", stage.name, paths.final_checkpoint)
+        return
+    if plan.restart:
+        log.warning("stage %s: inputs changed since its checkpoints were written; "
+                    "restarting it from scratch", stage.name)
+        shutil.rmtree(paths.logs)
+    if plan.warm:
+        log.info("stage %s: warm start from %s (the previous run's final weights) instead "
+                 "of %s", stage.name, plan.warm, setup.tc.pretrained or "random init")
+    log.info("stage %s: %s pairs, start weights %s", stage.name, plan.data.num_samples,
+             run.pretrained or "random init")
+    write_json(Layout.stage_record(paths.stage_dir), {"fingerprint": plan.fingerprint,
+                                                      "argv": run.argv, "warm_start_from": plan.warm,
+                                                      "warm_start_of": plan.warm_of})
+    if setup.prefix:
+        _run_torchrun(run.command, setup.extra)
+    else:
+        _run_in_process(run.argv)
+    if not paths.final_checkpoint.exists():
+        raise RuntimeError(f"stage {stage.name} ended without {paths.final_checkpoint}; see "
+                           f"{paths.out_log}")
+
+
+def _finish(setup: _Setup, result: TrainResult, last_checkpoint: Path, chain: str) -> None:
+    """Export final.pt, keep it for a warm start, write the loss curve and final.json."""
+    outs = setup.layout.training_outputs()
+    export_final(last_checkpoint, outs["final"])
     result.final = outs["final"]
-    keep_for_warm_start(outs["final"], warm_files, tc, chain)
+    keep_for_warm_start(outs["final"], setup.warm_files, setup.tc, chain)
+    _write_loss_curve(setup, result, outs)
+    _write_meta(setup, result, last_checkpoint, outs)
+
+
+def _write_loss_curve(setup: _Setup, result: TrainResult, outs: dict[str, Path]) -> None:
+    """loss.png + loss.csv from every stage's out.log; first/last epoch mean loss on ``result``."""
+    tc = setup.tc
     points = []
     for stage in tc.stages:
-        out_log = stage_paths(training_dir, tc, stage).out_log
+        out_log = stage_paths(setup.layout.training_dir, tc, stage).out_log
         if out_log.exists():
             points += parse_out_log(out_log, stage.name)
-    if points:
-        plot_loss(points, outs["loss_png"], title=f"{tc.name} ({tc.arch})")
-        with atomic_path(outs["loss_csv"]) as tmp:
-            tmp.write_text("stage,epoch,progress,loss,lr\n" + "".join(
-                f"{p.stage},{p.epoch},{p.progress:.4f},{p.loss:.6f},{p.lr if p.lr is not None else ''}\n"
-                for p in points))
-        first_epoch = [p.loss for p in points if p.stage == points[0].stage and p.epoch == points[0].epoch]
-        last_epoch = [p.loss for p in points if p.stage == points[-1].stage and p.epoch == points[-1].epoch]
-        result.loss_first_epoch = sum(first_epoch) / len(first_epoch)
-        result.loss_last_epoch = sum(last_epoch) / len(last_epoch)
+    if not points:
+        return
+    plot_loss(points, outs["loss_png"], title=f"{tc.name} ({tc.arch})")
+    with atomic_path(outs["loss_csv"]) as tmp:
+        tmp.write_text("stage,epoch,progress,loss,lr\n" + "".join(
+            f"{p.stage},{p.epoch},{p.progress:.4f},{p.loss:.6f},{p.lr if p.lr is not None else ''}\n"
+            for p in points))
+    first_epoch = [p.loss for p in points if p.stage == points[0].stage and p.epoch == points[0].epoch]
+    last_epoch = [p.loss for p in points if p.stage == points[-1].stage and p.epoch == points[-1].epoch]
+    result.loss_first_epoch = sum(first_epoch) / len(first_epoch)
+    result.loss_last_epoch = sum(last_epoch) / len(last_epoch)
+
+
+def _write_meta(setup: _Setup, result: TrainResult, last_checkpoint: Path,
+                outs: dict[str, Path]) -> None:
+    """final.json: the exported model, how it was trained, and its encoder entry."""
+    tc = setup.tc
     write_json(outs["meta"], {
-        "checkpoint": str(outs["final"]), "source": str(previous), "arch": tc.arch,
+        "checkpoint": str(outs["final"]), "source": str(last_checkpoint), "arch": tc.arch,
         "force_quick_gelu": tc.force_quick_gelu, "image_size": tc.image_size,
         "initial_weights": tc.pretrained, "name": tc.name,
         "warm_start": tc.warm_start, "warm_start_from": result.warm_start_from,
@@ -202,7 +279,6 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
         "loss_first_epoch": result.loss_first_epoch, "loss_last_epoch": result.loss_last_epoch,
         "stages": [asdict(s) for s in result.stages],
     })
-    return result
 
 
 def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str:
@@ -215,7 +291,7 @@ def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str
     for src in sources:
         path = Path(src)
         if ".tar" in src:
-            path = path.parent / "count.json"
+            path = Layout.shards_count(src)
         if path.is_file():
             with open(path, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
@@ -228,7 +304,7 @@ def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str
 def _stage_record(paths) -> dict:
     """stage.json of the stage's last start ({} when absent or unreadable)."""
     try:
-        record = json.loads((paths.stage_dir / "stage.json").read_text())
+        record = json.loads(Layout.stage_record(paths.stage_dir).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     return record if isinstance(record, dict) else {}

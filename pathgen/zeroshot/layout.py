@@ -1,4 +1,7 @@
-"""Zero-shot output paths and model names: config-only, imported by the Snakefile at parse time."""
+"""Zero-shot model names and specs: config-only, imported by the Snakefile at parse time.
+
+Paths are pathgen.paths.Layout's (zeroshot_dir, zeroshot_result, ...); the two functions below
+are delegates kept for pathgen/zeroshot/cli.py and pathgen.zeroshot's lazy exports."""
 
 from __future__ import annotations
 
@@ -6,14 +9,17 @@ from pathlib import Path
 
 from ..config import PathgenConfig
 from ..config.features import EncoderSpec
+from ..paths import Layout
 
 
 def zeroshot_dir(cfg: PathgenConfig) -> Path:
-    return cfg.results_dir / "eval" / "zeroshot"
+    """Delegate of Layout.zeroshot_dir."""
+    return Layout(cfg).zeroshot_dir
 
 
 def result_path(cfg: PathgenConfig, benchmark: str, model: str, prompting: str) -> Path:
-    return zeroshot_dir(cfg) / benchmark / model / f"results_{prompting}.json"
+    """Delegate of Layout.zeroshot_result."""
+    return Layout(cfg).zeroshot_result(benchmark, model, prompting)
 
 
 def model_names(cfg: PathgenConfig) -> list[str]:
@@ -28,7 +34,7 @@ def trained_spec(cfg: PathgenConfig) -> EncoderSpec:
     """The encoder the training stage produces (results/training/final.pt)."""
     tc = cfg.training
     return EncoderSpec(kind="open_clip", arch=tc.arch,
-                       pretrained=str(cfg.results_dir / "training" / "final.pt"),
+                       pretrained=str(Layout(cfg).training_final),
                        force_quick_gelu=tc.force_quick_gelu, image_size=tc.image_size)
 
 

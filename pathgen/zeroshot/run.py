@@ -18,6 +18,7 @@ from .. import __version__
 from ..atomic import atomic_path, write_json
 from ..config import PathgenConfig
 from ..config.features import EncoderSpec
+from ..paths import Layout
 from .benchmarks import Benchmark, resolve_benchmark
 from .layout import model_names, model_spec, result_path, trained_spec, zeroshot_dir  # noqa: F401
 from .loaders import Samples, load_samples
@@ -65,7 +66,7 @@ def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=N
     samples = load_samples(bm, zs.seed)
     log.info("%s x %s: %d images, %d classes", benchmark, model, len(samples), len(bm.classes))
     img = embed_images(samples, encoder, zs.batch_size, zs.num_workers)
-    out_dir = zeroshot_dir(cfg) / benchmark / model
+    out_dir = Layout(cfg).zeroshot_run_dir(benchmark, model)
     results = {}
     for mode in zs.prompting:
         prompts = single_prompts(bm) if mode == "single" else ensemble_prompts(bm)
@@ -97,11 +98,12 @@ def write_run(out_dir: Path, mode: str, bm: Benchmark, model: str, encoder, samp
         "example_prompts": {c: p[:3] for c, p in prompts.items()},
         "confusion_matrix": cm.tolist(), "pathgen_version": __version__,
     }
-    write_json(out_dir / f"results_{mode}.json", result)
-    write_confusion_csv(out_dir / f"confusion_{mode}.csv", cm, bm.classes)
-    plot_confusion(out_dir / f"confusion_{mode}.png", cm, bm.classes,
+    files = Layout.zeroshot_run_files(out_dir, mode)
+    write_json(files["results"], result)
+    write_confusion_csv(files["confusion_csv"], cm, bm.classes)
+    plot_confusion(files["confusion_png"], cm, bm.classes,
                    f"{bm.name} / {model} ({mode}): bal. acc {pm['balanced_accuracy']:.3f}")
-    with atomic_path(out_dir / f"predictions_{mode}.csv") as tmp:
+    with atomic_path(files["predictions"]) as tmp:
         import csv
 
         with open(tmp, "w", newline="") as fh:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..config import PathgenConfig
+from ..paths import Layout
 from .layout import model_spec
 
 
@@ -22,7 +23,7 @@ def _generated(cfg: PathgenConfig, path: str | Path) -> bool:
 def zeroshot_inputs(cfg: PathgenConfig, benchmark: str, model: str) -> dict[str, list[str]]:
     """Benchmark data (a generated one: its classes.json) + locally produced model weights."""
     root = cfg.evaluation.zeroshot.benchmarks[benchmark].root
-    data = [str(root / "classes.json")] if _generated(cfg, root) else [str(root)]
+    data = [str(Layout.benchmark_classes(root))] if _generated(cfg, root) else [str(root)]
     pretrained = model_spec(cfg, model).pretrained
     weights = [pretrained] if pretrained and _generated(cfg, pretrained) else []
     return {"data": data, "weights": weights}

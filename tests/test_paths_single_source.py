@@ -1,0 +1,138 @@
+"""One source of truth for output paths: pathgen/paths.py (Layout + file-name constants).
+
+A grep-style check over pathgen/**/*.py, rules/*.smk and the Snakefile: no file outside
+pathgen/paths.py may build an output path itself, i.e. join a literal file name
+(``x / "name.json"``), join a literal onto ``Path(...)``, write an f-string or a concatenation
+ending in an output extension, or re-spell a file name that pathgen/paths.py defines.
+Files that still do are listed in ALLOWLIST, each with what is left to move and why it is
+not moved yet; an entry whose file is clean must be dropped (the list only shrinks).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pathgen.paths as paths_module
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_OF_TRUTH = "pathgen/paths.py"
+EXT = r"(?:h5|json|jsonl|csv|tsv|pt|png|jpg|html|md|geojson|parquet|svs|log)"
+PATTERNS = {
+    "joins a literal file name": re.compile(r"/\s*[rb]?['\"][^'\"\n]*\." + EXT + r"['\"]"),
+    "joins a literal onto Path(...)": re.compile(r"\bPath\([^()\n]*\)\s*/\s*[rb]?['\"]"),
+    "f-string file name": re.compile(r"\bf['\"][^'\"\n]*\." + EXT + r"['\"]"),
+    "concatenated file name": re.compile(r"\+\s*['\"][^'\"\n]*\." + EXT + r"['\"]"),
+}
+# File names pathgen/paths.py defines (those with an extension: bare words are too common).
+CONSTANT_NAMES = sorted({v for k, v in vars(paths_module).items()
+                         if k.isupper() and isinstance(v, str) and "." in v})
+PATTERNS["re-spells a pathgen.paths constant"] = re.compile(
+    r"['\"](?:" + "|".join(map(re.escape, CONSTANT_NAMES)) + r")['\"]")
+
+# Files that still build paths themselves. Each value says what is left and why it waits.
+ALLOWLIST: dict[str, str] = {
+    # -- owned by other in-progress work --------------------------------------------------
+    "pathgen/captioning/stage.py":
+        "to move: output_paths() builds <slide>.rejects.jsonl / .summary.json / partial beside "
+        "the captions JSONL (captioning owner) -> Layout.captions_companions(slide)",
+    "pathgen/captioning/store.py":
+        "to move: partial_path() names <slide>.partial.jsonl (captioning owner) -> the same "
+        "Layout method as the other caption companions",
+    "pathgen/dataset/records.py":
+        "to move: companions() re-derives the same .rejects.jsonl / .summary.json names as "
+        "captioning/stage.output_paths (dataset owner) -> one Layout method for both",
+    "pathgen/dataset/build.py":
+        "to move: OUTPUTS spells open_clip.csv / dataset_card.json (dataset owner) -> use "
+        "paths.OPEN_CLIP_CSV, paths.DATASET_CARD_JSON",
+    "pathgen/dataset/writers.py":
+        "to move: shards/count.json (dataset owner) -> paths.SHARDS_COUNT_JSON / Layout.shards_count",
+    "pathgen/slides.py":
+        "to move: demo_slide_path() duplicates Layout.demo_slide (slides owner) -> delegate to it",
+    "pathgen/instruct/build.py":
+        "to move: pathgen_instruct.json/.parquet, instruct_card.json/.md, rejects.jsonl, drafts, "
+        "images/ (instruct owner) -> paths.INSTRUCT_* constants / Layout.instruct_outputs()",
+    "pathgen/instruct/records.py":
+        "to move: image path <wsi>/<x>_<y>.jpg of an instruct record (instruct owner)",
+    "pathgen/report/build.py":
+        "to move: reads open_clip.csv, dataset_card.json, table.csv, mil_table.csv, "
+        "instruct_card.json, caption_tokens.png (report/build owner) -> paths constants",
+    "pathgen/selection/reports.py":
+        "to move: report-summary cache file <hash>.json (selection owner)",
+    # -- outside this change's files (no owner named yet) ------------------------------------
+    "pathgen/training/argv.py":
+        "to move: stage_paths()/StagePaths build <stage>/logs/<name>/checkpoints/epoch_<N>.pt "
+        "and out.log -> build from Layout.training_stage_dir(stage)",
+    "pathgen/training/data.py":
+        "to move: dataset_card.json beside a CSV, train.csv, count.json/sizes.json of shards "
+        "-> paths.DATASET_CARD_JSON, Layout.shards_count",
+    "pathgen/mil/run.py":
+        "to move: fold_<k>.json/.csv, s_<k>_checkpoint.pt, metrics.json/.csv, heatmaps "
+        "-> paths.METRICS_JSON/METRICS_CSV + a Layout helper for fold files",
+    "pathgen/mil/splits.py":
+        "to move: splits_<k>.csv, splits_summary.json -> paths.SPLITS_SUMMARY_JSON",
+    "pathgen/mil/cli.py":
+        "to move: splits_summary.json -> Layout.mil_splits_summary(task)",
+    "pathgen/mil/bags.py":
+        "to move: reads a user's feature folder (<slide>.h5, h5_files/, pt_files/: CLAM layout)",
+    "pathgen/mil/synthetic.py":
+        "to move: writes a synthetic CLAM-layout feature folder (tests/bench)",
+    "pathgen/zeroshot/benchmarks.py":
+        "to move: classes.json / prompts_conch.json of a benchmark root -> "
+        "Layout.benchmark_classes, paths.PROMPTS_CONCH_JSON",
+    "pathgen/zeroshot/cli.py":
+        "to move: results_*.json glob and <stem>.csv/.md of `pathgen zeroshot-table` -> "
+        "Layout.zeroshot_table()",
+    "pathgen/zeroshot/prompts.py":
+        "to move: packaged default_templates.json (a resource, not an output)",
+    "pathgen/slide_state.py":
+        "to move: <stage dir>/state rebuilt beside Layout.slide_state -> take the Layout path",
+    "pathgen/doctor.py":
+        "to move: <profile>/config.yaml of a Snakemake profile (an input, not an output)",
+    "rules/report.smk":
+        "to move: REPORT_HTML = report_dir / 'summary.html' -> L.report_html (rules/report.smk owner)",
+}
+
+
+def _scanned() -> list[Path]:
+    files = sorted((REPO / "pathgen").rglob("*.py")) + sorted((REPO / "rules").glob("*.smk"))
+    return files + [REPO / "Snakefile"]
+
+
+def _hits(path: Path, root: Path = REPO) -> list[str]:
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        code = line.lstrip()
+        if code.startswith("#"):
+            continue
+        for why, pat in PATTERNS.items():
+            if pat.search(line):
+                out.append(f"{path.relative_to(root)}:{n}: {why}: {code.strip()[:100]}")
+                break
+    return out
+
+
+def test_paths_are_built_only_in_pathgen_paths():
+    found = []
+    for f in _scanned():
+        rel = f.relative_to(REPO).as_posix()
+        if rel == SOURCE_OF_TRUTH or rel in ALLOWLIST:
+            continue
+        found += _hits(f)
+    assert not found, ("output paths built outside pathgen/paths.py (add a Layout method or a "
+                       "file-name constant there and use it):\n" + "\n".join(found))
+
+
+def test_allowlist_only_shrinks():
+    """An allowlisted file that no longer builds paths must leave the list."""
+    stale = [rel for rel in ALLOWLIST if not (REPO / rel).exists() or not _hits(REPO / rel)]
+    assert not stale, f"remove from ALLOWLIST in {Path(__file__).name} (now clean or gone): {stale}"
+    assert all(reason.startswith("to move: ") for reason in ALLOWLIST.values())
+
+
+def test_the_scan_sees_each_pattern(tmp_path):
+    """The patterns catch the forms they are meant to (guards against a silently dead regex)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text('a = d / "x.json"\nb = Path(p) / "sub"\nc = f"{s}.h5"\n'
+                      'e = stem + ".rejects.jsonl"\nf = {"k": "open_clip.csv"}\n# d / "ok.json"\n')
+    assert [h.split(":")[1] for h in _hits(sample, tmp_path)] == ["1", "2", "3", "4", "5"]
