@@ -111,5 +111,5 @@ def get_dataset_out_dir(wc, output):
 
 
 def encoder_definition(name):
-    """An encoder's full definition (rule params: editing `encoders.<name>` reruns its users)."""
+    """An encoder's full definition (as a params value: editing `encoders.<name>` reruns its users)."""
     return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None
