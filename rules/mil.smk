@@ -30,9 +30,9 @@ if MIL_TASKS:
         wildcard_constraints:
             task="|".join(MIL_TASKS),
         conda:
-            "../envs/torch.yaml"
+            "../envs/report.yaml"
         script:
-            "../workflow_scripts/mil.py"
+            "../workflow_scripts/mil_splits.py"
 
     rule mil:
         input:
@@ -74,6 +74,6 @@ if MIL_TASKS:
         resources:
             **res("mil_table"),
         conda:
-            "../envs/torch.yaml"
+            "../envs/report.yaml"
         script:
-            "../workflow_scripts/mil.py"
+            "../workflow_scripts/mil_table.py"

@@ -26,6 +26,6 @@ rule build_report:
     resources:
         **res("build_report"),
     conda:
-        "../envs/torch.yaml"
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/build_report.py"

@@ -47,6 +47,6 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
         resources:
             **res("zeroshot_table"),
         conda:
-            "../envs/torch.yaml"
+            "../envs/report.yaml"
         script:
-            "../workflow_scripts/zeroshot.py"
+            "../workflow_scripts/zeroshot_table.py"
