@@ -10,6 +10,16 @@ rule caption:
         selection=L.chunk_done("select", "{chunk}"),
     output:
         done=L.chunk_done("caption", "{chunk}"),
+    log:
+        L.log("caption", "{chunk}"),
+    benchmark:
+        L.benchmark("caption", "{chunk}")
+    conda:
+        "../envs/llm.yaml"
+    threads: threads_of("caption")
+    resources:
+        **res("caption", CAPTION_CHUNKS),
+        llm_slots=1,
     params:
         members=chunk_members(CAPTION_CHUNKS),
         # every caption-shaping setting and the filters: a change re-runs the job; the kept
@@ -21,15 +31,5 @@ rule caption:
         },
         # bumped by a job whose caption items failed: the next run retries them
         retry=get_caption_retry,
-    log:
-        L.log("caption", "{chunk}"),
-    benchmark:
-        L.benchmark("caption", "{chunk}")
-    threads: threads_of("caption")
-    resources:
-        llm_slots=1,
-        **res("caption", CAPTION_CHUNKS),
-    conda:
-        "../envs/llm.yaml"
     script:
         "../workflow_scripts/caption.py"

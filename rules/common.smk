@@ -25,7 +25,9 @@ def res(rule_name, chunks=None):
         out["gpu"] = r.gpu
     if r.gpu_model:
         out["gpu_model"] = r.gpu_model
-    partition = r.slurm_partition or (CFG.cluster.gpu_partition if r.gpu else CFG.cluster.cpu_partition)
+    partition = r.slurm_partition or (
+        CFG.cluster.gpu_partition if r.gpu else CFG.cluster.cpu_partition
+    )
     if partition:
         out["slurm_partition"] = partition
     if r.cpus_per_task:

@@ -14,18 +14,18 @@ rule build_dataset:
         captions=chunk_outputs("caption", CAPTION_CHUNKS),
     output:
         **DATASET_FILES,
-    params:
-        out_dir=get_dataset_out_dir,
-        images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
-        settings=CFG.dataset.model_dump(mode="json"),
     log:
         L.log("build_dataset"),
     benchmark:
         L.benchmark("build_dataset")
+    conda:
+        "../envs/torch.yaml"
     threads: threads_of("build_dataset")
     resources:
         **res("build_dataset"),
-    conda:
-        "../envs/torch.yaml"
+    params:
+        out_dir=get_dataset_out_dir,
+        images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
+        settings=CFG.dataset.model_dump(mode="json"),
     script:
         "../workflow_scripts/build_dataset.py"

@@ -3,9 +3,17 @@
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
 # What shapes one demo slide: not n_slides, the holdout share or the benchmark settings, so
 # growing the cohort never redraws a slide (pathgen/demo/cohort.py).
-DEMO_SLIDE_SETTINGS = CFG.demo.model_dump(
-    mode="json", include={"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size",
-                          "jpeg_quality"})
+DEMO_SLIDE_KEYS = {"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size", "jpeg_quality"}
+DEMO_SLIDE_SETTINGS = CFG.demo.model_dump(mode="json", include=DEMO_SLIDE_KEYS)
+# What shapes the holdout benchmark besides its slides.
+DEMO_BENCHMARK_KEYS = {
+    "holdout_fraction",
+    "zeroshot_min_purity",
+    "zeroshot_max_per_class",
+    "zeroshot_stride",
+    "zeroshot_template",
+}
+DEMO_BENCHMARK_SETTINGS = CFG.demo.model_dump(mode="json", include=DEMO_BENCHMARK_KEYS)
 DEMO_ZS = L.demo_zeroshot_files()
 
 if CFG.uses_demo:
@@ -15,35 +23,35 @@ if CFG.uses_demo:
     rule make_demo_slide:
         output:
             done=L.chunk_done("demo", "{chunk}"),
-        params:
-            members=chunk_members(CHUNKS),
-            settings=DEMO_SLIDE_SETTINGS,
         log:
             L.log("make_demo_slide", "{chunk}"),
         benchmark:
             L.benchmark("make_demo_slide", "{chunk}")
+        conda:
+            "../envs/wsi.yaml"
         threads: threads_of("make_demo_slide")
         resources:
             **res("make_demo_slide", CHUNKS),
-        conda:
-            "../envs/wsi.yaml"
+        params:
+            members=chunk_members(CHUNKS),
+            settings=DEMO_SLIDE_SETTINGS,
         script:
             "../workflow_scripts/demo_slide.py"
 
     rule demo_labels:
         output:
             labels=L.demo_labels,
-        params:
-            demo=DEMO_SETTINGS,
         log:
             L.log("demo_labels"),
         benchmark:
             L.benchmark("demo_labels")
+        conda:
+            "../envs/wsi.yaml"
         threads: threads_of("demo_labels")
         resources:
             **res("demo_labels"),
-        conda:
-            "../envs/wsi.yaml"
+        params:
+            demo=DEMO_SETTINGS,
         script:
             "../workflow_scripts/demo_labels.py"
 
@@ -51,25 +59,26 @@ if CFG.uses_demo:
         input:
             # ancient: a chunk that gains new (caption) members rewrites its outcome file,
             # which must not rebuild the benchmark and so re-run zero-shot on an unchanged model
-            demo=[ancient(str(L.chunk_done("demo", c))) for c, m in CHUNKS.items()
-                  if _HOLDOUT & set(m)],
+            demo=[
+                ancient(str(L.chunk_done("demo", c)))
+                for c, m in CHUNKS.items()
+                if _HOLDOUT & set(m)
+            ],
         output:
             **DEMO_ZS,
-        params:
-            demo=DEMO_SLIDE_SETTINGS,
-            benchmark=CFG.demo.model_dump(mode="json", include={
-                "holdout_fraction", "zeroshot_min_purity", "zeroshot_max_per_class",
-                "zeroshot_stride", "zeroshot_template"}),
-            holdout=HOLDOUT_IDS,
-            tiling=CFG.tiling.model_dump(mode="json"),
         log:
             L.log("demo_benchmark"),
         benchmark:
             L.benchmark("demo_benchmark")
+        conda:
+            "../envs/wsi.yaml"
         threads: threads_of("demo_benchmark")
         resources:
             **res("demo_benchmark"),
-        conda:
-            "../envs/wsi.yaml"
+        params:
+            demo=DEMO_SLIDE_SETTINGS,
+            benchmark=DEMO_BENCHMARK_SETTINGS,
+            holdout=HOLDOUT_IDS,
+            tiling=CFG.tiling.model_dump(mode="json"),
         script:
             "../workflow_scripts/demo_benchmark.py"

@@ -9,6 +9,15 @@ rule extract_features:
         tiles=L.chunk_done("tile", "{chunk}"),
     output:
         done=L.chunk_done("features", "{chunk}"),
+    log:
+        L.log("extract_features", "{chunk}"),
+    benchmark:
+        L.benchmark("extract_features", "{chunk}")
+    conda:
+        "../envs/torch.yaml"
+    threads: threads_of("extract_features")
+    resources:
+        **res("extract_features", CHUNKS),
     params:
         members=chunk_members(CHUNKS),
         # the encoder definition and every features setting: a change re-runs the job
@@ -17,14 +26,5 @@ rule extract_features:
             "encoder_spec": CFG.encoder_spec().model_dump(mode="json"),
             "features": CFG.features.model_dump(mode="json"),
         },
-    log:
-        L.log("extract_features", "{chunk}"),
-    benchmark:
-        L.benchmark("extract_features", "{chunk}")
-    threads: threads_of("extract_features")
-    resources:
-        **res("extract_features", CHUNKS),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/extract_features.py"

@@ -12,18 +12,18 @@ if CFG.instruct.enabled:
             captions=chunk_outputs("caption", CAPTION_CHUNKS),
         output:
             **INSTRUCT_FILES,
-        params:
-            out_dir=L.instruct_dir,
-            patches_root=L.selection_dir() / "patches",
-            settings=CFG.instruct.model_dump(mode="json"),
         log:
             L.log("build_instruct"),
         benchmark:
             L.benchmark("build_instruct")
+        conda:
+            "../envs/llm.yaml"
         threads: threads_of("build_instruct")
         resources:
             **res("build_instruct"),
-        conda:
-            "../envs/llm.yaml"
+        params:
+            out_dir=L.instruct_dir,
+            patches_root=L.selection_dir() / "patches",
+            settings=CFG.instruct.model_dump(mode="json"),
         script:
             "../workflow_scripts/build_instruct.py"

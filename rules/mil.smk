@@ -17,20 +17,20 @@ if MIL_TASKS:
             features=mil_feature_chunks,
         output:
             summary=L.mil_splits_summary("{task}"),
-        params:
-            task=get_mil_task_settings,
-            seed=MIL.seed,
         log:
             L.log("mil_splits", "{task}"),
         benchmark:
             L.benchmark("mil_splits", "{task}")
-        threads: threads_of("mil_splits")
-        resources:
-            **res("mil_splits"),
         wildcard_constraints:
             task="|".join(MIL_TASKS),
         conda:
             "../envs/report.yaml"
+        threads: threads_of("mil_splits")
+        resources:
+            **res("mil_splits"),
+        params:
+            task=get_mil_task_settings,
+            seed=MIL.seed,
         script:
             "../workflow_scripts/mil_splits.py"
 
@@ -42,21 +42,21 @@ if MIL_TASKS:
         output:
             metrics=MIL_RUN["metrics"],
             table=MIL_RUN["table"],
-        params:
-            settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
         log:
             L.log("mil", "{task}.{encoder}.{model}"),
         benchmark:
             L.benchmark("mil", "{task}.{encoder}.{model}")
-        threads: threads_of("mil")
-        resources:
-            **res("mil"),
         wildcard_constraints:
             task="|".join(MIL_TASKS),
             encoder="|".join(map(re.escape, MIL_ENCODERS)),
             model="|".join(MIL.models),
         conda:
             "../envs/torch.yaml"
+        threads: threads_of("mil")
+        resources:
+            **res("mil"),
+        params:
+            settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
         script:
             "../workflow_scripts/mil.py"
 
@@ -70,10 +70,10 @@ if MIL_TASKS:
             L.log("mil_table"),
         benchmark:
             L.benchmark("mil_table")
+        conda:
+            "../envs/report.yaml"
         threads: threads_of("mil_table")
         resources:
             **res("mil_table"),
-        conda:
-            "../envs/report.yaml"
         script:
             "../workflow_scripts/mil_table.py"

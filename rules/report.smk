@@ -22,10 +22,10 @@ rule build_report:
         L.log("build_report"),
     benchmark:
         L.benchmark("build_report")
+    conda:
+        "../envs/report.yaml"
     threads: threads_of("build_report")
     resources:
         **res("build_report"),
-    conda:
-        "../envs/report.yaml"
     script:
         "../workflow_scripts/build_report.py"

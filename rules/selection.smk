@@ -12,6 +12,15 @@ rule select_patches:
         extra=SELECTION_FILES,
     output:
         done=L.chunk_done("select", "{chunk}"),
+    log:
+        L.log("select_patches", "{chunk}"),
+    benchmark:
+        L.benchmark("select_patches", "{chunk}")
+    conda:
+        "../envs/torch.yaml"
+    threads: threads_of("select_patches")
+    resources:
+        **res("select_patches", CAPTION_CHUNKS),
     params:
         members=chunk_members(CAPTION_CHUNKS),
         # every selection setting and the encoder: a change re-runs the job
@@ -21,14 +30,5 @@ rule select_patches:
         },
         case_id=get_case_ids,
         files=SELECTION_FILES,
-    log:
-        L.log("select_patches", "{chunk}"),
-    benchmark:
-        L.benchmark("select_patches", "{chunk}")
-    threads: threads_of("select_patches")
-    resources:
-        **res("select_patches", CAPTION_CHUNKS),
-    conda:
-        "../envs/torch.yaml"
     script:
         "../workflow_scripts/select_patches.py"

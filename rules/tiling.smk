@@ -14,20 +14,20 @@ rule tile:
         demo=get_demo_chunk_done,
     output:
         done=L.chunk_done("tile", "{chunk}"),
+    log:
+        L.log("tile", "{chunk}"),
+    benchmark:
+        L.benchmark("tile", "{chunk}")
+    conda:
+        "../envs/wsi.yaml"
+    threads: threads_of("tile")
+    resources:
+        **res("tile", CHUNKS),
     params:
         members=chunk_members(CHUNKS),
         # every tiling setting, so a changed setting re-runs the job (params change trigger)
         settings=CFG.tiling.model_dump(mode="json"),
         mpp=get_tile_mpp,
         default_mpp=CFG.slides.default_mpp,
-    log:
-        L.log("tile", "{chunk}"),
-    benchmark:
-        L.benchmark("tile", "{chunk}")
-    threads: threads_of("tile")
-    resources:
-        **res("tile", CHUNKS),
-    conda:
-        "../envs/wsi.yaml"
     script:
         "../workflow_scripts/tile.py"

@@ -18,16 +18,16 @@ if CFG.training.enabled:
             meta=TRAIN_FILES["meta"],
             loss_png=TRAIN_FILES["loss_png"],
             loss_csv=TRAIN_FILES["loss_csv"],
-        params:
-            training=CFG.training.model_dump(mode="json"),
         log:
             L.log("train_clip"),
         benchmark:
             L.benchmark("train_clip")
+        conda:
+            "../envs/torch.yaml"
         threads: threads_of("train_clip")
         resources:
             **res("train_clip"),
-        conda:
-            "../envs/torch.yaml"
+        params:
+            training=CFG.training.model_dump(mode="json"),
         script:
             "../workflow_scripts/train_clip.py"

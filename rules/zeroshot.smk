@@ -18,35 +18,39 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             unpack(get_zeroshot_inputs),
         output:
             [str(L.zeroshot_result("{benchmark}", "{model}", p)) for p in ZS.prompting],
-        wildcard_constraints:
-            benchmark=alternatives(ZS_BENCHMARKS),
-            model=alternatives(ZS_MODELS),
         log:
             L.log("zeroshot", "{benchmark}.{model}"),
         benchmark:
             L.benchmark("zeroshot", "{benchmark}.{model}")
+        wildcard_constraints:
+            benchmark=alternatives(ZS_BENCHMARKS),
+            model=alternatives(ZS_MODELS),
+        conda:
+            "../envs/torch.yaml"
         threads: threads_of("zeroshot")
         resources:
             **res("zeroshot"),
-        conda:
-            "../envs/torch.yaml"
         script:
             "../workflow_scripts/zeroshot.py"
 
     rule zeroshot_table:
         input:
-            [str(L.zeroshot_result(b, m, p)) for b in ZS_BENCHMARKS for m in ZS_MODELS
-             for p in ZS.prompting],
+            [
+                str(L.zeroshot_result(b, m, p))
+                for b in ZS_BENCHMARKS
+                for m in ZS_MODELS
+                for p in ZS.prompting
+            ],
         output:
             **ZS_TABLE,
         log:
             L.log("zeroshot_table"),
         benchmark:
             L.benchmark("zeroshot_table")
+        conda:
+            "../envs/report.yaml"
         threads: threads_of("zeroshot_table")
         resources:
             **res("zeroshot_table"),
-        conda:
-            "../envs/report.yaml"
         script:
             "../workflow_scripts/zeroshot_table.py"
