@@ -25,7 +25,7 @@ from typing import Any
 from .atomic import write_json, write_text
 from .config import ConfigError, PathgenConfig
 from .paths import Layout
-from .slide_state import (BLOCKED, DONE, FAILED, file_identity, fingerprint, read_record,
+from .slide_state import (BLOCKED, DONE, FAILED, fingerprint, read_record,
                           write_record)
 
 log = logging.getLogger("pathgen.chunk")

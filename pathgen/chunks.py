@@ -61,7 +61,7 @@ def assign(slide_ids: list[str], registry: dict[str, str], size: int) -> dict[st
     size = max(1, int(size))
     reg = dict(registry)
     counts: dict[str, int] = {}
-    for slide, chunk in reg.items():
+    for chunk in reg.values():
         counts[chunk] = counts.get(chunk, 0) + 1
     # Chunk size lowered: keep the first `size` registered members, re-assign the rest.
     overfull = {c for c, n in counts.items() if n > size}

@@ -11,7 +11,7 @@ import pytest
 
 from pathgen import doctor
 from pathgen.config import validate_config
-from pathgen.doctor import (Node, Partition, Request, check_request, largest_requests,
+from pathgen.doctor import (Partition, Request, check_request, largest_requests,
                             parse_gres, parse_minutes, parse_nodes, parse_partitions,
                             status_command_problem, submitted_rules)
 

@@ -102,7 +102,7 @@ def test_bad_splits_are_errors(tmp_path, cohort):
 @pytest.mark.parametrize("n_classes", [2, 3, 4])
 def test_metrics_match_sklearn(n_classes):
     rng = np.random.default_rng(n_classes)
-    for trial in range(5):
+    for _ in range(5):
         y = rng.integers(0, n_classes, 40)
         logits = rng.normal(size=(40, n_classes)) + np.eye(n_classes)[y] * rng.uniform(0, 2)
         logits[:5] = np.round(logits[:5])  # some ties

@@ -78,7 +78,7 @@ def test_abmil_end_to_end_learns_and_writes_clam_outputs(tmp_path, caplog):
 
 def test_deterministic_with_seed(tmp_path):
     table, feats, splits = _setup(tmp_path)
-    runs = [run_benchmark(table, CLASSES, splits[:1], feats, "acmil", tmp_path / f"o{i}", _params(3),
+    _ = [run_benchmark(table, CLASSES, splits[:1], feats, "acmil", tmp_path / f"o{i}", _params(3),
                           heatmap_slides=0) for i in range(2)]
     a, b = (pd.read_csv(tmp_path / f"o{i}" / "fold_0.csv") for i in range(2))
     pd.testing.assert_frame_equal(a, b)

@@ -145,7 +145,7 @@ def test_start_script_fails_fast_when_a_daemon_dies():
     assert not (STATE / "pids").exists()  # the daemons it had started are stopped
 
 
-def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):
+def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  # noqa: F811 (fixture)
     t_start = time.perf_counter()
     from pathgen.chunks import read_registry
     from pathgen.config import load_config

@@ -65,9 +65,13 @@ def rows(model: type[BaseModel] = PathgenConfig, prefix: str = "") -> list[tuple
 
 def markdown() -> str:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    def cell(s):
+        return str(s).replace("\n", " ")
+
+    def esc(s):
+        return cell(s).replace("|", "\\|")
+
     for key, typ, default, desc in rows():
-        cell = lambda s: str(s).replace("\n", " ")  # noqa: E731
-        esc = lambda s: cell(s).replace("|", "\\|")  # noqa: E731
         lines.append(f"| `{key}` | {cell(typ)} | `{esc(default)}` | {esc(desc)} |" if default
                      else f"| `{key}` | {cell(typ)} | | {esc(desc)} |")
     return "\n".join(lines) + "\n"

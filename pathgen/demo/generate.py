@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import atomic_path, write_json, write_text
+from ..atomic import write_json, write_text
 from ..config import ConfigError, PathgenConfig
 from .aperio import write_aperio_svs
 from .cohort import DemoSlide, demo_cohort  # noqa: F401 (re-exported)

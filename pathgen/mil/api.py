@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 from ..config import ConfigError, PathgenConfig
-from ..config.evaluation import MilTaskConfig
 from ..paths import Layout
 from .tasks import get_task, task_splits, task_table  # noqa: F401 (the API's task functions)
 # The Snakefile imports this module at parse time: torch/sklearn stay out of module scope.

@@ -42,7 +42,7 @@ class PatchReader(abc.ABC):
     def describe(self, size_level0: float, out_size: int) -> dict:
         """What this reader does for a geometry (level, decode scale), for provenance."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: readers without resources keep it)
         pass
 
     def __enter__(self):

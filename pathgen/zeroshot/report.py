@@ -78,8 +78,12 @@ def write_table(result_files: list[str | Path], csv_path: Path, md_path: Path) -
         w.writerows(rows)
     lines = ["| benchmark | model | prompting | n | chance | accuracy | balanced accuracy [95% CI] "
              "| weighted F1 | macro AUROC |", "|---|---|---|---|---|---|---|---|---|"]
+    def ci_of(r, k):
+        return (r[f"{k}_ci_low"], r[f"{k}_ci_high"]) if r[f"{k}_ci_low"] is not None else None
+
     for r in rows:
-        ci = lambda k: (r[f"{k}_ci_low"], r[f"{k}_ci_high"]) if r[f"{k}_ci_low"] is not None else None  # noqa: E731
+        def ci(k, r=r):
+            return ci_of(r, k)
         lines.append(f"| {r['benchmark']} | {r['model']} | {r['prompting']} | {r['n_images']} | "
                      f"{_fmt(r['chance'])} | {_fmt(r['accuracy'], ci('accuracy'))} | "
                      f"{_fmt(r['balanced_accuracy'], ci('balanced_accuracy'))} | "

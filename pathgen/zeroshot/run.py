@@ -17,7 +17,6 @@ import torch
 from .. import __version__
 from ..atomic import atomic_path, write_json
 from ..config import PathgenConfig
-from ..config.features import EncoderSpec
 from ..paths import Layout
 from .benchmarks import Benchmark, resolve_benchmark
 from .layout import model_names, model_spec, result_path, trained_spec, zeroshot_dir  # noqa: F401
