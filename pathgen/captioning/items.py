@@ -51,6 +51,12 @@ class AgentError(RuntimeError):
         self.attempts = attempts
 
 
+class CaptioningAborted(RuntimeError):
+    """The run cannot go on for ANY item (records cannot be written, the server refuses the
+    credentials or does not serve the model): raised out of the run, never recorded per item.
+    Records already written are kept; a rerun resumes after the cause is fixed."""
+
+
 def resolve_image(patches_dir: Path, image: str, slide_id: str) -> Path:
     """``image`` is relative to the selection's patches root (``<slide>/<x>_<y>.jpg``); also
     accept being handed the per-slide folder itself."""

@@ -4,9 +4,13 @@ Not a model: it answers fixed text.
 
 It serves at most ``capacity`` requests at once, each taking ``latency_s`` (throughput
 ceiling capacity / latency per second; extra requests wait server-side, as on a saturated
-vLLM), and can inject faults from a script: ``"429"``, ``"500"``, ``"timeout"`` (hangs
-``hang_s``), ``"slow"`` (2 x latency), ``"malformed"`` (not JSON), ``"nochoices"``
-(JSON without choices), ``"ok"``.
+vLLM), and can inject faults from a script: ``"429"``, ``"429:<Retry-After value>"`` (e.g.
+``"429:soon"``), ``"500"``, ``"400"`` (vLLM's reply to one over-long prompt), ``"401"``,
+``"403"``, ``"404model"`` (vLLM's "model does not exist"), ``"timeout"`` (hangs ``hang_s``),
+``"slow"`` (2 x latency), ``"malformed"`` (not JSON), ``"nochoices"`` (JSON without choices),
+``"ok"``. ``fault_for(body)`` may pick a fault per request (e.g. for one item's image) before
+the script; ``api_key`` makes it answer 401 to requests without ``Bearer <api_key>``;
+``served_models`` makes it answer 404 "model does not exist" for any other model.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ CAPTION = ("Tumour-like epithelium in solid nests with enlarged, pleomorphic, hy
            "nuclei and thin eosinophilic stroma.")
 
 
+# vLLM's error replies (OpenAI-style error objects)
+_ERRORS = {
+    "400": (400, "BadRequestError", "This model's maximum context length is 4096 tokens. However, "
+            "you requested 6144 tokens (5632 in the messages, 512 in the completion). Please "
+            "reduce the length of the messages or completion."),
+    "401": (401, "AuthenticationError", "Incorrect API key provided."),
+    "403": (403, "PermissionDeniedError", "This key may not use this server."),
+    "404model": (404, "NotFoundError", "The model `{model}` does not exist."),
+}
+
+
 def canned_reply(body: dict) -> str:
     """Description for image turns, caption for text-only (summarize) turns."""
     content = body["messages"][-1]["content"]
@@ -33,9 +48,13 @@ def canned_reply(body: dict) -> str:
 
 class MockChatServer:
     def __init__(self, capacity: int = 32, latency_s: float = 0.2, faults=(), hang_s: float = 5.0,
-                 reply=canned_reply, host: str = "127.0.0.1", port: int = 0):
+                 reply=canned_reply, host: str = "127.0.0.1", port: int = 0, fault_for=None,
+                 api_key: str | None = None, served_models=None):
         self.capacity, self.latency_s, self.hang_s, self.reply = capacity, latency_s, hang_s, reply
         self.faults = deque(faults)
+        self.fault_for, self.api_key = fault_for, api_key
+        self.served_models = set(served_models) if served_models is not None else None
+        self.headers: list[dict] = []
         self.slots = threading.BoundedSemaphore(capacity)
         self.lock = threading.Lock()
         self.log: list[tuple[float, str]] = []  # (time, fault or "ok")
@@ -62,14 +81,27 @@ class MockChatServer:
                 if self.path != "/v1/chat/completions":
                     return self._send(404, b'{"error": "not found"}')
                 body = json.loads(raw)
+                picked = server.fault_for(body) if server.fault_for else None
+                auth = self.headers.get("Authorization")
+                if server.api_key is not None and auth != f"Bearer {server.api_key}":
+                    picked = "401"
+                if server.served_models is not None and body.get("model") not in server.served_models:
+                    picked = "404model"
                 with server.lock:
-                    fault = server.faults.popleft() if server.faults else "ok"
+                    fault = picked or (server.faults.popleft() if server.faults else "ok")
                     server.log.append((time.time(), fault))
                     server.bodies.append(body)
-                if fault == "429":
-                    return self._send(429, b'{"error": "rate limited"}', [("Retry-After", "0.05")])
+                    server.headers.append(dict(self.headers.items()))
+                if fault == "429" or fault.startswith("429:"):
+                    after = fault.partition(":")[2] or "0.05"
+                    return self._send(429, b'{"error": "rate limited"}', [("Retry-After", after)])
                 if fault == "500":
                     return self._send(500, b'{"error": "internal"}')
+                if fault in _ERRORS:
+                    code, typ, msg = _ERRORS[fault]
+                    err = {"object": "error", "message": msg.format(model=body.get("model")),
+                           "type": typ, "param": None, "code": code}
+                    return self._send(code, json.dumps(err).encode())
                 with server.slots:  # at most `capacity` in service; the rest queue here
                     if fault == "timeout":
                         time.sleep(server.hang_s)

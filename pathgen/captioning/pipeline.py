@@ -99,16 +99,39 @@ async def caption_item(item: PatchItem, backend: Backend, s: AgentSettings) -> d
     return rec
 
 
+async def _until_failure(tasks: list[asyncio.Task], writer: asyncio.Task) -> BaseException | None:
+    """Wait until every task in ``tasks`` is done (-> None) or one of them raises (-> its
+    exception). The writer raising re-raises at once: nothing can be persisted any more."""
+    pending = set(tasks) | {writer}
+    while True:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done and not writer.cancelled() and writer.exception() is not None:
+            raise writer.exception()
+        for t in done:
+            if t is not writer and not t.cancelled() and t.exception() is not None:
+                return t.exception()
+        if all(t.done() for t in tasks):
+            return None
+
+
 async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettings,
                     sink: Callable[[dict], None], concurrency: int = 32,
                     queue_size: int | None = None,
                     on_record: Callable[[dict], Awaitable[None] | None] | None = None) -> int:
     """Caption every item with ``concurrency`` in flight; call ``sink(record)`` (in a worker
-    thread, e.g. an fsyncing append) for each as it completes. Returns the count written."""
+    thread, e.g. an fsyncing append) for each as it completes. Returns the count written.
+
+    Failures stop the run within moments and are raised, never swallowed: if the writer
+    (``sink``/``on_record``) raises, everything stops and that exception is raised; if the
+    producer or a worker raises (e.g. FatalRequestError), the others stop, every record
+    already finished is still written, then that exception is raised."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size or 2 * concurrency)
     results: asyncio.Queue = asyncio.Queue(maxsize=2 * concurrency)
     done = 0
     STOP = object()
+    stranded: list[dict] = []  # finished records of workers stopped before handing them over
 
     async def producer():
         for item in items:  # lazy: pulls the next item only when there is room
@@ -121,7 +144,12 @@ async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettin
             item = await queue.get()
             if item is STOP:
                 return
-            await results.put(await caption_item(item, backend, s))
+            rec = await caption_item(item, backend, s)
+            try:
+                await results.put(rec)
+            except asyncio.CancelledError:  # stopped while the queue was full: still write it
+                stranded.append(rec)
+                raise
 
     async def writer():
         nonlocal done
@@ -139,13 +167,32 @@ async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettin
     writer_task = asyncio.create_task(writer())
     tasks = [asyncio.create_task(producer())] + [asyncio.create_task(worker())
                                                  for _ in range(concurrency)]
+    extra: list[asyncio.Task] = []
     try:
-        await asyncio.gather(*tasks)
-        await results.put(STOP)
+        failure = await _until_failure(tasks, writer_task)
+        if failure is not None:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.warning("captioning stops (%s, raised below); writing the %d finished "
+                        "record(s) first", type(failure).__name__, results.qsize() + len(stranded))
+
+        async def finish():  # after every finished record
+            for rec in stranded:
+                await results.put(rec)
+            await results.put(STOP)
+
+        extra.append(asyncio.create_task(finish()))
+        await _until_failure(extra, writer_task)
         await writer_task
-    except BaseException:
-        for t in tasks + [writer_task]:
+        if failure is not None:
+            raise failure
+    except BaseException as err:
+        if writer_task.done() and not writer_task.cancelled() and writer_task.exception() is err:
+            log.error("captioning stops: a record could not be written (%s, raised below)",
+                      type(err).__name__)
+        for t in tasks + extra + [writer_task]:
             t.cancel()
-        await asyncio.gather(*tasks, writer_task, return_exceptions=True)
+        await asyncio.gather(*tasks, *extra, writer_task, return_exceptions=True)
         raise
     return done

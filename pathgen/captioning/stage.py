@@ -5,7 +5,9 @@ Agent outputs accumulate in ``<slide>.partial.jsonl`` (kept after completion: it
 agent outputs, so a rerun with other filter settings only re-filters). The final files are
 written atomically once every patch has a record and failures are within
 ``captioning.max_failed_fraction``; otherwise the run raises and a rerun retries the failed
-patches only.
+patches only. A failure that no item can get past (records cannot be written, the server
+refuses the credentials or lacks the model) stops the run at once with
+:class:`CaptioningAborted` (CaptioningWriteError, FatalRequestError); finished records are kept.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from pathgen.atomic import atomic_path, write_json
 from .backends import Backend, make_backend
 from .budget import TokenBudget
 from .filters import REASONS, apply_filters
-from .items import PatchItem, read_selection
+from .items import CaptioningAborted, PatchItem, read_selection
 from .pipeline import AgentSettings, run_items
 from .prompts import load_templates
-from .store import PartialStore, partial_path, record_key
+from .store import CaptioningWriteError, PartialStore, partial_path, record_key
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +105,19 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
                  len(items), len(items) - len(todo), len(todo), backend.name, backend.model,
                  settings.prompt_hash)
         new = 0
+
+        def sink(rec: dict) -> None:  # any OSError of the store: one error naming the file
+            try:
+                store.append(rec)
+            except CaptioningWriteError:
+                raise
+            except OSError as err:
+                raise CaptioningWriteError(store.path, err) from err
+
         if todo:
             async def go():
                 try:
-                    return await run_items(todo, backend, settings, store.append,
+                    return await run_items(todo, backend, settings, sink,
                                            concurrency=min(ccfg.concurrency, len(todo)))
                 finally:
                     if own_backend:
@@ -146,4 +157,4 @@ def caption_slide(selection_csv: str | Path, patches_dir: str | Path, out_jsonl:
 
 
 __all__ = ["caption_slide", "caption_items", "output_paths", "CaptioningIncomplete",
-           "record_key"]
+           "CaptioningAborted", "CaptioningWriteError", "record_key"]

@@ -14,8 +14,9 @@ import json
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .base import Section
 
@@ -25,7 +26,19 @@ from .base import Section
 MORPHOMETRIC_MODEL_ID = "morphometric-v2"
 
 
+def url_has_credentials(url: str) -> bool:
+    """True when ``url`` carries userinfo (``user:password@host``)."""
+    try:
+        parts = urlsplit(str(url).strip())
+    except ValueError:
+        return "@" in str(url)
+    return "@" in parts.netloc
+
+
 class OpenAIBackendConfig(Section):
+    # a rejected value may hold a secret: pydantic must not echo it in error text
+    model_config = ConfigDict(**Section.model_config, hide_input_in_errors=True)
+
     base_url: str = Field("http://127.0.0.1:8000/v1",
                           description="OpenAI-compatible server root (the part before "
                                       "/chat/completions), e.g. a vLLM or SGLang server.")
@@ -51,6 +64,18 @@ class OpenAIBackendConfig(Section):
     backoff_base_s: float = Field(0.5, gt=0, description="First retry delay (doubles each time, "
                                                          "with jitter; Retry-After wins).")
     backoff_max_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials_in_url(cls, data):
+        # mode="before" on the section: the error then shows the section as {...}, never the URL
+        if isinstance(data, dict) and url_has_credentials(data.get("base_url", "")):
+            raise ValueError(
+                "captioning.openai.base_url must not hold credentials (user:password@host): "
+                "they would be logged and stored with the config. Put the key in an "
+                "environment variable and set captioning.openai.api_key_env to its NAME "
+                "(sent as 'Authorization: Bearer <key>')")
+        return data
 
 
 class TransformersBackendConfig(Section):
@@ -105,6 +130,17 @@ class FiltersConfig(Section):
                                                                 "is rejected.")
     extra_refusal_patterns: list[str] = Field(default_factory=list,
                                               description="More regexes treated as refusals.")
+
+    @field_validator("extra_refusal_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for i, pat in enumerate(patterns):
+            try:
+                re.compile(pat)
+            except re.error as err:
+                raise ValueError(f"captioning.filters.extra_refusal_patterns[{i}] = {pat!r} is "
+                                 f"not a valid regular expression: {err}") from None
+        return patterns
 
 
 class CaptioningConfig(Section):

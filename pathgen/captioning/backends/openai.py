@@ -3,19 +3,29 @@ OpenAI itself). Request/response format: the OpenAI Chat Completions API
 (``POST {base_url}/chat/completions``; images as ``image_url`` parts holding base64 data URLs).
 
 Retries with exponential backoff + jitter on 429, 5xx, timeouts, connection errors and
-malformed replies; ``Retry-After`` is honoured. Other 4xx (bad model name, bad key) fail
-fast with the server's message. A semaphore bounds the requests in flight.
+malformed replies; ``Retry-After`` is honoured (seconds or an HTTP date; anything else means
+the default backoff). Per-item 4xx (e.g. vLLM's 400 for one over-long prompt) fail that item
+with the server's message and the run goes on; 401/403 (credentials) and 404 / "model does not
+exist" (wrong base_url or model) stop the run with one message naming base_url and the model.
+A semaphore bounds the requests in flight.
+
+Credentials travel only in the ``Authorization`` header (key from ``api_key_env``); the
+httpx/httpcore loggers are kept at WARNING and a filter redacts userinfo and Authorization
+values from their records, so no log line carries a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import email.utils
 import io
 import logging
+import math
 import os
 import random
+import re
 import ssl
 import time
 from pathlib import Path
@@ -24,15 +34,59 @@ import certifi
 import httpx
 
 from ..budget import TokenBudget
-from ..items import AgentError, PatchItem, Reply
+from ..items import AgentError, CaptioningAborted, PatchItem, Reply
 from .base import Backend
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+AUTH_STATUS = {401, 403, 407}
+# "The model `x` does not exist." (vLLM, OpenAI), "model 'x' not found" (Ollama, llama.cpp)
+_MODEL_MISSING = re.compile(r"model_not_found|\bmodel\b[^.\n]{0,160}?\b(does not exist|not found)"
+                            r"|\b(unknown|no such) model\b", re.I)
 
 
-class FatalRequestError(RuntimeError):
-    """A reply that retrying cannot fix (e.g. 401/404): the run stops with this message."""
+class FatalRequestError(CaptioningAborted):
+    """A reply that retrying cannot fix and that every item would get (bad credentials, wrong
+    base_url, model not served): the run stops with this message."""
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_AUTH_VALUE = re.compile(r"(?i)(\b(?:proxy-)?authorization\b['\"]?\s*[:=,]\s*(?:b(?=['\"]))?['\"]?"
+                         r"(?:(?:bearer|basic|token|digest)\s+)?)[^\s'\",)]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL userinfo and Authorization values replaced by ``***``."""
+    return _AUTH_VALUE.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record whose message carries URL userinfo or an Authorization value."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a broken record is not ours to fix
+            return True
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_REDACT = RedactSecrets()
+
+
+def protect_http_logs() -> None:
+    """httpx logs every request URL at INFO, httpcore the wire at DEBUG: keep both at WARNING
+    unless the user set a level on purpose, and redact whatever they still log."""
+    for name in ("httpx", "httpcore"):
+        lg = logging.getLogger(name)
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+    for lg in (logging.getLogger("httpx"), log):
+        if _REDACT not in lg.filters:
+            lg.addFilter(_REDACT)
 
 
 def image_data_url(path: Path, fmt: str = "jpeg") -> str:
@@ -50,14 +104,46 @@ def image_data_url(path: Path, fmt: str = "jpeg") -> str:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
+    """Seconds to wait from ``Retry-After`` (delta-seconds or an HTTP date); None (= the
+    default backoff) when absent or unparseable, e.g. ``Retry-After: soon``."""
+    value = (resp.headers.get("retry-after") or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        secs = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is None:
+            log.debug("ignoring unparseable Retry-After %r", value[:80])
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        secs = when.timestamp() - time.time()
+    if math.isnan(secs):
+        return None
+    return max(0.0, secs)
+
+
+def _server_message(resp: httpx.Response) -> str:
+    """The error text of an error reply (OpenAI/vLLM ``{"error": {"message": ...}}``, FastAPI
+    ``{"detail": ...}``, ``{"message": ...}``), else the start of the body."""
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    msg = None
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail")
+        elif isinstance(err, str):
+            msg = err
+        msg = msg or payload.get("message") or payload.get("detail")
+    text = str(msg) if msg else resp.text
+    return " ".join(text.split())[:400] or "(empty body)"
 
 
 def _content(payload) -> str:
@@ -78,7 +164,9 @@ class OpenAIChatClient:
                  max_concurrent_requests: int = 32, timeout_s: float = 120.0,
                  max_retries: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
                  temperature: float = 0.2, seed: int | None = 0):
+        protect_http_logs()
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = redact(base_url.rstrip("/"))  # for messages: never a secret
         self.model = model
         self.temperature, self.seed = temperature, seed
         self.max_retries = max_retries
@@ -125,12 +213,10 @@ class OpenAIChatClient:
                     except (ValueError, KeyError, IndexError, TypeError) as err:
                         last = f"malformed reply ({type(err).__name__}: {err}): {resp.text[:200]!r}"
                 elif resp.status_code in RETRY_STATUS:
-                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                    last = f"HTTP {resp.status_code}: {_server_message(resp)[:200]}"
                     retry_after = _retry_after(resp)
                 else:
-                    raise FatalRequestError(
-                        f"{self.url} answered HTTP {resp.status_code}: {resp.text[:300]} "
-                        "(check captioning.openai.base_url/model/api_key_env)")
+                    self._refuse(resp, body["model"], attempt + 1)
             except httpx.TimeoutException as err:
                 last = f"timeout ({type(err).__name__})"
             except httpx.TransportError as err:
@@ -138,11 +224,34 @@ class OpenAIChatClient:
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
                 delay = self._delay(attempt, retry_after)
-                log.debug("retrying %s in %.2fs after %s", self.url, delay, last)
+                log.debug("retrying %s in %.2fs after %s", self.base_url, delay, last)
                 await asyncio.sleep(delay)
         self.stats["failures"] += 1
         raise AgentError(f"{last} (gave up after {self.max_retries + 1} attempts)",
                          attempts=self.max_retries + 1)
+
+    def _refuse(self, resp: httpx.Response, model: str, attempts: int):
+        """A non-retryable reply: FatalRequestError when every item would get it, else
+        AgentError (this item fails with the server's message, the run goes on)."""
+        code, msg = resp.status_code, _server_message(resp)
+        where = f"the server at {self.base_url}"
+        if code in AUTH_STATUS:
+            raise FatalRequestError(
+                f"{where} refused the request for model {model!r} (HTTP {code}: {msg}); set the "
+                "API key in the environment variable named by captioning.openai.api_key_env "
+                "(credentials never go into base_url)")
+        if _MODEL_MISSING.search(msg) or (code == 404 and "model" in msg.lower()):
+            raise FatalRequestError(
+                f"{where} does not serve model {model!r} (HTTP {code}: {msg}); set "
+                f"captioning.openai.model / summarize_model to a model it serves (GET "
+                f"{self.base_url}/models lists them)")
+        if code == 404 or not 400 <= code < 500:
+            raise FatalRequestError(
+                f"{redact(self.url)} answered HTTP {code} for model {model!r}: {msg}; check "
+                "captioning.openai.base_url (the part before /chat/completions, e.g. "
+                "http://host:8000/v1)")
+        self.stats["failures"] += 1
+        raise AgentError(f"HTTP {code}: {msg}", attempts=attempts)
 
     async def aclose(self) -> None:
         for c in self._clients:
