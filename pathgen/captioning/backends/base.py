@@ -25,5 +25,5 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def summarize(self, description: str, prompt: str, budget: TokenBudget) -> Reply: ...
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook: backends without resources keep it)
         """Release connections/threads (called once at the end of a run)."""
