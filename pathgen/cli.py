@@ -30,6 +30,7 @@ STAGE_MODULES = [
     "pathgen.report.cli",
     "pathgen.doctor",
     "pathgen.status_cli",
+    "pathgen.recover",
 ]
 
 

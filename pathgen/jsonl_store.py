@@ -88,8 +88,15 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
+    """Records of a JSON Lines file; a binary/non-UTF-8 or non-JSON line is a ValueError
+    naming the file and line."""
+    with open(path, "rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} line {i} is not UTF-8 text (a binary file?); expected "
+                                 "JSON Lines") from None
             if line.strip():
                 try:
                     yield json.loads(line)

@@ -2,20 +2,22 @@
 
 A pure function of the per-slide files: rerunning after adding slides rebuilds the aggregate
 files, reusing the image links and any WebDataset shard whose content did not change.
+Every input record is checked (records.py, resolve_image) before anything is written, so a
+hostile or broken caption file never writes outside ``out_dir`` or links in a foreign file.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from pathlib import Path
 
 from ..atomic import write_json, write_text
 from ..config.dataset import DatasetConfig
+from ..slides import read_id_table, read_table
 from .card import build_card, card_markdown, gallery_html
 from .pathgen_json import write_pathgen_json
-from .records import SlideCaptions, load_slide
+from .records import DatasetInputError, SlideCaptions, load_slide
 from .writers import sample_key, sync_images, write_csv, write_shards
 
 log = logging.getLogger(__name__)
@@ -34,65 +36,101 @@ def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
 
 
 def read_file_ids(path: str | os.PathLike | None) -> dict[str, str]:
+    """dataset.file_ids (CSV slide_id,file_id), checked like every table the config names."""
     if path is None:
         return {}
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dataset.file_ids {path} does not exist")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not {"slide_id", "file_id"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path} needs columns slide_id,file_id")
-        return {r["slide_id"].strip(): r["file_id"].strip() for r in reader if r["file_id"].strip()}
+    return read_id_table(path, "dataset.file_ids", "file_id")
 
 
 def file_ids_from_sheet(sample_sheet: str | os.PathLike | None) -> dict[str, str]:
     """slide_id -> file_id from the sample sheet's optional `file_id` column (else {})."""
     if sample_sheet is None or not Path(sample_sheet).exists():
         return {}
-    with open(sample_sheet, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if "file_id" not in (reader.fieldnames or []):
-            return {}
-        return {r["slide_id"].strip(): r["file_id"].strip() for r in reader
-                if (r.get("file_id") or "").strip()}
+    header, rows = read_table(sample_sheet, "slides.sample_sheet", ("slide_id",))
+    if "file_id" not in header:
+        return {}
+    return {row["slide_id"]: row["file_id"] for _, row in rows if row.get("file_id")}
 
 
-def resolve_image(rec: dict, caption_file: Path, images_root: Path | None) -> Path:
-    """Find the patch file a caption record names (`image`, relative to the patches root)."""
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def image_roots(caption_file: Path, images_root: Path | None) -> list[Path]:
+    """The folders a record's `image` may be in (images_root, then the layout's defaults)."""
+    roots = [Path(images_root)] if images_root is not None else []
+    roots += [caption_file.parent.parent / "selection" / "patches", caption_file.parent]
+    return roots
+
+
+def resolve_image(rec: dict, caption_file: Path, images_root: Path | None,
+                  where: str | None = None) -> Path:
+    """The real path of the patch file a caption record names (`image`, relative to the
+    patches root). It must stay inside that root: '..' parts, absolute paths elsewhere and
+    symlinks that lead out of the root are refused (DatasetInputError naming file, line and
+    field), so no record can pull another file into images/ or a shard."""
+    where = where or str(caption_file)
     image = rec.get("image") or f"{rec['slide_id']}/{int(rec['x'])}_{int(rec['y'])}.jpg"
+    roots = image_roots(caption_file, images_root)
     p = Path(image)
-    tried = []
+    allowed = ", ".join(str(r) for r in roots)
+    fix = ("image paths are relative to the selection patches folder (dataset.images_root / "
+           "--images-root) and must stay inside it")
+    if ".." in p.parts:
+        raise DatasetInputError(f"{where}, field 'image': {image!r} contains '..'; {fix}")
+    rel_in = []  # (root, path relative to it)
     if p.is_absolute():
-        tried.append(p)
+        norm = Path(os.path.normpath(p))
+        rel_in = [(r, norm.relative_to(Path(os.path.abspath(r)))) for r in roots
+                  if _inside(norm, Path(os.path.abspath(r)))]
+        if not rel_in:
+            raise DatasetInputError(f"{where}, field 'image': absolute path {image!r} is outside "
+                                    f"the allowed folders ({allowed}); {fix}")
     else:
-        if images_root is not None:
-            tried.append(Path(images_root) / p)
-        tried += [caption_file.parent.parent / "selection" / "patches" / p, caption_file.parent / p]
-    for t in tried:
-        if t.is_file():
-            return t
+        rel_in = [(r, p) for r in roots]
+    tried = []
+    for root, rel in rel_in:
+        cand = root / rel
+        tried.append(cand)
+        if not os.path.lexists(cand):
+            continue
+        real_root = root.resolve()
+        real = cand.resolve()
+        if not _inside(real, real_root):
+            raise DatasetInputError(f"{where}, field 'image': {image!r} resolves to {real} "
+                                    f"(a symlink) outside {root}; refused. Put the patch file "
+                                    "itself inside the patches folder")
+        if real.is_file():
+            return real
     raise FileNotFoundError(
-        f"{caption_file}: image {image!r} of ({rec['x']}, {rec['y']}) not found; tried "
+        f"{where}: image {image!r} of ({rec['x']}, {rec['y']}) not found; tried "
         f"{', '.join(str(t) for t in tried)}. Set dataset.images_root (CLI --images-root) to the "
         "selection patches folder.")
 
 
 def _samples(slides: list[SlideCaptions], images_root: Path | None, accepted_only: bool,
              file_ids: dict[str, str]) -> list[dict]:
-    out, keys = [], {}
+    out, keys, rels = [], {}, {}
     for sc in slides:
         recs = sc.accepted if accepted_only else sc.accepted + [
             r for r in sc.rejected if r.get("status", "ok") == "ok" and r.get("caption")]
         for r in sorted(recs, key=lambda r: (int(r["y"]), int(r["x"]))):
             if not str(r.get("caption") or "").strip():
                 continue
-            src = resolve_image(r, sc.path, images_root)
+            where = sc.where(r)
+            src = resolve_image(r, sc.path, images_root, where)
             key = sample_key(str(r["slide_id"]), r["x"], r["y"])
             if key in keys:
-                raise ValueError(f"two caption records map to sample key {key!r} ({keys[key]} and "
-                                 f"{sc.path}); slide ids must stay unique after replacing '.'")
-            keys[key] = sc.path
+                raise DatasetInputError(
+                    f"{where}: sample key {key!r} is already used by {keys[key]}; two records "
+                    "of one position, or slide ids that collide after replacing '.' (rename one)")
+            keys[key] = where
+            name = Path(r.get("image") or src.name).name
+            rel = f"{r['slide_id']}/{name}"
+            if rel in rels:
+                raise DatasetInputError(f"{where}, field 'image': images/{rel} is already the "
+                                        f"image of {rels[rel]}; each record needs its own file")
+            rels[rel] = where
             fid = r.get("file_id") or file_ids.get(str(r["slide_id"]))
             meta = {k: r.get(k) for k in ("slide_id", "x", "y", "level", "size", "mpp", "backend",
                                           "model", "prompt_hash", "describe", "revise", "caption",
@@ -101,7 +139,7 @@ def _samples(slides: list[SlideCaptions], images_root: Path | None, accepted_onl
             if fid:
                 meta["file_id"] = fid
             out.append({"key": key, "caption": str(r["caption"]), "src_image": src,
-                        "rel_image": f"{r['slide_id']}/{src.name}", "meta": meta,
+                        "rel_image": rel, "meta": meta,
                         "slide_id": str(r["slide_id"]), "x": int(r["x"]), "y": int(r["y"]),
                         "file_id": fid})
     return out
@@ -123,9 +161,12 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
         log.info("skipping %d companion files (%s)", len(skipped), ", ".join(COMPANION_SUFFIXES))
         files = [f for f in files if f not in skipped]
     slides = [load_slide(f) for f in files]
-    dup = {s.slide_id for s in slides if sum(t.slide_id == s.slide_id for t in slides) > 1}
-    if dup:
-        raise ValueError(f"caption files for the same slide given twice: {sorted(dup)}")
+    first: dict[str, Path] = {}
+    for sc in slides:
+        if sc.slide_id in first:
+            raise DatasetInputError(f"caption files for the same slide given twice: {first[sc.slide_id]} "
+                                    f"and {sc.path} (slide {sc.slide_id!r}); pass each slide once")
+        first[sc.slide_id] = sc.path
     samples = _samples(slides, root, dcfg.accepted_only, fids)
     removed = sync_images(samples, out / "images", dcfg.images)
     write_csv(paths["open_clip_csv"], samples, out, dcfg.csv_separator, dcfg.csv_img_key,

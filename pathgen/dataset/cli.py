@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..cli import add_config_args, config_from_args
@@ -33,6 +34,7 @@ def register(sub) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from .build import build_dataset
+    from .records import DatasetInputError
 
     cfg = config_from_args(args)
     d = cfg.dataset
@@ -42,7 +44,11 @@ def _build(args: argparse.Namespace) -> int:
             setattr(d, key, getattr(args, flag))
     if args.include_rejected:
         d.accepted_only = False
-    card = build_dataset(args.captions, args.out, d, images_root=args.images_root)
+    try:
+        card = build_dataset(args.captions, args.out, d, images_root=args.images_root)
+    except DatasetInputError as err:
+        print(f"pathgen build-dataset: refused input: {err}", file=sys.stderr)
+        return 1
     print(json.dumps({k: card[k] for k in ("n_slides", "n_records", "n_accepted", "n_rejected",
                                            "n_pairs", "csv_separator", "shards")}, indent=2))
     return 0

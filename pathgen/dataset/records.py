@@ -1,5 +1,12 @@
 """Reading the captioning stage's per-slide files (docs/architecture.md "Captions"):
-``<slide>.jsonl`` (final records), ``<slide>.rejects.jsonl`` and ``<slide>.summary.json``."""
+``<slide>.jsonl`` (final records), ``<slide>.rejects.jsonl`` and ``<slide>.summary.json``.
+
+Caption files are inputs from outside the dataset folder (a copied results tree, a
+hand-edited file), so every record is checked before anything is written: the file name and
+each record's ``slide_id`` must be a safe slide id (pathgen.slides) and the same slide,
+``x``/``y`` non-negative integers, ``image``/``caption`` strings. A problem is a
+:class:`DatasetInputError` naming the file, line and field, and the fix.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..slides import slide_id_problem
+
 log = logging.getLogger(__name__)
+
+
+class DatasetInputError(ValueError):
+    """A caption file (or a record in it) that the dataset builder refuses."""
 
 
 @dataclass
@@ -19,6 +32,11 @@ class SlideCaptions:
     accepted: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
     summary: dict | None = None
+    # id(record) -> "<file> line <n>", for messages about a record
+    origin: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def where(self, rec: dict) -> str:
+        return self.origin.get(id(rec), str(self.path))
 
     @property
     def reject_reasons(self) -> Counter:
@@ -33,26 +51,78 @@ class SlideCaptions:
         return c
 
 
+def slide_id_of(jsonl: Path) -> str:
+    return jsonl.name[: -len(".jsonl")] if jsonl.name.endswith(".jsonl") else jsonl.stem
+
+
 def companions(jsonl: Path) -> tuple[Path, Path]:
-    stem = jsonl.name[: -len(".jsonl")] if jsonl.name.endswith(".jsonl") else jsonl.stem
+    stem = slide_id_of(jsonl)
     return jsonl.with_name(f"{stem}.rejects.jsonl"), jsonl.with_name(f"{stem}.summary.json")
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line; bad bytes/JSON name the line."""
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DatasetInputError(f"{path} line {i} is not UTF-8 text (a binary file?); "
+                                        "caption files are JSON Lines; re-run captioning for "
+                                        "this slide") from None
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path} line {i} is not valid JSON ({err}); re-run captioning "
-                                 "for this slide") from None
+                raise DatasetInputError(f"{path} line {i} is not valid JSON ({err}); re-run "
+                                        "captioning for this slide") from None
             if not isinstance(rec, dict):
-                raise ValueError(f"{path} line {i}: expected a JSON object per line")
-            out.append(rec)
+                raise DatasetInputError(f"{path} line {i}: expected a JSON object per line")
+            out.append((i, rec))
     return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [rec for _, rec in read_jsonl_lines(path)]
+
+
+def _is_coord(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v >= 0
+    if isinstance(v, float):
+        return v.is_integer() and v >= 0
+    return isinstance(v, str) and v.isascii() and v.isdigit()
+
+
+def check_record(rec: dict, where: str, slide_id: str, need_caption: bool) -> None:
+    """Raise DatasetInputError unless ``rec`` is a record of ``slide_id`` (see module doc)."""
+    for key in ("slide_id", "x", "y") + (("caption",) if need_caption else ()):
+        if key not in rec:
+            raise DatasetInputError(f"{where} lacks '{key}' (see docs/architecture.md "
+                                    "Captions); re-run captioning for this slide")
+    sid = rec["slide_id"]
+    if sid != slide_id:
+        problem = slide_id_problem(sid)
+        why = problem if problem else (f"is not this file's slide {slide_id!r} (a <slide>.jsonl "
+                                       "holds that slide's records only)")
+        raise DatasetInputError(f"{where}, field 'slide_id': {sid!r} {why}; fix the record or "
+                                "re-run captioning for this slide")
+    for key in ("x", "y"):
+        if not _is_coord(rec[key]):
+            raise DatasetInputError(f"{where}, field '{key}': {rec[key]!r} is not a non-negative "
+                                    "integer (level-0 pixel of the patch's top-left corner)")
+    for key in ("image", "caption", "file_id"):
+        v = rec.get(key)
+        if v is not None and not isinstance(v, str):
+            raise DatasetInputError(f"{where}, field '{key}': expected a string, got "
+                                    f"{type(v).__name__} {v!r}")
+    image = rec.get("image")
+    if image is not None and "\0" in image:
+        raise DatasetInputError(f"{where}, field 'image': contains a NUL character")
 
 
 def _key(r: dict) -> tuple:
@@ -65,22 +135,35 @@ def load_slide(path: str | Path) -> SlideCaptions:
     if not path.exists():
         raise FileNotFoundError(f"caption file {path} does not exist (run captioning for it; "
                                 "a .partial.jsonl beside it means the slide is unfinished)")
-    recs = read_jsonl(path)
-    slide_id = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
+    slide_id = slide_id_of(path)
+    problem = slide_id_problem(slide_id)
+    if problem is not None:
+        raise DatasetInputError(f"{path}: the file name gives slide id {slide_id!r}, which "
+                                f"{problem}; per-slide caption files are <slide_id>.jsonl with a "
+                                "safe slide id (rename the slide, see pathgen.slides)")
     sc = SlideCaptions(slide_id, path)
-    for i, r in enumerate(recs):
-        for key in ("slide_id", "x", "y", "caption"):
-            if key not in r:
-                raise ValueError(f"{path} record {i + 1} lacks '{key}' (see docs/architecture.md "
-                                 "Captions); re-run captioning for this slide")
+    recs = []
+    for line, r in read_jsonl_lines(path):
+        where = f"{path} line {line}"
+        check_record(r, where, slide_id, need_caption=True)
+        sc.origin[id(r)] = where
+        recs.append(r)
         (sc.accepted if r.get("accepted") is True else sc.rejected).append(r)
     rejects, summary = companions(path)
     if rejects.exists():
         seen = {_key(r) for r in recs}
-        sc.rejected += [r for r in read_jsonl(rejects) if _key(r) not in seen]
+        for line, r in read_jsonl_lines(rejects):
+            where = f"{rejects} line {line}"
+            check_record(r, where, slide_id, need_caption=False)
+            if _key(r) not in seen:
+                sc.origin[id(r)] = where
+                sc.rejected.append(r)
     if summary.exists():
         try:
-            sc.summary = json.loads(summary.read_text())
-        except json.JSONDecodeError:
+            sc.summary = json.loads(summary.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             log.warning("%s is not valid JSON; ignored in the card", summary)
+        if not isinstance(sc.summary, (dict, type(None))):
+            log.warning("%s is not a JSON object; ignored in the card", summary)
+            sc.summary = None
     return sc

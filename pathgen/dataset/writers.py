@@ -61,8 +61,13 @@ def place_image(src: Path, dst: Path, mode: str) -> None:
 def sync_images(samples: list[dict], images_dir: Path, mode: str) -> int:
     """Place every sample's image under images_dir/<rel>; remove files no sample uses."""
     wanted = set()
+    real_dir = images_dir.resolve()
     for s in samples:
         dst = images_dir / s["rel_image"]
+        # rel_image is <safe slide id>/<file name>; a pre-existing symlinked folder in
+        # images/ must not carry the write elsewhere either
+        if dst.parent.exists() and dst.parent.resolve() != real_dir / dst.parent.name:
+            raise ValueError(f"{dst.parent} is a symlink out of {images_dir}; refused (remove it)")
         place_image(s["src_image"], dst, mode)
         wanted.add(dst.absolute())
     removed = 0

@@ -2,13 +2,22 @@
 
 Batches stream from reading workers into a `<out>.partial` HDF5 (with a `done` mask), so
 memory stays bounded by a few batches and a killed run resumes where it stopped (when the
-encoder, preprocessing and coords are unchanged). The finished file is copied into place
-atomically and the partial file removed.
+encoder, preprocessing and coords are unchanged). Finishing drops the done mask and the run
+key, closes the file and renames it onto `<out>` (os.replace: atomic, no second copy, so no
+2x disk space); if the rename fails the complete partial stays and a rerun only renames it.
+
+The partial file is written through :class:`_GuardedFile` (h5py's file-object driver): an
+OS error of a write (ENOSPC, EDQUOT, EIO, EFBIG) is recorded and later writes are dropped, so
+HDF5 itself never sees a failure. (A failed HDF5 flush/close leaves the library holding a
+file it cannot close; the interpreter then segfaults at exit.) The error is raised as a
+:class:`FeatureWriteError` naming the file and errno, and the partial, whose last writes
+are incomplete, is removed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno as errno_names
 import hashlib
 import json
 import logging
@@ -22,7 +31,6 @@ import h5py
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
 from ..encoders import Encoder, load_encoder
 from ..reading import open_reader
 from ..reading.loader import PatchBatches, patch_loader
@@ -37,33 +45,193 @@ def _partial_path(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+class FeatureWriteError(OSError):
+    """Writing a features file failed at the OS level (disk full, quota, I/O error)."""
+
+
+class _GuardedFile:
+    """Binary file for h5py's ``fileobj`` driver that never lets a write error reach HDF5:
+    the first OSError is kept in ``error`` and every later write/truncate is a no-op that
+    reports success (see the module docstring). Unbuffered, so errors show at once."""
+
+    def __init__(self, path: Path, mode: str):
+        self.path = path
+        self._fh = open(path, mode, buffering=0)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._fh.seek(pos, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        return self._fh.read(n)
+
+    def readinto(self, b) -> int:
+        return self._fh.readinto(b)
+
+    def write(self, b) -> int:
+        mv = memoryview(b).cast("B")
+        n, pos = len(mv), self._fh.tell()
+        if self.error is None:
+            try:
+                done = 0
+                while done < n:
+                    done += self._fh.write(mv[done:])
+                return n
+            except OSError as err:
+                self.error = err
+        self._fh.seek(pos + n)
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._fh.truncate(size)
+            except OSError as err:
+                self.error = err
+        return self._fh.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass
+
+    def sync(self) -> None:
+        if self.error is None:
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as err:
+                self.error = err
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def check(self, what: str) -> None:
+        if self.error is not None:
+            raise _write_error(self.path, self.error, what)
+
+
+def _write_error(path: Path, err: OSError, what: str) -> FeatureWriteError:
+    code = err.errno
+    name = errno_names.errorcode.get(code, str(code)) if code is not None else "?"
+    fix = {errno_names.ENOSPC: f"free disk space on {path.parent}",
+           errno_names.EDQUOT: f"free quota on {path.parent}",
+           errno_names.EFBIG: "raise the file-size limit (ulimit -f)"}.get(
+               code, f"check the disk of {path.parent}")
+    return FeatureWriteError(code, f"{what} {path} failed: {err.strerror or err} (errno {code} "
+                                   f"{name}); {fix}, then rerun (this slide restarts; finished "
+                                   "slides are untouched)", str(path))
+
+
 def _run_key(encoder: Encoder, preprocessing: str, dtype: str, coords: np.ndarray) -> str:
+    return _key_of(encoder.identifier, preprocessing, dtype, coords)
+
+
+def _key_of(identifier: str, preprocessing: str, dtype: str, coords: np.ndarray) -> str:
     h = hashlib.sha256()
-    h.update(encoder.identifier.encode())
+    h.update(identifier.encode())
     h.update(preprocessing.encode())
     h.update(dtype.encode())
     h.update(np.ascontiguousarray(coords, np.int64).tobytes())
     return h.hexdigest()[:32]
 
 
+def _is_finished(f: h5py.File, key: str, n: int, dim: int) -> bool:
+    """A partial whose done mask and run key were already dropped (its rename failed): it is
+    complete when it was made with exactly this run's settings (the key recomputed)."""
+    if "done" in f or "pathgen_run_key" in f.attrs or "features" not in f or "coords" not in f:
+        return False
+    a = f.attrs
+    try:
+        got = _key_of(str(a["encoder_identifier"]), str(a["preprocessing"]), str(a["dtype"]),
+                      f["coords"][()])
+    except KeyError:
+        return False
+    return got == key and f["features"].shape == (n, dim)
+
+
+def _open(path: Path, mode: str) -> tuple[h5py.File, _GuardedFile]:
+    fh = _GuardedFile(path, {"r": "rb", "r+": "r+b", "w": "w+b"}[mode])
+    try:
+        return h5py.File(fh, mode), fh
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _close(f: h5py.File | None, fh: _GuardedFile) -> None:
+    try:
+        if f is not None:
+            f.close()
+    finally:
+        fh.close()
+
+
 def _open_partial(path: Path, key: str, n: int, dim: int, dtype: str, coords, coords_attrs, attrs):
-    """Reopen a matching partial file (resume) or start a new one; returns (file, done)."""
+    """Reopen a matching partial file (resume) or start a new one; returns (file, handle, done)
+    with file None when the partial is already finished (only its rename is left)."""
     if path.exists():
+        f = fh = None
         try:
-            f = h5py.File(path, "r+")
-            if f.attrs.get("pathgen_run_key") == key and f["done"].shape == (n,):
+            f, fh = _open(path, "r")  # inspect read-only: nothing is written to a kept partial
+            resume = f.attrs.get("pathgen_run_key") == key and f["done"].shape == (n,)
+            finished = not resume and _is_finished(f, key, n, dim)
+            _close(f, fh)
+            f = fh = None
+            if finished:
+                log.info("%s is complete; renaming it into place", path)
+                return None, None, np.ones(n, bool)
+            if resume:
+                f, fh = _open(path, "r+")
                 done = f["done"][()].astype(bool)
                 log.info("resuming %s: %d of %d patches already done", path, int(done.sum()), n)
-                return f, done
-            f.close()
+                return f, fh, done
             log.info("discarding %s (made with other settings)", path)
-        except (OSError, KeyError):
+        except (OSError, KeyError, RuntimeError):
             log.warning("discarding unreadable partial file %s", path)
+            if fh is not None:
+                with contextlib.suppress(Exception):
+                    _close(f, fh)
         path.unlink()
-    f = h5py.File(path, "w")
-    create_datasets(f, n, dim, dtype, coords, coords_attrs, {**attrs, "pathgen_run_key": key})
-    f.create_dataset("done", shape=(n,), dtype=bool)
-    return f, np.zeros(n, bool)
+    f = None
+    fh = None
+    try:
+        f, fh = _open(path, "w")
+        create_datasets(f, n, dim, dtype, coords, coords_attrs, {**attrs, "pathgen_run_key": key})
+        f.create_dataset("done", shape=(n,), dtype=bool)
+        f.flush()
+        fh.check("creating")
+    except OSError as err:
+        if fh is not None:
+            with contextlib.suppress(Exception):
+                _close(f, fh)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if isinstance(err, FeatureWriteError):
+            raise
+        raise _write_error(path, err, "creating") from None
+    return f, fh, np.zeros(n, bool)
+
+
+def _check_space(path: Path, rows: int, dim: int, dtype: str) -> None:
+    need = rows * dim * np.dtype(dtype).itemsize
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    if free < need:
+        log.warning("%s needs about %.1f MB more but %s has %.1f MB free; extraction will fail "
+                    "with 'No space left on device' unless space is freed", path, need / 2**20,
+                    path.parent, free / 2**20)
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
@@ -102,8 +270,31 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
     partial = _partial_path(out)
     partial.parent.mkdir(parents=True, exist_ok=True)
     key = _run_key(enc, preprocessing, dtype, coords)
-    f, done = _open_partial(partial, key, n, dim, dtype, coords, coords_attrs, attrs)
+    f, fh, done = _open_partial(partial, key, n, dim, dtype, coords, coords_attrs, attrs)
     todo = np.flatnonzero(~done)
+    if f is not None:
+        _check_space(partial, len(todo), dim, dtype)
+        _encode_into(f, fh, partial, slide, coords, size0, enc, batch_size, reader, tile_cache_mb,
+                     num_workers, dtype, todo, n, progress)
+    try:
+        os.replace(partial, out)  # same folder: atomic, the finished partial becomes `out`
+    except OSError as err:
+        raise FeatureWriteError(err.errno, f"renaming the finished {partial} onto {out} failed: "
+                                f"{err.strerror}; the partial is complete and kept, a rerun "
+                                "only renames it", str(out)) from None
+    secs = time.perf_counter() - t0
+    log.info("%s: %d patches -> %s in %.1f s (%.1f patches/s, %s)", Path(slide).name, n, out,
+             secs, len(todo) / max(secs, 1e-9), read_desc["reader"])
+    return {"slide": str(slide), "n_patches": n, "encoded": int(len(todo)), "seconds": secs,
+            "out": str(out), "reader": read_desc}
+
+
+def _encode_into(f, fh, partial, slide, coords, size0, enc, batch_size, reader, tile_cache_mb,
+                 num_workers, dtype, todo, n, progress) -> None:
+    """Encode the ``todo`` rows into the open partial, then finish it (done mask and run key
+    dropped, fsynced, closed). Write errors: FeatureWriteError, partial removed; any other
+    error (a crash, Ctrl-C): the partial is closed and stays resumable."""
+    closed = False
     try:
         ds, done_ds = f["features"], f["done"]
         batches = PatchBatches(slide, coords, size0, enc.image_size, batch_size, reader,
@@ -123,22 +314,32 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
                     done_ds[idx] = True
                 if i % FLUSH_EVERY == FLUSH_EVERY - 1:
                     f.flush()
+                fh.check("writing features to")
                 if bar is not None:
                     bar.update(len(idx))
         if not done_ds[()].all():
             raise RuntimeError(f"{slide}: {int((~done_ds[()]).sum())} patches were not encoded")
+        f.flush()  # complete and still resumable (done mask + run key) up to here
+        fh.check("writing features to")
+        del ds, done_ds
         del f["done"]
         del f.attrs["pathgen_run_key"]
-    finally:
         f.close()
-    with atomic_path(out, suffix=".h5") as tmp:
-        shutil.copyfile(partial, tmp)
-    partial.unlink()
-    secs = time.perf_counter() - t0
-    log.info("%s: %d patches -> %s in %.1f s (%.1f patches/s, %s)", Path(slide).name, n, out,
-             secs, len(todo) / max(secs, 1e-9), read_desc["reader"])
-    return {"slide": str(slide), "n_patches": n, "encoded": int(len(todo)), "seconds": secs,
-            "out": str(out), "reader": read_desc}
+        fh.sync()
+        closed = True
+        fh.check("finishing")
+    except BaseException:
+        if not closed:
+            with contextlib.suppress(Exception):
+                f.close()
+        if fh.error is not None:
+            fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()  # its last writes are incomplete: never resume from it
+            raise _write_error(partial, fh.error, "writing features to") from None
+        raise
+    finally:
+        fh.close()
 
 
 def set_torch_threads(n: int | None) -> None:

@@ -94,8 +94,11 @@ def mpp_override_for(cfg, record, table: dict[str, float] | None = None) -> tupl
 
 
 def mpp_overrides_for_run(cfg, records) -> dict[str, tuple[float | None, str]]:
-    """slide_id -> (override mpp or None, source) for every slide of a run (CSV read once)."""
+    """slide_id -> (override mpp or None, source) for every slide of a run (CSV read once, at
+    Snakefile parse): a bad or conflicting row is a ConfigError naming file and line, and ids
+    that are not among the run's slides are warned about (file and line of each)."""
     from ..slides import read_mpp_overrides
 
-    table = read_mpp_overrides(cfg.slides.mpp_overrides)
+    records = list(records)
+    table = read_mpp_overrides(cfg.slides.mpp_overrides, known={r.slide_id for r in records})
     return {rec.slide_id: mpp_override_for(cfg, rec, table) for rec in records}
