@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"pathgen: configuration error: {err}", file=sys.stderr)
         return 2
-    except FileNotFoundError as err:
+    except OSError as err:  # missing file, disk full, read-only output (the message names the path)
         print(f"pathgen: {err}", file=sys.stderr)
         return 1
 
