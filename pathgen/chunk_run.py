@@ -104,6 +104,47 @@ def stage_module(stage: str):
 
 
 # -- the chunk loop ------------------------------------------------------------------------------
+def _failure(base: dict, exc: Exception, fp, attempts: int, ctx: StageContext, **timing) -> dict:
+    return {**base, "status": FAILED, "fingerprint": fp, "error": f"{type(exc).__name__}: {exc}",
+            "fix": fix_for(exc, ctx.log_path), "attempts": attempts, "finished": now(),
+            "log": ctx.log_path, **timing}
+
+
+def _slide_record(stage: str, mod, ctx: StageContext, slide: str, upstream: str | None,
+                  prev: dict | None) -> dict:
+    """This slide's new state record, or ``prev`` itself when its finished work is fresh."""
+    L, base = ctx.layout, {"slide_id": slide, "stage": stage}
+    prev_attempts = (prev or {}).get("attempts", 0)
+    up = read_record(L.slide_state(upstream, slide)) if upstream else None
+    if upstream and (up is None or up.get("status") != DONE):
+        why = (f"upstream stage '{upstream}' {up.get('status')}: {up.get('error', '')}" if up
+               else f"upstream stage '{upstream}' has no record")
+        return {**base, "status": BLOCKED, "fingerprint": None, "error": why,
+                "fix": f"see `pathgen status`: fix the '{upstream}' failure first",
+                "attempts": prev_attempts, "finished": now()}
+    try:
+        fp = fingerprint(stage, ctx.settings, mod.input_key(ctx, slide),
+                         up.get("fingerprint") if up else None)
+    except Exception as exc:  # e.g. a slide no longer in the slide list
+        return _failure(base, exc, None, prev_attempts + 1, ctx)
+    redo = getattr(mod, "needs_redo", lambda record: False)
+    if (prev and prev.get("status") == DONE and prev.get("fingerprint") == fp
+            and all(p.exists() for p in mod.outputs(L, slide)) and not redo(prev)):
+        return prev
+    attempts = prev_attempts + 1 if (prev or {}).get("fingerprint") == fp else 1
+    started, t0 = now(), time.perf_counter()
+    try:
+        info = mod.run(ctx, slide) or {}
+    except Exception as exc:  # quarantine this slide; the chunk goes on
+        log.error("%s %s failed (attempt %d): %s: %s\n%s", stage, slide, attempts,
+                  type(exc).__name__, exc, traceback.format_exc())
+        return _failure(base, exc, fp, attempts, ctx, started=started,
+                        seconds=round(time.perf_counter() - t0, 3))
+    return {**base, "status": DONE, "fingerprint": fp, "error": None, "fix": None,
+            "attempts": attempts, "started": started, "finished": now(),
+            "seconds": round(time.perf_counter() - t0, 3), "info": info}
+
+
 def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out: str | Path,
               on_error: str = "quarantine") -> dict:
     """Run `stage` for each member slide; write and return the chunk outcome."""
@@ -115,67 +156,22 @@ def run_chunk(stage: str, chunk: str, members: list[str], ctx: StageContext, out
     for slide in members:
         rec_path = L.slide_state(stage, slide)
         prev = read_record(rec_path)
-        up = read_record(L.slide_state(upstream, slide)) if upstream else None
-        if upstream and (up is None or up.get("status") != DONE):
-            why = (f"upstream stage '{upstream}' {up.get('status', 'has no record')}: "
-                   f"{up.get('error', '')}" if up else f"upstream stage '{upstream}' has no record")
-            rec = {"slide_id": slide, "stage": stage, "status": BLOCKED, "fingerprint": None,
-                   "error": why, "fix": f"see `pathgen status`: fix the '{upstream}' failure first",
-                   "attempts": (prev or {}).get("attempts", 0), "finished": now()}
-            write_record(rec_path, rec)
-            outcome.append({"slide_id": slide, "status": BLOCKED, "fingerprint": None})
-            counts[BLOCKED] += 1
-            continue
-        try:
-            fp = fingerprint(stage, ctx.settings, mod.input_key(ctx, slide),
-                             up.get("fingerprint") if up else None)
-        except Exception as exc:  # e.g. a slide no longer in the slide list
-            fp = None
-            rec = {"slide_id": slide, "stage": stage, "status": FAILED, "fingerprint": None,
-                   "error": f"{type(exc).__name__}: {exc}", "fix": fix_for(exc, ctx.log_path),
-                   "attempts": (prev or {}).get("attempts", 0) + 1, "finished": now()}
-            write_record(rec_path, rec)
-            outcome.append({"slide_id": slide, "status": FAILED, "fingerprint": None,
-                            "error": rec["error"]})
-            counts[FAILED] += 1
-            continue
-        if (prev and prev.get("status") == DONE and prev.get("fingerprint") == fp
-                and all(p.exists() for p in mod.outputs(L, slide))
-                and not (stage == "caption" and prev.get("info", {}).get("n_failed"))):
-            outcome.append({"slide_id": slide, "status": DONE, "fingerprint": fp})
-            counts[DONE] += 1
+        rec = _slide_record(stage, mod, ctx, slide, upstream, prev)
+        if rec is prev:
             counts["reused"] += 1
-            continue
-        attempts = (prev or {}).get("attempts", 0) + 1 if (prev or {}).get("fingerprint") == fp else 1
-        started, t0 = now(), time.perf_counter()
-        try:
-            info = mod.run(ctx, slide) or {}
-        except Exception as exc:  # quarantine this slide; the chunk goes on
-            log.error("%s %s failed (attempt %d): %s: %s\n%s", stage, slide, attempts,
-                      type(exc).__name__, exc, traceback.format_exc())
-            rec = {"slide_id": slide, "stage": stage, "status": FAILED, "fingerprint": fp,
-                   "error": f"{type(exc).__name__}: {exc}", "fix": fix_for(exc, ctx.log_path),
-                   "attempts": attempts, "started": started, "finished": now(),
-                   "seconds": round(time.perf_counter() - t0, 3), "log": ctx.log_path}
+        else:
             write_record(rec_path, rec)
-            outcome.append({"slide_id": slide, "status": FAILED, "fingerprint": fp,
-                            "error": rec["error"]})
-            counts[FAILED] += 1
-            continue
-        rec = {"slide_id": slide, "stage": stage, "status": DONE, "fingerprint": fp, "error": None,
-               "fix": None, "attempts": attempts, "started": started, "finished": now(),
-               "seconds": round(time.perf_counter() - t0, 3), "info": info}
-        write_record(rec_path, rec)
-        outcome.append({"slide_id": slide, "status": DONE, "fingerprint": fp})
-        counts[DONE] += 1
-    doc = {"stage": stage, "chunk": chunk, "members": outcome,
-           "counts": {k: v for k, v in counts.items()}}
+        counts[rec["status"]] += 1
+        outcome.append({"slide_id": slide, "status": rec["status"], "fingerprint": rec["fingerprint"],
+                        **({"error": rec["error"]} if rec["status"] == FAILED else {})})
+    doc = {"stage": stage, "chunk": chunk, "members": outcome, "counts": counts}
     write_json(out, doc)
     log.info("%s %s: %d slides: %d done (%d reused), %d failed, %d blocked in %.1f s", stage, chunk,
              len(members), counts[DONE], counts["reused"], counts[FAILED], counts[BLOCKED],
              time.perf_counter() - t_chunk)
-    if stage == "caption":
-        _bump_caption_retry(L.chunk_retry(stage, chunk), members, L)
+    after = getattr(mod, "after_chunk", None)
+    if after is not None:
+        after(ctx, chunk, members)
     bad = [m for m in outcome if m["status"] != DONE]
     if bad and on_error == "fail":
         raise ChunkFailed(f"{stage} {chunk}: {len(bad)} of {len(members)} slides did not finish "
@@ -191,7 +187,7 @@ def read_retry(path: Path) -> dict:
         return {"generation": 0, "runs": 0}
 
 
-def _bump_caption_retry(path: Path, members: list[str], L: Layout) -> None:
+def bump_caption_retry(path: Path, members: list[str], L: Layout) -> None:
     """Caption items that failed make the next run retry them: the rule's `retry` param is
     this file's generation, so bumping it re-triggers the chunk job exactly once per run, up
     to MAX_ITEM_RETRY_RUNS runs in a row."""

@@ -175,7 +175,7 @@ def test_missing_slide_file_gets_a_fix_naming_the_path(ctx):
 
 
 def test_caption_item_failures_bump_the_retry_generation(tmp_path):
-    from pathgen.chunk_run import MAX_ITEM_RETRY_RUNS, _bump_caption_retry, retry_generation
+    from pathgen.chunk_run import MAX_ITEM_RETRY_RUNS, bump_caption_retry, retry_generation
     from pathgen.paths import Layout
     from pathgen.slide_state import write_record
 
@@ -184,10 +184,10 @@ def test_caption_item_failures_bump_the_retry_generation(tmp_path):
     write_record(L.slide_state("caption", "s0"), {"status": "done", "info": {"n_failed": 2}})
     assert retry_generation(retry) == 0
     for n in range(1, MAX_ITEM_RETRY_RUNS + 2):
-        _bump_caption_retry(retry, ["s0"], L)
+        bump_caption_retry(retry, ["s0"], L)
         assert retry_generation(retry) == min(n, MAX_ITEM_RETRY_RUNS)  # bounded
     write_record(L.slide_state("caption", "s0"), {"status": "done", "info": {"n_failed": 0}})
-    _bump_caption_retry(retry, ["s0"], L)
+    bump_caption_retry(retry, ["s0"], L)
     assert retry_generation(retry) == MAX_ITEM_RETRY_RUNS  # clean run: param stable, no rerun
 
 

@@ -4,5 +4,6 @@ Each defines ``run(ctx, slide) -> dict`` (the same library call as the stage's `
 subcommand; returns a small summary for the state record), ``outputs(layout, slide)`` (the
 slide's output paths: all must exist for a finished record to be reused) and
 ``input_key(ctx, slide)`` (what besides the settings and the upstream fingerprint shapes the
-outputs).
+outputs). Optional: ``needs_redo(record)`` (a finished record that must still be redone) and
+``after_chunk(ctx, chunk, members)`` (bookkeeping once the chunk's slides are done).
 """

@@ -10,6 +10,17 @@ def outputs(L, slide):
     return [paths["captions"], paths["rejects"], paths["summary"]]
 
 
+def needs_redo(record) -> bool:
+    """A finished slide with failed caption items is redone (only those items are retried)."""
+    return bool(record.get("info", {}).get("n_failed"))
+
+
+def after_chunk(ctx, chunk, members) -> None:
+    from ..chunk_run import bump_caption_retry
+
+    bump_caption_retry(ctx.layout.chunk_retry("caption", chunk), members, ctx.layout)
+
+
 def input_key(ctx, slide):
     return None  # the selection is in the upstream fingerprint
 
