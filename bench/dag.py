@@ -72,8 +72,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "slurm"))
 
-from workspace import (SNAKEMAKE, fake_slide_workspace, parse_job_counts,  # noqa: E402
-                       parse_job_outputs)
+from workspace import (SNAKEMAKE, fake_slide_workspace, make_touched_state,  # noqa: E402
+                       parse_job_counts)
 
 CHUNK_SIZE = 64
 
@@ -265,20 +265,12 @@ def parse_breakdown(ws) -> dict:
 
 def make_second_run_state(ws, timeout: float) -> dict:
     """Outputs present + Snakemake's own metadata records (see the module docstring)."""
-    listing = ws.snakemake("-n", "-F", timeout=timeout)
-    jobs = parse_job_outputs(listing.stdout)
-    outputs = sorted({Path(f) for _, files in jobs for f in files})
-    for p in outputs:
-        p = p if p.is_absolute() else ws.root / p
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
-    _, t_touch = timed(lambda: ws.snakemake("--touch", "-F", "--cores", "1", "--quiet", "all",
-                                            timeout=timeout))
+    n_outputs, t_touch = timed(lambda: make_touched_state(ws, timeout))
     meta = ws.root / ".snakemake" / "metadata"
     n_meta = sum(1 for _ in meta.iterdir()) if meta.is_dir() else 0
-    if n_meta < len(outputs):
-        raise AssertionError(f"--touch wrote {n_meta} metadata records for {len(outputs)} outputs")
-    return dict(outputs=len(outputs), metadata=n_meta, touch_s=t_touch)
+    if n_meta < n_outputs:
+        raise AssertionError(f"--touch wrote {n_meta} metadata records for {n_outputs} outputs")
+    return dict(outputs=n_outputs, metadata=n_meta, touch_s=t_touch)
 
 
 def measure_pathgen(n: int, root: Path, timeout: float) -> dict:
