@@ -40,16 +40,6 @@ CONCH_TEMPLATES = ["CLASSNAME.", "a photomicrograph showing CLASSNAME.", "a phot
                    "an H&E stained image of CLASSNAME.", "an H&E image of CLASSNAME."]
 
 
-def read_holdout(labels_csv: Path) -> list[str]:
-    if not Path(labels_csv).exists():
-        raise FileNotFoundError(f"{labels_csv} not found: run `pathgen demo-slides` first")
-    with open(labels_csv, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and not {"slide_id", "split"} <= set(rows[0]):
-        raise ConfigError(f"{labels_csv} needs columns slide_id,split (case_id,slide_id,label,split)")
-    return [r["slide_id"] for r in rows if r["split"] == "holdout"]
-
-
 def pure_patches(classmap: np.ndarray, patch0: int, stride0: int, min_purity: float,
                  width: int, height: int) -> list[tuple[str, int, int, float]]:
     """(class, x, y, purity) of every grid patch whose footprint is >= min_purity one class.

@@ -99,16 +99,3 @@ def task_inputs(cfg: PathgenConfig, task: str) -> dict[str, str]:
     if t.splits is not None:
         out["splits"] = str(t.splits)
     return out
-
-
-def task_feature_files(cfg: PathgenConfig, task: str, encoder: str, run_slides: list[str]) -> list[str]:
-    """pathgen feature files the task needs: its labelled slides among the run's slides (all
-    of them while the labels table is still to be made); none for a user's own folder."""
-    t = get_task(cfg, task)
-    if t.features_dir is not None:
-        return []
-    slides = run_slides
-    if Path(t.labels).exists():
-        labelled = set(task_table(t)["slide_id"])
-        slides = [s for s in run_slides if s in labelled]
-    return [str(Layout(cfg).features(s, encoder)) for s in slides]
