@@ -122,7 +122,7 @@ def test_disk_full_stops_within_seconds_and_resumes(tmp_path, monkeypatch, how):
               f"(run {elapsed:.2f}s): {err}")
 
         monkeypatch.undo()  # disk has room again: the rerun resumes, nothing redone
-        n_before = len(srv.log)
+        n_before = srv.settle()  # requests of the stopped run still on the wire
         summary = caption_slide(csv_path, patches, out, cfg, target_mpp=0.5)
         assert summary["captioned_this_run"] == 16 - n_ok
         assert len(srv.log) - n_before == 3 * (16 - n_ok)  # describe, revise, summarize each

@@ -128,6 +128,21 @@ class MockChatServer:
         self.httpd.request_queue_size = 1024
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
+    def settle(self, quiet_s: float = 0.2, timeout_s: float = 10.0) -> int:
+        """Wait until no request has arrived for `quiet_s`; returns the request count.
+
+        A client that gives up (cancelled tasks) may leave requests on the wire that the
+        server logs a moment later: count per run only after this.
+        """
+        deadline = time.monotonic() + timeout_s
+        n = len(self.log)
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            if len(self.log) == n:
+                return n
+            n = len(self.log)
+        return n
+
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
