@@ -48,6 +48,9 @@ MIL_TABLE_MD = "mil_table.md"
 INSTRUCT_JSON = "pathgen_instruct.json"
 INSTRUCT_PARQUET = "pathgen_instruct.parquet"
 INSTRUCT_CARD_JSON = "instruct_card.json"
+INSTRUCT_CARD_MD = "instruct_card.md"
+INSTRUCT_REJECTS_JSONL = "rejects.jsonl"
+INSTRUCT_IMAGES_DIR = "images"
 # report (<results>/report/)
 SUMMARY_HTML = "summary.html"
 REPORT_FIGURES_DIR = "figures"
@@ -143,8 +146,12 @@ class Layout:
     def selection(self, slide: str) -> Path:
         return self.selection_dir() / f"{slide}.csv"
 
+    def selection_patches_root(self) -> Path:
+        """Parent of every slide's selected-patch folder (what `--patches-root` options take)."""
+        return self.selection_dir() / "patches"
+
     def selection_patches(self, slide: str) -> Path:
-        return self.selection_dir() / "patches" / slide
+        return self.selection_patches_root() / slide
 
     @cached_property
     def _captions_tag(self) -> str:
@@ -279,8 +286,26 @@ class Layout:
 
     def instruct_outputs(self) -> dict[str, Path]:
         """The build_instruct rule's outputs."""
-        d = self.instruct_dir
-        return {"json": d / INSTRUCT_JSON, "parquet": d / INSTRUCT_PARQUET, "card": d / INSTRUCT_CARD_JSON}
+        files = self.instruct_files(self.instruct_dir)
+        return {k: files[k] for k in ("json", "parquet", "card")}
+
+    @staticmethod
+    def instruct_files(out_dir: Path) -> dict[str, Path]:
+        """Every file build_instruct writes in ``out_dir`` (the rule's outputs and companions)."""
+        d = Path(out_dir)
+        return {"json": d / INSTRUCT_JSON, "parquet": d / INSTRUCT_PARQUET, "card": d / INSTRUCT_CARD_JSON,
+                "card_md": d / INSTRUCT_CARD_MD, "rejects": d / INSTRUCT_REJECTS_JSONL,
+                "images": d / INSTRUCT_IMAGES_DIR}
+
+    @staticmethod
+    def instruct_drafts(out_dir: Path, tag: str) -> Path:
+        """Resume aid of build_instruct, named by the settings that shape drafts."""
+        return Path(out_dir) / f"drafts.{tag}.partial.jsonl"
+
+    @staticmethod
+    def instruct_image(wsi_id: str, x: int, y: int) -> str:
+        """An instruct record's image, relative to the images folder (PathGen-Instruct release)."""
+        return f"{wsi_id}/{x}_{y}.jpg"
 
     # -- report ----------------------------------------------------------------------------
     @property

@@ -87,7 +87,9 @@ def demo_slide_ids(cfg: PathgenConfig) -> list[str]:
 
 
 def demo_slide_path(cfg: PathgenConfig, slide_id: str) -> Path:
-    return cfg.demo.out_dir / "slides" / f"{slide_id}.svs"
+    from .paths import Layout  # paths imports config, not slides: no cycle, but keep it local
+
+    return Layout(cfg).demo_slide(slide_id)
 
 
 def _glob_dir(root: Path, patterns: list[str]) -> list[Path]:

@@ -23,7 +23,7 @@ if CFG.instruct.enabled:
             **res("build_instruct"),
         params:
             out_dir=L.instruct_dir,
-            patches_root=L.selection_dir() / "patches",
+            patches_root=L.selection_patches_root(),
             settings=CFG.instruct.model_dump(mode="json"),
         script:
             "../workflow_scripts/build_instruct.py"

@@ -47,13 +47,6 @@ ALLOWLIST: dict[str, str] = {
         "paths.OPEN_CLIP_CSV, paths.DATASET_CARD_JSON",
     "pathgen/dataset/writers.py":
         "to move: shards/count.json (dataset owner) -> paths.SHARDS_COUNT_JSON / Layout.shards_count",
-    "pathgen/slides.py":
-        "to move: demo_slide_path() duplicates Layout.demo_slide (slides owner) -> delegate to it",
-    "pathgen/instruct/build.py":
-        "to move: pathgen_instruct.json/.parquet, instruct_card.json/.md, rejects.jsonl, drafts, "
-        "images/ (instruct owner) -> paths.INSTRUCT_* constants / Layout.instruct_outputs()",
-    "pathgen/instruct/records.py":
-        "to move: image path <wsi>/<x>_<y>.jpg of an instruct record (instruct owner)",
     "pathgen/report/build.py":
         "to move: reads open_clip.csv, dataset_card.json, table.csv, mil_table.csv, "
         "instruct_card.json, caption_tokens.png (report/build owner) -> paths constants",

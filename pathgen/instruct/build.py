@@ -20,8 +20,9 @@ from PIL import Image
 from ..atomic import atomic_path, write_json, write_text
 from ..config.instruct import InstructConfig
 from ..jsonl_store import ResumableJsonl, read_jsonl, write_jsonl
+from ..paths import Layout
 from . import llm, offline
-from .records import close_record, dedupe_key, open_record, validate_record
+from .records import close_record, dedupe_key, image_name, open_record, validate_record
 
 log = logging.getLogger(__name__)
 ChatFn = Callable[[str], str]
@@ -163,7 +164,8 @@ def build_instruct(caption_files: Iterable[str | Path], out_dir: str | Path, cfg
     # The drafts file is named by the settings that shape drafts, so a changed setting never
     # resumes from stale drafts.
     tag = hashlib.sha256((cfg.model_dump_json() + llm.prompts_hash()).encode()).hexdigest()[:10]
-    drafts_path = out_dir / f"drafts.{tag}.partial.jsonl"
+    files = Layout.instruct_files(out_dir)
+    drafts_path = Layout.instruct_drafts(out_dir, tag)
     store = ResumableJsonl(drafts_path, key=lambda r: tuple(r["key"]))
     todo = [s for s in sources if _source_key(s) not in store]
     log.info("instruct: %d caption records, %d already drafted", len(sources), len(sources) - len(todo))
@@ -177,13 +179,13 @@ def build_instruct(caption_files: Iterable[str | Path], out_dir: str | Path, cfg
     root = Path(patches_root) if patches_root is not None else None
     by_key = {_source_key(s): s for s in sources}
     for key in sorted({(r["wsi_id"], int(r["position"][0]), int(r["position"][1])) for r in records}):
-        _copy_image(by_key[key], root, out_dir / "images" / f"{key[0]}/{key[1]}_{key[2]}.jpg", cfg.jpeg_quality)
-    write_json(out_dir / "pathgen_instruct.json", records)
-    _write_parquet(out_dir / "pathgen_instruct.parquet", records)
-    write_jsonl(out_dir / "rejects.jsonl", rejects)
+        _copy_image(by_key[key], root, files["images"] / image_name(*key), cfg.jpeg_quality)
+    write_json(files["json"], records)
+    _write_parquet(files["parquet"], records)
+    write_jsonl(files["rejects"], rejects)
     c = card(records, rejects, len(sources), cfg)
-    write_json(out_dir / "instruct_card.json", c)
-    write_text(out_dir / "instruct_card.md", _card_markdown(c))
+    write_json(files["card"], c)
+    write_text(files["card_md"], _card_markdown(c))
     # Drafts are only a resume aid; the finished set supersedes them.
     drafts_path.unlink(missing_ok=True)
     return c
