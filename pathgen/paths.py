@@ -339,9 +339,12 @@ class Layout:
         """Retry generation of a chunk (bumped when items failed; a rule param)."""
         return self.stage_dir(stage) / "chunks" / f"{chunk}.retry"
 
+    def slide_state_dir(self, stage: str) -> Path:
+        return self.stage_dir(stage) / "state"
+
     def slide_state(self, stage: str, slide: str) -> Path:
         """Per-slide state record of a stage (status, error, fix, attempts, fingerprint)."""
-        return self.stage_dir(stage) / "state" / f"{slide}.json"
+        return self.slide_state_dir(stage) / f"{slide}.json"
 
     # -- bookkeeping -------------------------------------------------------------------
     def log(self, rule: str, name: str = "all") -> Path:

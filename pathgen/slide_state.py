@@ -78,11 +78,12 @@ def failed_members(chunk_files: Iterable[str | Path]) -> list[dict]:
 
 
 # -- status table --------------------------------------------------------------------------------
-def collect(stage_dirs: dict[str, Path], slide_ids: list[str]) -> dict[str, dict[str, dict]]:
-    """slide -> stage -> record (stages without a record are absent)."""
+def collect(state_dirs: dict[str, Path], slide_ids: list[str]) -> dict[str, dict[str, dict]]:
+    """slide -> stage -> record, from each stage's state folder (Layout.slide_state_dir);
+    stages without a record are absent."""
     table: dict[str, dict[str, dict]] = {s: {} for s in slide_ids}
-    for stage, d in stage_dirs.items():
-        state = Path(d) / "state"
+    for stage, d in state_dirs.items():
+        state = Path(d)
         if not state.is_dir():
             continue
         for f in state.glob("*.json"):

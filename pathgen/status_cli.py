@@ -33,7 +33,7 @@ def _main(args) -> int:
     L = Layout(cfg)
     stages = stages_for(cfg)
     slide_ids = list(list_slides(cfg))
-    table = collect({st: L.stage_dir(st) for st in stages}, slide_ids)
+    table = collect({st: L.slide_state_dir(st) for st in stages}, slide_ids)
     if args.json:
         json.dump(table, sys.stdout, indent=1)
         print()

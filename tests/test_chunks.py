@@ -123,8 +123,8 @@ def test_bad_slide_is_quarantined_and_the_chunk_finishes(ctx):
     finally:
         feat_stage.run = saved
     assert [m["status"] for m in feats["members"]] == ["done", "blocked", "done", "done"]
-    table = collect({"tile": ctx.layout.stage_dir("tile"),
-                     "features": ctx.layout.stage_dir("features")}, ids(4))
+    table = collect({"tile": ctx.layout.slide_state_dir("tile"),
+                     "features": ctx.layout.slide_state_dir("features")}, ids(4))
     text, counts = status_table(table, ["tile", "features"])
     assert counts["tile"] == {"done": 3, "failed": 1, "blocked": 0, "pending": 0}
     assert counts["features"]["blocked"] == 1

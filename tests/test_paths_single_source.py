@@ -78,8 +78,6 @@ ALLOWLIST: dict[str, str] = {
         "Layout.zeroshot_table()",
     "pathgen/zeroshot/prompts.py":
         "to move: packaged default_templates.json (a resource, not an output)",
-    "pathgen/slide_state.py":
-        "to move: <stage dir>/state rebuilt beside Layout.slide_state -> take the Layout path",
     "pathgen/doctor.py":
         "to move: <profile>/config.yaml of a Snakemake profile (an input, not an output)",
     "rules/report.smk":
