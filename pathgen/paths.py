@@ -22,6 +22,7 @@ from .config import PathgenConfig
 OPEN_CLIP_CSV = "open_clip.csv"
 DATASET_CARD_JSON = "dataset_card.json"
 SHARDS_COUNT_JSON = "count.json"      # WebDataset shard folder: sample count
+SHARDS_SIZES_JSON = "sizes.json"      # WebDataset shard folder: {shard basename: samples} (open_clip)
 # training (<results>/training/)
 FINAL_PT = "final.pt"
 FINAL_JSON = "final.json"
@@ -51,6 +52,13 @@ INSTRUCT_CARD_JSON = "instruct_card.json"
 INSTRUCT_CARD_MD = "instruct_card.md"
 INSTRUCT_REJECTS_JSONL = "rejects.jsonl"
 INSTRUCT_IMAGES_DIR = "images"
+# trained agents (<results>/agents/; pathgen/agents)
+AGENTS_DATA_CARD_JSON = "agents_data_card.json"
+AGENTS_LOSS_CSV = "loss.csv"
+AGENTS_RUN_JSON = "run.json"                # settings fingerprint of a training run
+AGENTS_TRAINER_STATE_PT = "trainer_state.pt"  # optimizer, scheduler, RNG and step of a checkpoint
+AGENTS_MODEL_CARD_JSON = "pathgen_agent.json"  # beside the merged weights: base model, steps, losses
+HF_CONFIG_JSON = "config.json"              # a Hugging Face model folder's config (architectures)
 # report (<results>/report/)
 SUMMARY_HTML = "summary.html"
 REPORT_FIGURES_DIR = "figures"
@@ -306,6 +314,46 @@ class Layout:
     def instruct_image(wsi_id: str, x: int, y: int) -> str:
         """An instruct record's image, relative to the images folder (PathGen-Instruct release)."""
         return f"{wsi_id}/{x}_{y}.jpg"
+
+    # -- trained agents (pathgen/agents) -----------------------------------------------------
+    @property
+    def agents_dir(self) -> Path:
+        return self.root / "agents"
+
+    @staticmethod
+    def agents_data_files(out_dir: Path) -> dict[str, Path]:
+        """SFT files of build-data in ``out_dir``: ``<agent>_<split>`` -> LLaVA JSON, + card."""
+        d = Path(out_dir)
+        files = {f"{a}_{s}": d / f"{a}_{s}.json" for a in ("describe", "revise") for s in ("train", "val")}
+        return {**files, "card": d / AGENTS_DATA_CARD_JSON}
+
+    @property
+    def agents_data_dir(self) -> Path:
+        return self.agents_dir / "data"
+
+    def agents_run_dir(self, agent: str) -> Path:
+        """One agent's training folder: checkpoints/, loss.csv, run.json, model/."""
+        return self.agents_dir / agent
+
+    @staticmethod
+    def agents_run_files(run_dir: Path) -> dict[str, Path]:
+        d = Path(run_dir)
+        return {"checkpoints": d / "checkpoints", "loss_csv": d / AGENTS_LOSS_CSV,
+                "run": d / AGENTS_RUN_JSON, "model": d / "model"}
+
+    @staticmethod
+    def agents_checkpoint(run_dir: Path, step: int) -> Path:
+        return Path(run_dir) / "checkpoints" / f"step_{step:07d}"
+
+    @staticmethod
+    def agents_trainer_state(checkpoint: Path) -> Path:
+        return Path(checkpoint) / AGENTS_TRAINER_STATE_PT
+
+    @staticmethod
+    def agents_model_files(model_dir: Path) -> dict[str, Path]:
+        """The exported (merged) model folder's declared files."""
+        d = Path(model_dir)
+        return {"config": d / HF_CONFIG_JSON, "card": d / AGENTS_MODEL_CARD_JSON}
 
     # -- report ----------------------------------------------------------------------------
     @property

@@ -5,7 +5,10 @@
   because open_clip's ``--csv-separator`` defaults to TAB.
 - WebDataset (``--dataset-type webdataset``): POSIX tar shards, each sample = files sharing a
   key: ``<key>.jpg`` (or .png) + ``<key>.txt`` (caption) + ``<key>.json`` (metadata). Keys
-  contain no dots (WebDataset splits the extension at the first dot).
+  contain no dots (WebDataset splits the extension at the first dot). Beside the shards:
+  ``sizes.json`` ``{shard basename: samples}``, the file open_clip_train's
+  ``data.get_dataset_size`` sums over the shards it is given (so no ``--train-num-samples``),
+  and ``count.json`` (pathgen's own record: totals, pattern, fingerprints for reuse).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tarfile
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json
+from ..paths import SHARDS_SIZES_JSON
 
 SHARD_NAME = "shard-{:06d}.tar"
 
@@ -113,7 +117,8 @@ def _shard_fingerprint(chunk: list[dict]) -> str:
 
 
 def write_shards(shards_dir: Path, samples: list[dict], shard_size: int) -> dict:
-    """Write shards (reusing unchanged ones, found by fingerprint) and shards/count.json."""
+    """Write shards (reusing unchanged ones, found by fingerprint), shards/count.json and
+    shards/sizes.json."""
     shards_dir.mkdir(parents=True, exist_ok=True)
     count_file = shards_dir / "count.json"
     old = {}
@@ -149,5 +154,7 @@ def write_shards(shards_dir: Path, samples: list[dict], shard_size: int) -> dict
             "pattern": (f"shard-{{{0:06d}..{n - 1:06d}}}.tar" if n else ""),
             "shards": entries}
     write_json(count_file, info)
+    # open_clip's contract: a dict keyed by each shard's basename (not the pattern), counts as ints
+    write_json(shards_dir / SHARDS_SIZES_JSON, {e["name"]: e["num_samples"] for e in entries})
     info["reused_shards"] = reused
     return info
