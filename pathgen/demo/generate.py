@@ -17,6 +17,7 @@ import numpy as np
 
 from ..atomic import write_json, write_text
 from ..config import ConfigError, PathgenConfig
+from ..tiling.polygons import valid_geometry
 from .aperio import write_aperio_svs
 from .cohort import DemoSlide, demo_cohort  # noqa: F401 (re-exported)
 from .classes import TISSUE_CLASSES
@@ -61,24 +62,21 @@ def regions_geojson(labels: np.ndarray, scale: int, slide_id: str, slide_label: 
         def ring(c):
             c = cv2.approxPolyDP(c, 0.7, True).reshape(-1, 2).astype(float)
             # label-map pixel (i, j) covers level-0 [i*scale, (i+1)*scale); use its centre
-            pts = [[round((x + 0.5) * scale, 1), round((y + 0.5) * scale, 1)] for x, y in c]
-            return pts + [pts[0]] if len(pts) >= 3 else None
+            return (c + 0.5) * scale
 
         for i, c in enumerate(contours):
             if hier[i][3] != -1:  # a hole; emitted with its parent
                 continue
-            outer = ring(c)
-            if outer is None:
-                continue
-            rings = [outer]
+            holes = []
             child = hier[i][2]
             while child != -1:
-                h = ring(contours[child])
-                if h is not None:
-                    rings.append(h)
+                holes.append(ring(contours[child]))
                 child = hier[child][0]
-            feats.append({"type": "Feature", "id": f"{cls.code}-{len(feats)}",
-                          "geometry": {"type": "Polygon", "coordinates": rings},
+            # simplified rings can touch or cross themselves: made valid (shapely), see polygons.py
+            geometry = valid_geometry(ring(c), holes)
+            if geometry is None:
+                continue
+            feats.append({"type": "Feature", "id": f"{cls.code}-{len(feats)}", "geometry": geometry,
                           "properties": {"objectType": "annotation",
                                          "classification": {"name": cls.code, "color": list(cls.color)}}})
     return {"type": "FeatureCollection", "features": feats,
