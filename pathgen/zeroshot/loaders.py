@@ -3,8 +3,9 @@
 Each returns a :class:`Samples` (image sources + integer labels in ``Benchmark.classes``
 order); images are read lazily. Layouts follow the public releases:
 - imagefolder: ``<root>/<class code>/<image>`` (torchvision ImageFolder; CRC100K, BACH, LC25000).
-- csv: a table of image name + label (OSTEO ``ML_Features_1144.csv``, SKINCANCER
-  ``tiles-v2.csv``, MHIST ``annotations.csv`` with a ``Partition`` column).
+- csv: a table of image name + label (OSTEO ``ML_Features_1144.csv``; SKINCANCER
+  ``tiles-v2.csv`` with ``file``, ``class`` and a ``set`` column (Train/Validation/Test): its
+  Test rows are scored; MHIST ``annotations.csv`` with a ``Partition`` column).
 - pcam_h5: PatchCamelyon ``camelyonpatch_level_2_split_test_x.h5`` (``x``: N,96,96,3 uint8)
   and ``..._y.h5`` (``y``: N,1,1,1).
 - sicap: SICAPv2 ``images/`` + ``partition/Test/Test.xlsx`` (``image_name`` + one-hot NC, G3,
@@ -102,15 +103,13 @@ def load_csv(bm: Benchmark) -> Samples:
                               f"{list(df.columns)}")
     if "split_key" in opts:
         df = df[df[opts["split_key"]].str.strip().str.lower() == str(opts.get("split_value", "test")).lower()]
+    if "split_key" in opts and df.empty:
+        raise ConfigError(f"{path}: no row has {opts['split_key']} == "
+                          f"{opts.get('split_value', 'test')!r} (set split_value)")
     image_dir = bm.root / opts.get("image_dir", "")
     sources, labels = [], []
     for raw_img, raw_lab in zip(df[opts["image_key"]], df[opts["label_key"]]):
-        img = image_dir / raw_img.strip()
-        if not img.suffix and not img.exists():
-            alt = next((img.with_suffix(s) for s in (".png", ".jpg", ".tif")
-                        if img.with_suffix(s).exists()), None)
-            img = alt or img
-        sources.append(img)
+        sources.append(_csv_image(bm.root, image_dir, raw_img.strip()))
         labels.append(_map_label(bm, raw_lab.strip(), str(path)))
     missing = [s for s in sources if not s.exists()]
     if missing:
@@ -118,6 +117,20 @@ def load_csv(bm: Benchmark) -> Samples:
                                 f"missing, e.g. {missing[0]} (set image_dir?)")
     return Samples(sources, np.asarray(labels, dtype=np.int64),
                    [str(s.relative_to(bm.root)) for s in sources])
+
+
+def _csv_image(root: Path, image_dir: Path, raw: str) -> Path:
+    """The file a table row names. Tables list paths relative to the table's folder, or (as
+    SkinCancer's ``tiles-v2.csv``: ``data/tiles/<class>/<tile>``) relative to the folder the
+    archive was unpacked in, i.e. starting with the root folder's own name."""
+    img = image_dir / raw
+    parts = Path(raw).parts
+    if not img.exists() and len(parts) > 1 and parts[0] == root.name:
+        img = root.parent / raw
+    if not img.suffix and not img.exists():
+        img = next((img.with_suffix(s) for s in (".png", ".jpg", ".tif")
+                    if img.with_suffix(s).exists()), img)
+    return img
 
 
 def load_pcam(bm: Benchmark) -> Samples:
