@@ -176,7 +176,7 @@ def test_stage_morphometric_end_to_end(tmp_path):
     assert all(set(keys) <= set(r) for r in recs) and len(recs) == 3
     assert [(r["x"], r["y"]) for r in recs] == [(0, 1024), (512, 1024), (1024, 1024)]
     assert all(r["n_tokens"] <= 77 for r in recs)
-    assert recs[0]["caption"].startswith("Tumor epithelium") and recs[0]["accepted"]
+    assert recs[0]["caption"].startswith("Crowded, enlarged, pleomorphic nuclei") and recs[0]["accepted"]
     assert "too_short" in recs[2]["reject_reasons"]  # blank patch: "Mostly background ..."
     rejects = [json.loads(x) for x in (tmp_path / "captions" / "slide_a.rejects.jsonl").read_text().splitlines()]
     assert [(r["x"]) for r in rejects] == [1024]

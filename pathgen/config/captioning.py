@@ -23,7 +23,7 @@ from .base import Section
 
 # Version of the measurement-based baseline; bump when its calls or wording change (it names
 # the captions folder, so a change re-captions instead of resuming stale text).
-MORPHOMETRIC_MODEL_ID = "morphometric-v2"
+MORPHOMETRIC_MODEL_ID = "morphometric-v3"
 
 
 def url_has_credentials(url: str) -> bool:

@@ -67,30 +67,34 @@ class Call:
     second: str | None = None  # a second component (TISSUE_TEXT key), mixed fields
 
 
-# Standard terms used by zero-shot class texts ("tumor epithelium", "fibrous stroma",
-# "lymphocytes", "necrosis", "benign glandular epithelium", "adipose tissue"); American spelling.
+# The captions describe what was measured in the captioner's own words: never a zero-shot
+# benchmark's class texts ("tumor epithelium", "fibrous stroma", "lymphocytes", "necrosis",
+# "benign glandular epithelium", "adipose tissue") nor their prompt-ensemble synonyms, so a
+# zero-shot score measures what the CLIP learned from morphology, not string copying
+# (tests/test_morphometric_calibration.py, tests/test_e2e_demo.py). American spelling.
 TISSUE_TEXT = {
-    "background": "mostly background with little tissue",
-    "adipose": "adipose tissue composed of large clear fat vacuoles separated by thin septa",
-    "necrosis": "necrosis with karyorrhectic nuclear debris in a pale eosinophilic background",
-    "lymphocytes": "a dense aggregate of lymphocytes with closely packed round nuclei",
-    "tumor": "tumor epithelium consistent with carcinoma, with crowded, enlarged, pleomorphic nuclei",
-    "benign": "benign glandular epithelium with lumina lined by small uniform nuclei",
-    "stroma": "fibrous stroma with sparse spindle-shaped nuclei",
+    "background": "mostly empty glass with little tissue",
+    "adipose": "large clear lipid vacuoles separated by thin septa",
+    "necrosis": "karyorrhectic nuclear debris and ghost cell outlines in a pale eosinophilic background",
+    "lymphocytes": "a dense sheet of small round lymphoid cells with closely packed nuclei",
+    "tumor": "crowded, enlarged, pleomorphic nuclei of malignant-appearing epithelial cells",
+    "benign": "glands with open lumina lined by small uniform nuclei",
+    "stroma": "collagen-rich matrix with sparse spindle-shaped nuclei",
 }
 # Bare terms: used when a qualifier of TISSUE_TEXT is contradicted by the measurements (e.g.
-# "sparse" nuclei in a stroma field crossed by lymphocytes), so the tissue sentence survives
+# "sparse" nuclei in a stroma field crossed by lymphoid cells), so the tissue sentence survives
 # the revise step.
-TISSUE_TERM = {"background": "mostly background", "adipose": "adipose tissue", "necrosis": "necrosis",
-               "lymphocytes": "lymphocytes", "tumor": "tumor epithelium consistent with carcinoma",
-               "benign": "benign glandular epithelium", "stroma": "fibrous stroma"}
+TISSUE_TERM = {"background": "mostly empty glass", "adipose": "lipid vacuoles",
+               "necrosis": "nuclear debris", "lymphocytes": "lymphoid cells",
+               "tumor": "malignant-appearing epithelial cells", "benign": "glands",
+               "stroma": "collagen-rich matrix"}
 # How a second component is named after the dominant one.
 SECOND_TEXT = {
-    "adipose": "some adipose tissue",
-    "necrosis": "a focus of necrosis",
-    "lymphocytes": "a small aggregate of lymphocytes",
-    "tumor": "nests of tumor epithelium",
-    "stroma": "intervening fibrous stroma",
+    "adipose": "some lipid vacuoles",
+    "necrosis": "a focus of nuclear debris",
+    "lymphocytes": "a small cluster of lymphoid cells",
+    "tumor": "nests of malignant-appearing epithelial cells",
+    "stroma": "intervening collagen-rich matrix",
 }
 
 
@@ -265,7 +269,7 @@ def summarize_text(text: str, budget: TokenBudget) -> str:
 
 class MorphometricBackend(Backend):
     name = "morphometric"
-    model = MORPHOMETRIC_MODEL_ID  # v2: calibrated tissue call, standard vocabulary
+    model = MORPHOMETRIC_MODEL_ID  # v3: calibrated tissue call, own wording (no class texts)
 
     def __init__(self, cfg, cache_size: int = 512):
         """``cfg``: MorphometricConfig (thresholds)."""
