@@ -41,42 +41,36 @@ def test_quota():
     assert vectors.per_cluster_quota(0, 256) == 0
 
 
-def test_kmeans_caps_and_centrality():
+def test_kmeans_order_round_robin_and_centrality():
     x, truth = blobs(n_per=30, centers=4)
-    res = vectors.kmeans_prototypes(x, factor=1.6, cap=20, seed=0)
+    res = vectors.kmeans_prototypes(x, factor=1.6, seed=0)
     assert res.k == math.ceil(math.sqrt(1.6 * 120))  # 14
-    assert res.quota == max(1, 20 // res.k) == 1
-    assert len(res.picked) == min(20, res.k)
-    assert len(set(res.picked)) == len(res.picked)
-    per = np.bincount(res.labels[res.picked], minlength=res.k)
-    assert per.max() <= res.quota
-    # every picked member is the most central member of its cluster
-    for i in res.picked:
+    assert sorted(res.order) == list(range(120))  # every patch, once
+    first = res.prototypes(res.k)
+    assert len(set(res.labels[first])) == res.k  # one per cluster in the first round
+    # every first-round member is the most central member of its cluster
+    for i in first:
         members = np.flatnonzero(res.labels == res.labels[i])
         assert res.centroid_cos[i] == pytest.approx(res.centroid_cos[members].max())
+    per = np.bincount(res.labels[res.prototypes(20)], minlength=res.k)
+    assert per.max() - per[per > 0].min() <= 1 or per.max() <= 2  # ~cap / k per cluster
 
 
-def test_kmeans_total_cap_when_k_exceeds_cap():
+def test_kmeans_largest_clusters_win_when_k_exceeds_cap():
     x, _ = blobs(n_per=50, centers=5, spread=0.3)
-    res = vectors.kmeans_prototypes(x, factor=1.6, cap=3, seed=0)
-    assert res.k > 3 and len(res.picked) == 3
+    res = vectors.kmeans_prototypes(x, factor=1.6, seed=0)
+    picked = res.prototypes(3)
+    assert res.k > 3 and len(picked) == 3
     sizes = np.bincount(res.labels, minlength=res.k)
-    picked_sizes = sorted(sizes[res.labels[res.picked]], reverse=True)
+    picked_sizes = sorted(sizes[res.labels[picked]], reverse=True)
     assert picked_sizes == sorted(sizes, reverse=True)[:3]  # the largest clusters win
-
-
-def test_kmeans_quota_many_per_cluster():
-    x, _ = blobs(n_per=10, centers=3)
-    res = vectors.kmeans_prototypes(x, factor=0.2, cap=256, seed=0)  # k = ceil(sqrt(6)) = 3
-    assert res.k == 3 and res.quota == 85
-    assert len(res.picked) == 30  # every member, clusters smaller than the quota
 
 
 def test_kmeans_deterministic():
     x, _ = blobs(n_per=25, centers=6, spread=0.4, seed=3)
-    a = vectors.kmeans_prototypes(x, cap=40, seed=7)
-    b = vectors.kmeans_prototypes(x, cap=40, seed=7)
-    assert a.picked == b.picked and np.array_equal(a.labels, b.labels)
+    a = vectors.kmeans_prototypes(x, seed=7)
+    b = vectors.kmeans_prototypes(x, seed=7)
+    assert a.order == b.order and np.array_equal(a.labels, b.labels)
 
 
 def test_empty_and_single():
@@ -118,17 +112,20 @@ def test_dedupe_threshold():
     assert len(vectors.dedupe(cands, emb, 1.0)) == 3
 
 
-def test_union_provenance():
+def test_pool_precedence_and_provenance():
     x, _ = blobs(n_per=5, centers=2)
-    clusters = vectors.kmeans_prototypes(x, factor=0.5, cap=2, seed=0)
-    pick = clusters.picked[0]
-    other = next(i for i in range(len(x)) if i not in clusters.picked)
-    cands = vectors.union_candidates({pick: (0, 50.0), other: (1, 40.0)}, ["p0", "p1"], clusters)
-    by = {c.index: c for c in cands}
-    assert by[pick].source == vectors.SOURCE_BOTH and by[pick].prompt == "p0"
+    clusters = vectors.kmeans_prototypes(x, factor=0.5, seed=0)
+    proto = clusters.order[0]
+    other = clusters.order[-1]
+    pool = vectors.candidate_pool({proto: (0, 50.0), other: (1, 40.0)}, ["p0", "p1"], None, clusters)
+    assert [c.index for c in pool[:2]] == [proto, other]  # prompt hits first
+    assert sorted(c.index for c in pool) == list(range(10))
+    res = vectors.fill(pool, x, cap=4, threshold=1.0, min_keep=0, clusters=clusters)
+    by = {c.index: c for c in res.kept}
+    assert len(res.kept) == 4
+    assert by[proto].source == vectors.SOURCE_BOTH and by[proto].prompt == "p0"
     assert by[other].source == vectors.SOURCE_PROMPT and by[other].prompt == "p1"
-    assert all(c.source == vectors.SOURCE_CLUSTER for c in cands if c.index not in (pick, other))
-    assert cands[0].index == pick  # both-sources first
+    assert all(c.source == vectors.SOURCE_CLUSTER for c in res.kept if c.index not in (proto, other))
 
 
 def test_dimension_mismatch_is_explained():
@@ -267,7 +264,7 @@ def test_select_slide_writes_csv_and_patches(tmp_path):
     coords = [(128 * i, 128 * j) for j in range(4) for i in range(6)]
     feats, _ = blobs(n_per=6, centers=4, dim=16)
     write_features(tmp_path / "S1.h5", feats, coords)
-    params = SelectionConfig(prompt_top_k=2, cluster_cap=8)
+    params = SelectionConfig(prompt_top_k=2, max_per_slide=8)
     out_csv, pdir = tmp_path / "sel" / "S1.csv", tmp_path / "sel" / "patches" / "S1"
     stats = select_slide(tmp_path / "S1.h5", slide, "S1", out_csv, pdir, ["p1", "p2", "p3"],
                          fake_text_encoder(16), params)

@@ -13,11 +13,11 @@ def run_selection(*args, **kwargs):
 from ..lazy import lazy_exports  # noqa: E402
 
 _EXPORTS = {
-    "choose_k": ".math",
-    "dedupe": ".math",
-    "kmeans_prototypes": ".math",
-    "per_cluster_quota": ".math",
-    "topk_per_prompt": ".math",
+    "choose_k": ".vectors",
+    "dedupe": ".vectors",
+    "kmeans_prototypes": ".vectors",
+    "per_cluster_quota": ".vectors",
+    "topk_per_prompt": ".vectors",
     "load_prompt_book": ".prompts",
     "CSV_COLUMNS": ".select",
     "read_selection": ".select",

@@ -24,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--text-encoder", default=None, help="encoder name whose text tower is used")
     p.add_argument("--reports", type=Path, default=None, help="CSV slide_id|case_id,report")
     p.add_argument("--top-k", type=int, default=None, help="patches per prompt")
-    p.add_argument("--cap", type=int, default=None, help="max k-means prototypes per slide")
+    p.add_argument("--cap", type=int, default=None, help="max patches per slide (selection.max_per_slide)")
     p.add_argument("--factor", type=float, default=None, help="k = ceil(sqrt(factor*n))")
     p.add_argument("--dedupe-cosine", type=float, default=None)
     p.add_argument("--image-format", choices=["jpeg", "png"], default=None)
@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 _FLAG_KEYS = {"text_encoder": "text_encoder", "reports": "reports", "top_k": "prompt_top_k",
-              "cap": "cluster_cap", "factor": "kmeans_factor", "dedupe_cosine": "dedupe_cosine",
+              "cap": "max_per_slide", "factor": "kmeans_factor", "dedupe_cosine": "dedupe_cosine",
               "image_format": "image_format", "image_size": "image_size_px",
               "prompts_file": "prompts_file"}
 

@@ -123,6 +123,24 @@ def load_text_encoder(cfg: PathgenConfig, name: str | None = None) -> TextEncode
     return encode
 
 
+_WARNED: set[str] = set()
+
+
+def untrained_encoder_warning(cfg: PathgenConfig) -> str:
+    """A warning when the encoder behind the selection embeddings has no pretrained weights
+    (`pretrained: null`, e.g. the demo's tiny-demo): its embeddings are random projections,
+    so prompt scores are noise and near-duplicate removal can collapse a slide. "" if fine."""
+    names = dict.fromkeys([cfg.features.encoder, cfg.selection.text_encoder or cfg.features.encoder])
+    bad = [n for n in names if not cfg.encoder_spec(n).pretrained]
+    if not bad:
+        return ""
+    return (f"selection encoder {', '.join(repr(n) for n in bad)} has no pretrained weights "
+            "(pretrained: null = random init): prompt retrieval is meaningless and embeddings are "
+            "near-identical, so dedup keeps few patches. Fine for the offline demo; for real data "
+            "set features.encoder (and selection.text_encoder) to a pretrained CLIP, e.g. "
+            "pathgen-clip")
+
+
 def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.PathLike,
                   slide_path: str | os.PathLike | None, out_csv: str | os.PathLike,
                   patches_dir: str | os.PathLike, case_id: str | None = None,
@@ -145,5 +163,12 @@ def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.Pat
         name = cfg.selection.text_encoder or cfg.features.encoder
         encoder = cached_text_encoder(encoder, Path(embeddings_cache), _encoder_key(cfg, name))
 
-    return select_slide(features_path, slide_path, slide_id, out_csv, patches_dir, prompts,
-                        encoder, cfg.selection)
+    warning = untrained_encoder_warning(cfg)
+    if warning and warning not in _WARNED:
+        _WARNED.add(warning)
+        log.warning("!!! %s", warning)
+    stats = select_slide(features_path, slide_path, slide_id, out_csv, patches_dir, prompts,
+                         encoder, cfg.selection)
+    if warning:
+        stats["encoder_warning"] = warning
+    return stats

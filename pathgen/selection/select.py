@@ -96,8 +96,14 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
         text_emb = np.asarray(text_encoder(prompts), dtype=np.float32)
     kept, stats = vectors.select(
         ff.features, text_emb, prompts if text_emb is not None else [],
-        top_k=params.prompt_top_k, factor=params.kmeans_factor, cap=params.cluster_cap,
-        seed=params.seed, n_init=params.kmeans_n_init, dedupe_cosine=params.dedupe_cosine)
+        top_k=params.prompt_top_k, factor=params.kmeans_factor, cap=params.max_per_slide,
+        seed=params.seed, n_init=params.kmeans_n_init, dedupe_cosine=params.dedupe_cosine,
+        min_keep=params.dedupe_min_keep)
+    if stats["dedupe_restored"]:
+        log.warning("%s: near-duplicate removal would have emptied the selection: %s",
+                    slide_id, stats["dedupe_note"])
+    elif stats["dedupe_removed"]:
+        log.info("%s: %s", slide_id, stats["dedupe_note"])
     size0 = _as_int(ff.attrs["patch_size_level0"])
     # size_px = patch side at the tiling target mpp (what captioning derives µm/px from);
     # the saved file may be resized to image_size_px (readers scale by the file's own size).
