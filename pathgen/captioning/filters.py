@@ -50,10 +50,54 @@ def non_english(text: str, max_non_ascii: float, min_function: float) -> bool:
     return len(w) >= 6 and sum(x in _FUNCTION_WORDS for x in w) / len(w) < min_function
 
 
+# Multi-word terms that differential wording legitimately repeats ("clear cell renal cell
+# carcinoma ... papillary renal cell carcinoma ... chromophobe renal cell carcinoma"): each is
+# read as one word by the n-gram rule. Longest first, so "ductal carcinoma in situ" wins.
+MEDICAL_TERMS = sorted("""
+renal cell carcinoma|clear cell|squamous cell carcinoma|basal cell carcinoma|small cell carcinoma
+|large cell carcinoma|transitional cell carcinoma|urothelial carcinoma|hepatocellular carcinoma
+|ductal carcinoma in situ|lobular carcinoma in situ|carcinoma in situ|no special type
+|invasive ductal carcinoma|invasive lobular carcinoma|signet ring cell|signet ring cells
+|hematoxylin and eosin|haematoxylin and eosin|nuclear to cytoplasmic ratio|nuclear cytoplasmic ratio
+|high grade|low grade|lymph node|lymph nodes|germinal center|germinal centre|mitotic figures
+|mitotic figure|nuclear pleomorphism|tumor infiltrating lymphocytes|spindle cells|spindle cell
+|plasma cells|giant cells|multinucleated giant cells|foam cells|goblet cells|red blood cells
+|smooth muscle|fibrous stroma|desmoplastic stroma|tumor cells|tumour cells|tumor nests
+|glandular structures|gland formation|papillary structures|solid sheets|nuclear atypia
+|prominent nucleoli|vesicular chromatin|eosinophilic cytoplasm|clear cytoplasm|cell borders
+|basement membrane|lamina propria|muscularis propria|stratified squamous epithelium
+|keratin pearls|necrotic debris|comedo necrosis|lymphovascular invasion|perineural invasion
+""".replace("\n", "").split("|"), key=lambda t: -len(t.split()))
+_TERM_RX = re.compile(r"\b(" + "|".join(re.escape(t.strip()) for t in MEDICAL_TERMS) + r")\b", re.I)
+
+
+def term_words(text: str) -> list[str]:
+    """``words`` with each multi-word medical term joined into one token."""
+    joined = _TERM_RX.sub(lambda m: "#".join(m.group(0).lower().split()), text)
+    return [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'#-]*", joined)]
+
+
+def _tandem(w: list, max_repeats: int, longest: int = 6) -> bool:
+    """A span of 1..``longest`` tokens repeated back to back more than ``max_repeats`` times
+    (a generation loop: "tumor cells tumor cells tumor cells")."""
+    for k in range(1, longest + 1):
+        for i in range(len(w) - k * (max_repeats + 1) + 1):
+            span = w[i:i + k]
+            if all(w[i + j * k:i + (j + 1) * k] == span for j in range(1, max_repeats + 1)):
+                return True
+    return False
+
+
 def repeated_ngrams(text: str, n: int, max_repeats: int) -> bool:
-    w = words(text)
+    """Degenerate repetition: an n-gram of running prose (one with a function word in it) seen
+    more than ``max_repeats`` times, or a back-to-back loop. Multi-word medical terms count as
+    one token and content-word-only n-grams (noun phrases such as a diagnosis named in a
+    differential) are not repetition."""
+    w = term_words(text)
+    if _tandem(w, max_repeats):
+        return True
     grams = Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
-    return bool(grams) and max(grams.values()) > max_repeats
+    return any(c > max_repeats and any(x in _FUNCTION_WORDS for x in g) for g, c in grams.items())
 
 
 def _stem(word: str) -> str:
@@ -85,7 +129,8 @@ def text_reasons(rec: dict, fcfg, budget: TokenBudget) -> list[str]:
     out = []
     if len(words(cap)) < fcfg.min_words:
         out.append("too_short")
-    if budget.count(cap) > budget.max_tokens:
+    truncated = (rec.get("provenance") or {}).get("truncated")
+    if budget.count(cap) > budget.max_tokens or (truncated and fcfg.over_budget == "reject"):
         out.append("over_budget")
     if is_refusal(cap, fcfg.extra_refusal_patterns) or is_refusal(rec.get("revise") or "",
                                                                   fcfg.extra_refusal_patterns):
@@ -122,10 +167,28 @@ def alignment_scores(image_paths, captions, encoder_name: str, cfg=None, batch_s
     return out
 
 
+def fit_budget(rec: dict, fcfg, budget: TokenBudget) -> None:
+    """An ok caption over the budget (imported, or from a model that overran), with
+    ``over_budget: truncate``: cut at a sentence boundary (clause, then word, if the first
+    sentence alone is too long) and record it in provenance. In place."""
+    cap = rec.get("caption") or ""
+    if rec.get("status") != "ok" or fcfg.over_budget != "truncate" or not cap.strip():
+        return
+    n = budget.count(cap)
+    if n <= budget.max_tokens:
+        return
+    rec["caption"] = budget.truncate(cap)
+    rec["n_tokens"] = budget.count(rec["caption"]) if rec["caption"] else 0
+    prov = rec.setdefault("provenance", {})
+    prov.update(truncated=True, tokens_before_truncation=max(n, prov.get("tokens_before_truncation") or 0))
+
+
 def apply_filters(records: list[dict], fcfg, budget: TokenBudget, image_paths=None,
                   full_cfg=None) -> None:
-    """Set ``accepted`` and ``reject_reasons`` on every record in place."""
+    """Set ``accepted`` and ``reject_reasons`` on every record in place (over-budget captions
+    are first truncated, unless ``filters.over_budget`` is 'reject')."""
     for rec in records:
+        fit_budget(rec, fcfg, budget)
         rec["reject_reasons"] = text_reasons(rec, fcfg, budget)
     if fcfg.alignment_encoder and image_paths is not None:
         idx = [i for i, r in enumerate(records) if r["status"] == "ok" and r.get("caption")]

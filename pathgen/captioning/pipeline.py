@@ -51,7 +51,9 @@ def base_record(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
             "model": backend.model, "prompt_hash": s.prompt_hash, "describe": None,
             "revise": None, "caption": None, "revise_changed": None, "revise_edit_ratio": None,
             "n_tokens": None, "timings": {}, "attempts": {}, "status": "ok", "error": None,
-            "accepted": None, "reject_reasons": [], "provenance": dict(s.provenance or {})}
+            "accepted": None, "reject_reasons": [],
+            # which backend/model wrote each stage (a model per agent: captioning.agents)
+            "provenance": {**(s.provenance or {}), "agents": backend.agent_models()}}
 
 
 async def caption_item(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
@@ -84,9 +86,11 @@ async def caption_item(item: PatchItem, backend: Backend, s: AgentSettings) -> d
                 "summarize_tight", caption=caption, n_tokens=b.count(caption),
                 description=rec["revise"], budget=b.max_tokens, max_words=words), b)
             caption, secs, tries = clean_caption(r.text), secs + r.seconds, tries + r.attempts
-        truncated = not b.fits(caption)
-        if truncated:
+        n_before = b.count(caption)
+        truncated = n_before > b.max_tokens
+        if truncated:  # the model overran even the tight re-ask: cut at a sentence boundary
             caption = b.truncate(caption)
+            rec["provenance"]["tokens_before_truncation"] = n_before
         rec.update(caption=caption, n_tokens=b.count(caption))
         rec["timings"]["summarize"], rec["attempts"]["summarize"] = round(secs, 3), tries
         rec["provenance"].update(summary_reasks=reasks, truncated=truncated)

@@ -62,7 +62,7 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 def summarize_records(records: list[dict], slide_id: str, backend: str, model: str,
-                      prompt_hash: str, wall_s: float, new: int) -> dict:
+                      prompt_hash: str, wall_s: float, new: int, agents: dict | None = None) -> dict:
     ok = [r for r in records if r["status"] == "ok"]
     reasons = Counter(x for r in records for x in r["reject_reasons"])
     toks = [r["n_tokens"] for r in ok if r.get("n_tokens") is not None]
@@ -72,7 +72,8 @@ def summarize_records(records: list[dict], slide_id: str, backend: str, model: s
         return round(statistics.fmean(vals), 3) if vals else None
 
     return {
-        "slide_id": slide_id, "backend": backend, "model": model, "prompt_hash": prompt_hash,
+        "slide_id": slide_id, "backend": backend, "model": model, "agents": agents,
+        "prompt_hash": prompt_hash,
         "n_selected": len(records), "n_ok": len(ok), "n_failed": len(records) - len(ok),
         "n_accepted": sum(r["accepted"] for r in records),
         "n_rejected": sum(not r["accepted"] for r in records),
@@ -139,7 +140,8 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
             f"{failed[0]['error']}. Finished patches are kept in {paths['partial']}; fix the "
             "cause (server up? model name?) and rerun to retry only the failed ones.")
     summary = summarize_records(records, slide_id, backend.name, backend.model,
-                                settings.prompt_hash, time.perf_counter() - t0, new)
+                                settings.prompt_hash, time.perf_counter() - t0, new,
+                                backend.agent_models())
     _write_jsonl(paths["rejects"], [r for r in records if not r["accepted"]])
     write_json(paths["summary"], summary)
     _write_jsonl(paths["captions"], records)  # last: its existence means "slide complete"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -119,7 +120,12 @@ class FiltersConfig(Section):
                                           "allowed (µ, ², ± are exempt).")
     min_english_fraction: float = Field(0.08, ge=0, le=1, description="Share of words that must "
                                         "be common English function words.")
-    ngram: int = Field(3, ge=2, description="n of the repeated n-gram check.")
+    over_budget: Literal["truncate", "reject"] = Field(
+        "truncate", description="A caption over captioning.token_budget (imported, or a model "
+        "that overran): 'truncate' cuts it at a sentence boundary and records it in provenance "
+        "(truncated, tokens_before_truncation); 'reject' rejects it as over_budget.")
+    ngram: int = Field(3, ge=2, description="n of the repeated n-gram check (multi-word medical "
+                       "terms and content-word-only n-grams are ignored; loops are not).")
     max_ngram_repeats: int = Field(2, ge=1, description="An n-gram seen more often is rejected.")
     check_revision: bool = Field(True, description="Reject captions that mention a finding the "
                                                    "revise step removed.")
@@ -143,9 +149,94 @@ class FiltersConfig(Section):
         return patterns
 
 
+AGENT_NAMES = ("describe", "revise", "summarize")
+BackendName = Literal["openai", "transformers", "morphometric"]
+# which agent setting applies to which backend (others are errors naming the key)
+_AGENT_KEYS = {"openai": {"model", "endpoint", "api_key_env", "max_tokens", "temperature", "seed",
+                          "max_concurrent_requests"},
+               "transformers": {"model", "max_tokens", "do_sample", "device"},
+               "morphometric": set()}
+
+
+class AgentConfig(Section):
+    """One agent's own model; every unset key inherits the section's defaults
+    (``captioning.backend`` and ``captioning.<backend>.*``)."""
+
+    # a rejected endpoint may hold a secret: pydantic must not echo it in error text
+    model_config = ConfigDict(**Section.model_config, hide_input_in_errors=True)
+
+    backend: BackendName | None = Field(None, description="Backend of this agent; null = "
+                                        "captioning.backend.")
+    model: str | None = Field(None, description="Model of this agent (openai: name sent in the "
+                              "request; transformers: HF id or folder); null = the backend's.")
+    endpoint: str | list[str] | None = Field(
+        None, description="openai: server root(s) (…/v1). A list spreads requests over several "
+        "servers by outstanding load; one that fails is taken out and probed again later. "
+        "null = captioning.openai.base_url.")
+    api_key_env: str | None = Field(None, description="openai: NAME of the API-key variable; "
+                                    "null = captioning.openai.api_key_env.")
+    max_tokens: int | None = Field(None, ge=1, description="Reply length (openai max_tokens, "
+                                   "transformers max_new_tokens); null = the backend's.")
+    temperature: float | None = Field(None, ge=0, le=2, description="openai only.")
+    seed: int | None = Field(None, description="openai only; null = captioning.openai.seed.")
+    do_sample: bool | None = Field(None, description="transformers only.")
+    device: str | None = Field(None, description="transformers only, e.g. cuda:1.")
+    max_concurrent_requests: int | None = Field(None, ge=1, description="openai: requests in "
+                                                "flight per endpoint.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoints_ok(cls, v):
+        urls = [v] if isinstance(v, str) else (v or [])
+        if isinstance(v, list) and not v:
+            raise ValueError("endpoint list is empty; give at least one server root or null")
+        if any(url_has_credentials(u) for u in urls):
+            raise ValueError("endpoint must not hold credentials (user:password@host); set "
+                             "api_key_env to the NAME of the variable holding the key")
+        return v
+
+    def set_keys(self) -> set[str]:
+        return {k for k in type(self).model_fields if k != "backend" and getattr(self, k) is not None}
+
+
+class AgentsConfig(Section):
+    describe: AgentConfig = Field(default_factory=AgentConfig)
+    revise: AgentConfig = Field(default_factory=AgentConfig)
+    summarize: AgentConfig = Field(default_factory=AgentConfig)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent resolved against the section defaults: which backend, and that backend's
+    config section with the agent's overrides applied (what the backend is built from)."""
+
+    role: str
+    backend: str
+    model: str
+    endpoints: tuple[str, ...]   # openai only (else empty)
+    cfg: Section                 # OpenAIBackendConfig | TransformersBackendConfig | MorphometricConfig
+
+    def shaping(self) -> dict:
+        c = self.cfg
+        if self.backend == "openai":
+            return dict(backend="openai", model=self.model, max_tokens=_reply_len(self.role, c),
+                        temperature=c.temperature, seed=c.seed)
+        if self.backend == "transformers":
+            return dict(backend="transformers", model=self.model, dtype=c.dtype,
+                        max_tokens=_reply_len(self.role, c), do_sample=c.do_sample)
+        return dict(backend="morphometric", model=MORPHOMETRIC_MODEL_ID)
+
+
+def _reply_len(role: str, c) -> int:
+    if isinstance(c, OpenAIBackendConfig):
+        return c.summary_max_tokens if role == "summarize" else c.max_tokens
+    return c.summary_max_new_tokens if role == "summarize" else c.max_new_tokens
+
+
 class CaptioningConfig(Section):
     backend: Literal["openai", "transformers", "morphometric"] = Field(
-        "morphometric", description="Backend used by all three agents. 'morphometric' is a "
+        "morphometric", description="Default backend of the three agents (captioning.agents.* "
+        "may override it per agent). 'morphometric' is a "
         "measurement-based baseline, not a language model (offline, deterministic).")
     prompt_version: str = Field("v1", description="Suffix of the template files "
                                 "pathgen/prompts/agents/<agent>.<version>.txt.")
@@ -164,13 +255,56 @@ class CaptioningConfig(Section):
     transformers: TransformersBackendConfig = Field(default_factory=TransformersBackendConfig)
     morphometric: MorphometricConfig = Field(default_factory=MorphometricConfig)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig, description="A model per agent: "
+                                 "describe/revise/summarize may each name their own backend, "
+                                 "model, endpoint(s) and generation settings; unset = inherit.")
+
+    @model_validator(mode="after")
+    def _agent_keys_apply(self):
+        for role in AGENT_NAMES:
+            a = getattr(self.agents, role)
+            backend = a.backend or self.backend
+            wrong = sorted(a.set_keys() - _AGENT_KEYS[backend])
+            if wrong:
+                ok = ", ".join(sorted(_AGENT_KEYS[backend])) or "none besides backend"
+                raise ValueError(f"captioning.agents.{role}.{wrong[0]} does not apply to backend "
+                                 f"{backend!r} (keys that do: {ok}); remove it or set "
+                                 f"captioning.agents.{role}.backend")
+        return self
+
+    def agent(self, role: str) -> AgentSpec:
+        """``role``'s backend and its config with the agent's overrides (old single-model keys,
+        e.g. openai.summarize_model or transformers.text_model, are the defaults)."""
+        a = getattr(self.agents, role)
+        backend = a.backend or self.backend
+        summ = role == "summarize"
+        if backend == "openai":
+            o = self.openai
+            model = a.model or (o.summarize_model if summ else None) or o.model
+            eps = [a.endpoint] if isinstance(a.endpoint, str) else list(a.endpoint or [o.base_url])
+            upd = {"model": model, "summarize_model": None, "base_url": eps[0]}
+            if a.max_tokens is not None:
+                upd["summary_max_tokens" if summ else "max_tokens"] = a.max_tokens
+            upd.update({k: getattr(a, k) for k in ("api_key_env", "temperature", "seed",
+                                                   "max_concurrent_requests")
+                        if getattr(a, k) is not None})
+            return AgentSpec(role, backend, model, tuple(eps), o.model_copy(update=upd))
+        if backend == "transformers":
+            t = self.transformers
+            upd = {k: getattr(a, k) for k in ("do_sample", "device") if getattr(a, k) is not None}
+            if summ:
+                upd["text_model"] = a.model or t.text_model
+                model = upd["text_model"] or t.model
+            else:
+                upd.update(model=a.model or t.model, text_model=None)
+                model = upd["model"]
+            if a.max_tokens is not None:
+                upd["summary_max_new_tokens" if summ else "max_new_tokens"] = a.max_tokens
+            return AgentSpec(role, backend, model, (), t.model_copy(update=upd))
+        return AgentSpec(role, backend, MORPHOMETRIC_MODEL_ID, (), self.morphometric)
 
     def model_id(self) -> str:
-        if self.backend == "openai":
-            return self.openai.model
-        if self.backend == "transformers":
-            return self.transformers.model
-        return MORPHOMETRIC_MODEL_ID
+        return self.agent("describe").model
 
     def shaping_settings(self) -> dict:
         """Settings that change caption text (hashed). Filters, concurrency, URLs, retries,
@@ -190,6 +324,13 @@ class CaptioningConfig(Section):
                                        summary_max_new_tokens=t.summary_max_new_tokens)
         else:
             out["morphometric"] = self.morphometric.model_dump(mode="json")
+        agents = {r: self.agent(r).shaping() for r in AGENT_NAMES}
+        legacy = self.model_copy(update={"agents": AgentsConfig()})
+        # only when an agent writes differently: single-model configs keep their hash and folder
+        if agents != {r: legacy.agent(r).shaping() for r in AGENT_NAMES}:
+            out["agents"] = agents
+            if "morphometric" in {self.agent(r).backend for r in AGENT_NAMES}:
+                out["morphometric"] = self.morphometric.model_dump(mode="json")
         return out
 
     def prompt_hash(self) -> str:
@@ -205,4 +346,4 @@ class CaptioningConfig(Section):
         """Folder-name tag; changes whenever a setting that shapes the captions changes,
         e.g. 'openai-llava-hf--llava-1.5-7b-hf-3f2a9c01de'."""
         model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_id().replace("/", "--")).strip("-.")
-        return f"{self.backend}-{model[:60]}-{self.prompt_hash()}"
+        return f"{self.agent('describe').backend}-{model[:60]}-{self.prompt_hash()}"

@@ -1,29 +1,16 @@
-"""Backend registry: name -> factory (module imported lazily; heavy deps stay optional)."""
+"""Backend registry: name -> class (module imported lazily; heavy deps stay optional), and
+the per-agent backend built from a CaptioningConfig."""
 
 from __future__ import annotations
 
-import importlib
-
-from .base import Backend
-
-BACKENDS = {
-    "openai": ("pathgen.captioning.backends.openai", "OpenAIBackend", "openai"),
-    "transformers": ("pathgen.captioning.backends.transformers", "TransformersBackend",
-                     "transformers"),
-    # measurement-based baseline, not a language model
-    "morphometric": ("pathgen.captioning.backends.morphometric", "MorphometricBackend",
-                     "morphometric"),
-}
+from .base import AGENT_ROLES, Backend
+from .composite import BACKENDS, AgentBackends, make_agents_backend
 
 
 def make_backend(ccfg) -> Backend:
-    """Build the backend named by ``ccfg.backend`` (``ccfg``: CaptioningConfig)."""
-    try:
-        module, cls, section = BACKENDS[ccfg.backend]
-    except KeyError:
-        raise ValueError(f"captioning.backend {ccfg.backend!r} is unknown; choose one of "
-                         f"{', '.join(BACKENDS)}") from None
-    return getattr(importlib.import_module(module), cls)(getattr(ccfg, section))
+    """The backend(s) of ``ccfg`` (CaptioningConfig): one per agent as ``captioning.agents``
+    resolves them; a plain single-model config gives one shared instance."""
+    return make_agents_backend(ccfg)
 
 
-__all__ = ["Backend", "BACKENDS", "make_backend"]
+__all__ = ["AGENT_ROLES", "AgentBackends", "Backend", "BACKENDS", "make_backend"]

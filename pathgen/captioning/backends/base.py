@@ -12,9 +12,16 @@ from ..budget import TokenBudget
 from ..items import PatchItem, Reply
 
 
+AGENT_ROLES = ("describe", "revise", "summarize")
+
+
 class Backend(abc.ABC):
     name: str = "?"
     model: str = "?"
+
+    def agent_models(self) -> dict[str, dict]:
+        """Which backend and model answers each agent (stored in every record's provenance)."""
+        return {role: {"backend": self.name, "model": self.model} for role in AGENT_ROLES}
 
     @abc.abstractmethod
     async def describe(self, item: PatchItem, prompt: str) -> Reply: ...

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..budget import TokenBudget, split_sentences
-from ..items import PatchItem, Reply
+from ..items import AgentError, PatchItem, Reply
 from ..morphometry import Measurements, measure_patch
 from .base import Backend
 from ...config.captioning import MORPHOMETRIC_MODEL_ID
@@ -293,14 +293,24 @@ class MorphometricBackend(Backend):
             self._cache.popitem(last=False)
         return m
 
+    async def _measured(self, item: PatchItem) -> Measurements:
+        """Measurements of one patch; a patch the measurement code cannot handle fails alone
+        (AgentError, recorded with its reason), never the slide."""
+        try:
+            return await asyncio.to_thread(self.measure, item)
+        except OSError:  # unreadable image: the pipeline records it as such
+            raise
+        except Exception as err:
+            raise AgentError(f"measuring {item.path} failed ({type(err).__name__}: {err})") from err
+
     async def describe(self, item: PatchItem, prompt: str) -> Reply:
         t0 = time.perf_counter()
-        m = await asyncio.to_thread(self.measure, item)
+        m = await self._measured(item)
         return Reply(describe_measurements(m, self.t), 1, time.perf_counter() - t0)
 
     async def revise(self, item: PatchItem, description: str, prompt: str) -> Reply:
         t0 = time.perf_counter()
-        m = await asyncio.to_thread(self.measure, item)
+        m = await self._measured(item)
         return Reply(revise_against(description, m, self.t), 1, time.perf_counter() - t0)
 
     async def summarize(self, description: str, prompt: str, budget: TokenBudget) -> Reply:

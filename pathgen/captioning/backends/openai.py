@@ -32,10 +32,11 @@ from pathlib import Path
 
 import certifi
 import httpx
+from PIL import Image
 
 from ..budget import TokenBudget
 from ..items import AgentError, CaptioningAborted, PatchItem, Reply
-from .base import Backend
+from .base import AGENT_ROLES, Backend
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -95,8 +96,6 @@ def image_data_url(path: Path, fmt: str = "jpeg") -> str:
     mime = {"jpeg": "image/jpeg", "png": "image/png"}[fmt]
     is_fmt = raw[:3] == b"\xff\xd8\xff" if fmt == "jpeg" else raw[:8] == b"\x89PNG\r\n\x1a\n"
     if not is_fmt:
-        from PIL import Image
-
         buf = io.BytesIO()
         Image.open(io.BytesIO(raw)).convert("RGB").save(buf, format=fmt.upper(), quality=92)
         raw = buf.getvalue()
@@ -157,39 +156,104 @@ def _content(payload) -> str:
     return content.strip()
 
 
-class OpenAIChatClient:
-    """Async chat-completions client with bounded concurrency, timeouts and retries."""
+class Endpoint:
+    """One server of a client: its connection pools, requests in flight (``outstanding``) and
+    health. A failed endpoint is out until ``down_until``, then one probe request tests it."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None,
+    PROBE_FIRST_S, PROBE_MAX_S = 1.0, 30.0
+
+    def __init__(self, base_url: str, max_concurrent: int, make_client):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = redact(base_url.rstrip("/"))  # for messages: never a secret
+        self.sem = asyncio.Semaphore(max_concurrent)
+        # httpcore scans its whole pool on every request (O(connections)); several small
+        # pools used round-robin keep the per-request cost flat at high concurrency.
+        self.clients = [make_client() for _ in range(max(1, -(-max_concurrent // 8)))]
+        self.next = self.outstanding = self.failures = 0
+        self.down_until = 0.0  # 0 = up
+        self.probing = False
+        self.stats = {"requests": 0, "failures": 0, "taken_out": 0}
+
+    def client(self) -> httpx.AsyncClient:
+        self.next += 1
+        return self.clients[self.next % len(self.clients)]
+
+    def failed(self) -> None:
+        if self.down_until > time.monotonic():  # already out (its other requests failing too)
+            return
+        self.failures += 1
+        self.stats["taken_out"] += not self.down_until
+        self.down_until = time.monotonic() + min(self.PROBE_MAX_S,
+                                                 self.PROBE_FIRST_S * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        if self.down_until:
+            log.info("endpoint %s answers again: back in rotation", self.base_url)
+        self.failures, self.down_until = 0, 0.0
+
+
+class OpenAIChatClient:
+    """Async chat-completions client with bounded concurrency, timeouts and retries, over one
+    or several endpoints (same model behind each): a request goes to the endpoint with the
+    fewest requests outstanding; an endpoint whose request fails at the connection level,
+    times out or answers 5xx is taken out and probed again later (1 s, doubling to 30 s), and
+    the request is retried on another one at once."""
+
+    def __init__(self, base_url: str | list[str], model: str, api_key: str | None = None,
                  max_concurrent_requests: int = 32, timeout_s: float = 120.0,
                  max_retries: int = 5, backoff_base_s: float = 0.5, backoff_max_s: float = 30.0,
                  temperature: float = 0.2, seed: int | None = 0):
+        """``max_concurrent_requests`` bounds the requests in flight per endpoint."""
         protect_http_logs()
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.base_url = redact(base_url.rstrip("/"))  # for messages: never a secret
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("OpenAIChatClient needs at least one base_url")
         self.model = model
         self.temperature, self.seed = temperature, seed
         self.max_retries = max_retries
         self.backoff_base_s, self.backoff_max_s = backoff_base_s, backoff_max_s
-        self._sem = asyncio.Semaphore(max_concurrent_requests)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # httpcore scans its whole pool on every request (O(connections)); several small
-        # pools used round-robin keep the per-request cost flat at high concurrency.
-        per_pool = 8
-        n_pools = max(1, -(-max_concurrent_requests // per_pool))
         ssl_ctx = ssl.create_default_context(cafile=certifi.where())  # built once, shared
-        self._clients = [httpx.AsyncClient(
-            verify=ssl_ctx, headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
-            limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool))
-            for _ in range(n_pools)]
-        self._next = 0
+
+        def make_client():
+            return httpx.AsyncClient(
+                verify=ssl_ctx, headers=headers,
+                timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 30.0)),
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
+
+        self.endpoints = [Endpoint(u, max_concurrent_requests, make_client) for u in urls]
+        self.url, self.base_url = self.endpoints[0].url, self.endpoints[0].base_url
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    def pick(self) -> Endpoint:
+        """Least-outstanding endpoint that is up; else one due for a probe; else the one that
+        comes back soonest (it may have recovered: the request is its probe)."""
+        now = time.monotonic()
+        up = [e for e in self.endpoints if not e.down_until]
+        if not up:
+            up = [e for e in self.endpoints if e.down_until <= now and not e.probing]
+            if up:
+                up[0].probing = True
+                return up[0]
+            return min(self.endpoints, key=lambda e: e.down_until)
+        return min(up, key=lambda e: e.outstanding)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.backoff_max_s)
         base = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
         return base * random.uniform(0.5, 1.0) + random.uniform(0, 0.1 * self.backoff_base_s)
+
+    async def _post(self, ep: Endpoint, body: dict) -> httpx.Response:
+        ep.outstanding += 1
+        try:
+            async with ep.sem:
+                self.stats["requests"] += 1
+                ep.stats["requests"] += 1
+                return await ep.client().post(ep.url, json=body)
+        finally:
+            ep.outstanding -= 1
+            ep.probing = False
 
     async def chat(self, messages: list[dict], max_tokens: int, model: str | None = None) -> Reply:
         body = {"model": model or self.model, "messages": messages, "max_tokens": max_tokens,
@@ -199,63 +263,66 @@ class OpenAIChatClient:
         t0 = time.perf_counter()
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
-            retry_after = None
+            retry_after, ep, down = None, self.pick(), False
             try:
-                async with self._sem:
-                    self.stats["requests"] += 1
-                    client = self._clients[self._next % len(self._clients)]
-                    self._next += 1
-                    resp = await client.post(self.url, json=body)
+                resp = await self._post(ep, body)
                 if resp.status_code == 200:
                     try:
                         text = _content(resp.json())
+                        ep.succeeded()
                         return Reply(text, attempt + 1, time.perf_counter() - t0)
                     except (ValueError, KeyError, IndexError, TypeError) as err:
                         last = f"malformed reply ({type(err).__name__}: {err}): {resp.text[:200]!r}"
                 elif resp.status_code in RETRY_STATUS:
                     last = f"HTTP {resp.status_code}: {_server_message(resp)[:200]}"
                     retry_after = _retry_after(resp)
+                    down = resp.status_code >= 500  # 429/408/409/425: busy, not broken
                 else:
-                    self._refuse(resp, body["model"], attempt + 1)
+                    self._refuse(ep, resp, body["model"], attempt + 1)
             except httpx.TimeoutException as err:
-                last = f"timeout ({type(err).__name__})"
+                last, down = f"timeout ({type(err).__name__})", True
             except httpx.TransportError as err:
-                last = f"connection error ({type(err).__name__}: {err})"
+                last, down = f"connection error ({type(err).__name__}: {err})", True
+            if down:
+                ep.failed()
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
-                delay = self._delay(attempt, retry_after)
-                log.debug("retrying %s in %.2fs after %s", self.base_url, delay, last)
+                elsewhere = down and any(not e.down_until for e in self.endpoints)
+                delay = 0.0 if elsewhere else self._delay(attempt, retry_after)
+                log.debug("retrying (was %s) in %.2fs after %s", ep.base_url, delay, last)
                 await asyncio.sleep(delay)
         self.stats["failures"] += 1
         raise AgentError(f"{last} (gave up after {self.max_retries + 1} attempts)",
                          attempts=self.max_retries + 1)
 
-    def _refuse(self, resp: httpx.Response, model: str, attempts: int):
+    def _refuse(self, ep: Endpoint, resp: httpx.Response, model: str, attempts: int):
         """A non-retryable reply: FatalRequestError when every item would get it, else
         AgentError (this item fails with the server's message, the run goes on)."""
         code, msg = resp.status_code, _server_message(resp)
-        where = f"the server at {self.base_url}"
+        where = f"the server at {ep.base_url}"
         if code in AUTH_STATUS:
             raise FatalRequestError(
                 f"{where} refused the request for model {model!r} (HTTP {code}: {msg}); set the "
                 "API key in the environment variable named by captioning.openai.api_key_env "
-                "(credentials never go into base_url)")
+                "(or captioning.agents.<agent>.api_key_env; credentials never go into base_url)")
         if _MODEL_MISSING.search(msg) or (code == 404 and "model" in msg.lower()):
             raise FatalRequestError(
                 f"{where} does not serve model {model!r} (HTTP {code}: {msg}); set "
-                f"captioning.openai.model / summarize_model to a model it serves (GET "
-                f"{self.base_url}/models lists them)")
+                f"captioning.openai.model / summarize_model (or captioning.agents.<agent>.model) "
+                f"to a model it serves (GET {ep.base_url}/models lists them)")
         if code == 404 or not 400 <= code < 500:
             raise FatalRequestError(
-                f"{redact(self.url)} answered HTTP {code} for model {model!r}: {msg}; check "
-                "captioning.openai.base_url (the part before /chat/completions, e.g. "
-                "http://host:8000/v1)")
+                f"{redact(ep.url)} answered HTTP {code} for model {model!r}: {msg}; check "
+                "captioning.openai.base_url / captioning.agents.<agent>.endpoint (the part "
+                "before /chat/completions, e.g. http://host:8000/v1)")
+        ep.stats["failures"] += 1
         self.stats["failures"] += 1
         raise AgentError(f"HTTP {code}: {msg}", attempts=attempts)
 
     async def aclose(self) -> None:
-        for c in self._clients:
-            await c.aclose()
+        for ep in self.endpoints:
+            for c in ep.clients:
+                await c.aclose()
 
 
 def _api_key(env_name: str | None) -> str | None:
@@ -265,17 +332,28 @@ def _api_key(env_name: str | None) -> str | None:
 class OpenAIBackend(Backend):
     name = "openai"
 
-    def __init__(self, cfg, client: OpenAIChatClient | None = None):
-        """``cfg``: :class:`pathgen.config.captioning.OpenAIBackendConfig`."""
+    def __init__(self, cfg, client: OpenAIChatClient | None = None,
+                 endpoints: list[str] | tuple[str, ...] | None = None):
+        """``cfg``: :class:`pathgen.config.captioning.OpenAIBackendConfig`; ``endpoints``:
+        several server roots serving ``cfg.model`` (default: ``cfg.base_url``)."""
         self.cfg = cfg
         self.model = cfg.model
         self.client = client or OpenAIChatClient(
-            cfg.base_url, cfg.model, _api_key(cfg.api_key_env), cfg.max_concurrent_requests,
-            cfg.timeout_s, cfg.max_retries, cfg.backoff_base_s, cfg.backoff_max_s,
-            cfg.temperature, cfg.seed)
+            list(endpoints or [cfg.base_url]), cfg.model, _api_key(cfg.api_key_env),
+            cfg.max_concurrent_requests, cfg.timeout_s, cfg.max_retries, cfg.backoff_base_s,
+            cfg.backoff_max_s, cfg.temperature, cfg.seed)
+
+    def agent_models(self) -> dict[str, dict]:
+        eps = [e.base_url for e in self.client.endpoints]
+        return {role: {"backend": self.name, "endpoints": eps,
+                       "model": (self.cfg.summarize_model or self.model) if role == "summarize"
+                       else self.model} for role in AGENT_ROLES}
 
     async def _image_msg(self, item: PatchItem, prompt: str) -> list[dict]:
-        url = await asyncio.to_thread(image_data_url, item.path, self.cfg.image_format)
+        try:
+            url = await asyncio.to_thread(image_data_url, item.path, self.cfg.image_format)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:  # this item only
+            raise AgentError(f"cannot encode {item.path} ({type(err).__name__}: {err})") from err
         return [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": url}},
             {"type": "text", "text": prompt}]}]

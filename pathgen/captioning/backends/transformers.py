@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..budget import TokenBudget
-from ..items import PatchItem, Reply
-from .base import Backend
+from ..items import AgentError, PatchItem, Reply
+from .base import AGENT_ROLES, Backend
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,27 @@ def _resolve_device_dtype(device: str, dtype: str):
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     return device, getattr(torch, dtype)
+
+
+def is_oom(err: BaseException) -> bool:
+    """CUDA/MPS/CPU out-of-memory, as torch raises it (torch.OutOfMemoryError, or a
+    RuntimeError whose text says so, e.g. older torch or other allocators)."""
+    try:
+        import torch
+
+        if isinstance(err, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):  # pragma: no cover - torch is a core dependency
+        pass
+    return isinstance(err, (RuntimeError, MemoryError)) and (
+        isinstance(err, MemoryError) or "out of memory" in str(err).lower())
+
+
+def _free_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -82,7 +103,7 @@ class _Batcher:
         self.gen, self.batch_size, self.wait_s = gen, batch_size, wait_ms / 1000
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
-        self.batches = 0
+        self.batches = self.split_batches = self.failed_items = 0
 
     async def submit(self, req: _Request) -> str:
         if self.task is None or self.task.done():
@@ -109,16 +130,35 @@ class _Batcher:
                     await self._run(group)
 
     async def _run(self, batch: list[_Request]) -> None:
+        """Generate for ``batch``; a batch that raises (OOM included) is split in halves and
+        retried, so one bad item or an oversized batch never fails the others. An item that
+        fails on its own gets an AgentError with the reason (recorded, the run goes on)."""
         try:
             texts = await asyncio.to_thread(self.gen.generate, batch)
-            self.batches += 1
-            for r, t in zip(batch, texts):
-                if not r.future.done():
-                    r.future.set_result(t)
-        except Exception as err:  # a failing batch fails its requests, not the loop
-            for r in batch:
-                if not r.future.done():
-                    r.future.set_exception(err)
+        except Exception as err:
+            oom = is_oom(err)
+            if oom:
+                _free_cuda_cache()
+            if len(batch) == 1:
+                self.failed_items += 1
+                what = "out of memory" if oom else "generate failed"
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(AgentError(
+                        f"{what} on this item alone ({type(err).__name__}: {str(err)[:300]})"))
+                return
+            self.split_batches += 1
+            if oom and len(batch) <= self.batch_size:  # later batches start below this size
+                self.batch_size = max(1, len(batch) // 2)
+            log.warning("a batch of %d raised %s; split and retried%s", len(batch),
+                        type(err).__name__, f" (batch_size now {self.batch_size})" if oom else "")
+            half = len(batch) // 2
+            await self._run(batch[:half])
+            await self._run(batch[half:])
+            return
+        self.batches += 1
+        for r, t in zip(batch, texts):
+            if not r.future.done():
+                r.future.set_result(t)
 
     async def aclose(self):
         if self.task is not None:
@@ -126,38 +166,61 @@ class _Batcher:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
+def _load(kind: str, path: str, device: str, dtype, trust: bool, cache: dict | None):
+    """(model, processor-or-tokenizer) for ``kind`` 'vlm' or 'lm'; ``cache`` shares weights
+    between agents that name the same model (describe and revise, usually)."""
+    from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor,
+                              AutoTokenizer)
+
+    key = (kind, path, device, str(dtype), trust)
+    if cache is not None and key in cache:
+        return cache[key]
+    kw = dict(trust_remote_code=trust)
+    key_name = "model" if kind == "vlm" else "text_model"
+    try:
+        if kind == "vlm":
+            proc = AutoProcessor.from_pretrained(path, **kw)
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **kw)
+        else:
+            proc = AutoTokenizer.from_pretrained(path, **kw)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw)
+    except OSError as err:
+        raise OSError(f"captioning.transformers.{key_name} (or captioning.agents.<agent>.model) "
+                      f"{path!r} could not be loaded ({err}); give a local folder or pre-download "
+                      "it into the HF cache (HF_HOME) on a machine with internet") from err
+    model.to(device).eval()
+    if cache is not None:
+        cache[key] = (model, proc)
+    return model, proc
+
+
 class TransformersBackend(Backend):
     name = "transformers"
 
-    def __init__(self, cfg):
-        """``cfg``: TransformersBackendConfig. Weights come from the HF cache / hub or a path."""
-        try:
-            from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText,
-                                      AutoProcessor, AutoTokenizer)
-        except ImportError as err:  # pragma: no cover - transformers is a core dependency
-            raise ImportError("the transformers backend needs `pip install transformers`") from err
+    def __init__(self, cfg, load_vision: bool = True, cache: dict | None = None):
+        """``cfg``: TransformersBackendConfig. Weights come from the HF cache / hub or a path.
+        ``load_vision=False`` (a summarize-only agent with its own ``text_model``) skips the
+        VLM; ``cache``: a dict shared by the backends of one run so agents naming the same
+        model share its weights."""
         self.cfg = cfg
         self.model = cfg.model
         device, dtype = _resolve_device_dtype(cfg.device, cfg.dtype)
-        kw = dict(trust_remote_code=cfg.trust_remote_code)
-        try:
-            processor = AutoProcessor.from_pretrained(cfg.model, **kw)
-            vlm = AutoModelForImageTextToText.from_pretrained(cfg.model, dtype=dtype, **kw)
-        except OSError as err:
-            raise OSError(f"captioning.transformers.model {cfg.model!r} could not be loaded "
-                          f"({err}); give a local folder or pre-download it into the HF cache "
-                          "(HF_HOME) on a machine with internet") from err
-        vlm.to(device).eval()
-        self.vision = _Batcher(_Generator(vlm, processor, device, True, cfg.do_sample),
-                               cfg.batch_size, cfg.batch_wait_ms)
+        trust = cfg.trust_remote_code
+        self.vision = self.text = None
+        if load_vision or not cfg.text_model:
+            vlm, processor = _load("vlm", cfg.model, device, dtype, trust, cache)
+            self.vision = _Batcher(_Generator(vlm, processor, device, True, cfg.do_sample),
+                                   cfg.batch_size, cfg.batch_wait_ms)
         if cfg.text_model:
-            tok = AutoTokenizer.from_pretrained(cfg.text_model, **kw)
-            lm = AutoModelForCausalLM.from_pretrained(cfg.text_model, dtype=dtype, **kw)
-            lm.to(device).eval()
+            lm, tok = _load("lm", cfg.text_model, device, dtype, trust, cache)
             self.text = _Batcher(_Generator(lm, tok, device, False, cfg.do_sample),
                                  cfg.batch_size, cfg.batch_wait_ms)
         else:
             self.text = self.vision
+
+    def agent_models(self) -> dict[str, dict]:
+        return {role: {"backend": self.name, "model": (self.cfg.text_model or self.model)
+                       if role == "summarize" else self.model} for role in AGENT_ROLES}
 
     @staticmethod
     def _image(item: PatchItem):
@@ -195,9 +258,8 @@ class TransformersBackend(Backend):
         return Reply(text, 1, time.perf_counter() - t0)
 
     async def aclose(self) -> None:
-        await self.vision.aclose()
-        if self.text is not self.vision:
-            await self.text.aclose()
+        for b in {id(b): b for b in (self.vision, self.text) if b is not None}.values():
+            await b.aclose()
 
 
 def text_chat(cfg, max_new_tokens: int | None = None):
