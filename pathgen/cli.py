@@ -20,6 +20,7 @@ STAGE_MODULES = [
     "pathgen.demo.cli",
     "pathgen.tiling.cli",
     "pathgen.features.cli",
+    "pathgen.export.cli",
     "pathgen.selection.cli",
     "pathgen.captioning.cli",
     "pathgen.dataset.cli",

@@ -21,6 +21,7 @@ from .config import PathgenConfig
 # dataset stage (<results>/dataset/)
 OPEN_CLIP_CSV = "open_clip.csv"
 DATASET_CARD_JSON = "dataset_card.json"
+PATHGEN_JSON = "pathgen.json"         # PathGen release format, rows in the open_clip CSV's order
 SHARDS_COUNT_JSON = "count.json"      # WebDataset shard folder: sample count
 SHARDS_SIZES_JSON = "sizes.json"      # WebDataset shard folder: {shard basename: samples} (open_clip)
 # training (<results>/training/)
@@ -32,6 +33,7 @@ STAGE_JSON = "stage.json"             # per training stage: fingerprint + argv o
 WARM_START_DIR = "warm_start"
 PREVIOUS_FINAL_PT = "previous_final.pt"
 PREVIOUS_FINAL_JSON = "previous_final.json"
+BASELINES_DIR = "baselines"           # training/baselines/<baseline>/: comparison CLIPs (same schedule)
 # zero-shot (<results>/eval/zeroshot/ and the demo benchmark folder)
 ZEROSHOT_TABLE_CSV = "table.csv"
 ZEROSHOT_TABLE_MD = "table.md"
@@ -39,6 +41,15 @@ CLASSES_JSON = "classes.json"
 TEMPLATE_FILE = "template"
 PROMPTS_CONCH_JSON = "prompts_conch.json"
 MANIFEST_CSV = "manifest.csv"
+# CLIP_benchmark's WebDataset layout (`clip_benchmark eval --dataset wds/<name>`), written by
+# `pathgen zeroshot-export`: <root>/<split>/{0..N-1}.tar + nshards.txt, classnames and templates
+CB_SPLIT = "test"
+CB_NSHARDS_TXT = "nshards.txt"
+CB_CLASSNAMES_TXT = "classnames.txt"
+CB_TEMPLATES_TXT = "zeroshot_classification_templates.txt"
+CB_ENSEMBLE_TEMPLATES_JSON = "ensemble_templates.json"  # --custom_template_file (class -> prompts)
+CB_EXPORT_JSON = "pathgen_export.json"                   # what was exported + the command to run
+OPEN_CLIP_MODEL_BIN = "open_clip_pytorch_model.bin"      # open_clip local-dir: model folder weights
 # MIL (<results>/eval/mil/)
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
@@ -59,6 +70,11 @@ AGENTS_RUN_JSON = "run.json"                # settings fingerprint of a training
 AGENTS_TRAINER_STATE_PT = "trainer_state.pt"  # optimizer, scheduler, RNG and step of a checkpoint
 AGENTS_MODEL_CARD_JSON = "pathgen_agent.json"  # beside the merged weights: base model, steps, losses
 HF_CONFIG_JSON = "config.json"              # a Hugging Face model folder's config (architectures)
+# peers' folder layouts written by `pathgen export` (CLAM and TRIDENT conventions)
+CLAM_PATCHES_DIR = "patches"   # CLAM create_patches: patches/<slide>.h5 (coords)
+CLAM_H5_DIR = "h5_files"       # CLAM extract_features: h5_files/<slide>.h5 (features + coords)
+CLAM_PT_DIR = "pt_files"       # ... and pt_files/<slide>.pt (the tensor its MIL loader reads)
+TRIDENT_PATCHES_DIR = "patches"  # TRIDENT Processor: <geometry>/patches/<slide>_patches.h5
 # report (<results>/report/)
 SUMMARY_HTML = "summary.html"
 REPORT_FIGURES_DIR = "figures"
@@ -67,6 +83,9 @@ REPORT_FIGURES_DIR = "figures"
 @dataclass(frozen=True)
 class Layout:
     cfg: PathgenConfig
+    # A training baseline (training.baselines, e.g. "slide_text"): the training paths below
+    # then name its own folder, training/baselines/<baseline>/, and its own training data.
+    baseline: str | None = None
 
     # -- roots -----------------------------------------------------------------------
     @property
@@ -131,14 +150,37 @@ class Layout:
     def tiles_dir(self) -> Path:
         return self.root / "tiles" / self.tiling_tag
 
+    def coords_dir(self) -> Path:
+        return self.tiles_dir() / "coords"
+
     def coords(self, slide: str) -> Path:
-        return self.tiles_dir() / "coords" / f"{slide}.h5"
+        return self.coords_dir() / f"{slide}.h5"
 
     def tiling_qc(self, slide: str) -> Path:
         return self.tiles_dir() / "qc" / f"{slide}.jpg"
 
     def contours(self, slide: str) -> Path:
         return self.tiles_dir() / "contours" / f"{slide}.geojson"
+
+    # -- peers' layouts (pathgen export) -----------------------------------------------
+    @staticmethod
+    def clam_export_files(out_dir: str | Path, slide: str) -> dict[str, Path]:
+        """CLAM's files for one slide under ``out_dir`` (its --data_h5_dir and --feat_dir)."""
+        d = Path(out_dir)
+        return {"coords": d / CLAM_PATCHES_DIR / f"{slide}.h5", "h5": d / CLAM_H5_DIR / f"{slide}.h5",
+                "pt": d / CLAM_PT_DIR / f"{slide}.pt"}
+
+    @staticmethod
+    def trident_geometry_dir(job_dir: str | Path, magnification: str, patch_px: int, overlap: int) -> Path:
+        """TRIDENT's folder for one patching geometry: <mag>x_<px>px_<ov>px_overlap."""
+        return Path(job_dir) / f"{magnification}x_{int(patch_px)}px_{int(overlap)}px_overlap"
+
+    @staticmethod
+    def trident_export_files(geometry_dir: str | Path, slide: str, encoder: str) -> dict[str, Path]:
+        """TRIDENT's coords and patch-features files for one slide in a geometry folder."""
+        d = Path(geometry_dir)
+        return {"coords": d / TRIDENT_PATCHES_DIR / f"{slide}_patches.h5",
+                "features": d / f"features_{encoder}" / f"{slide}.h5"}
 
     # -- features ----------------------------------------------------------------------
     def features_dir(self, encoder: str | None = None) -> Path:
@@ -194,7 +236,27 @@ class Layout:
     # -- training ------------------------------------------------------------------------
     @property
     def training_dir(self) -> Path:
-        return self.root / "training"
+        main = self.root / "training"
+        return main / BASELINES_DIR / self.baseline if self.baseline else main
+
+    def for_baseline(self, baseline: str | None) -> Layout:
+        """The same layout with the training paths of ``baseline`` (None = the main CLIP)."""
+        return Layout(self.cfg, baseline)
+
+    @property
+    def training_data_dir(self) -> Path:
+        """A baseline's generated training pairs (open_clip CSV + its dataset card)."""
+        return self.training_dir / "data"
+
+    @property
+    def training_default_csv(self) -> Path:
+        """What a stage with empty `data` trains on: the caption dataset, or the baseline's pairs."""
+        return self.training_data_dir / OPEN_CLIP_CSV if self.baseline else self.dataset_csv
+
+    def training_data_files(self) -> dict[str, Path]:
+        """The baseline dataset rule's outputs (the card holds separator and column names)."""
+        return {"csv": self.training_data_dir / OPEN_CLIP_CSV,
+                "card": self.training_data_dir / DATASET_CARD_JSON}
 
     @property
     def training_run_dir(self) -> Path:
@@ -258,6 +320,27 @@ class Layout:
 
     def zeroshot_result(self, benchmark: str, model: str, prompting: str) -> Path:
         return self.zeroshot_run_files(self.zeroshot_run_dir(benchmark, model), prompting)["results"]
+
+    @property
+    def clip_benchmark_dir(self) -> Path:
+        """`pathgen zeroshot-export` output: CLIP_benchmark datasets and open_clip model folders."""
+        return self.eval_dir / "clip_benchmark"
+
+    def clip_benchmark_dataset(self, benchmark: str) -> Path:
+        """The --dataset_root of `clip_benchmark eval --dataset wds/<benchmark>`."""
+        return self.clip_benchmark_dir / "wds" / benchmark
+
+    def clip_benchmark_model(self, model: str) -> Path:
+        """An open_clip `local-dir:` model folder (open_clip_config.json + weights)."""
+        return self.clip_benchmark_dir / "models" / model
+
+    @staticmethod
+    def clip_benchmark_files(dataset_root: Path) -> dict[str, Path]:
+        """The files CLIP_benchmark's wds loader reads (shards: split_dir / f"{i}.tar")."""
+        d = Path(dataset_root)
+        return {"split_dir": d / CB_SPLIT, "nshards": d / CB_SPLIT / CB_NSHARDS_TXT,
+                "classnames": d / CB_CLASSNAMES_TXT, "templates": d / CB_TEMPLATES_TXT,
+                "ensemble": d / CB_ENSEMBLE_TEMPLATES_JSON, "export": d / CB_EXPORT_JSON}
 
     @staticmethod
     def benchmark_classes(root: Path) -> Path:
@@ -383,6 +466,11 @@ class Layout:
         """A chunk job's declared output: its members' outcomes (JSON)."""
         return self.stage_dir(stage) / "chunks" / f"{chunk}.json"
 
+    def features_chunk_done(self, chunk: str, encoder: str) -> Path:
+        """Chunk outcome of another encoder's features (a trained CLIP's, for MIL): the same
+        place as chunk_done("features", chunk) of a run whose features.encoder is ``encoder``."""
+        return self.features_dir(encoder) / "chunks" / f"{chunk}.json"
+
     def chunk_retry(self, stage: str, chunk: str) -> Path:
         """Retry generation of a chunk (bumped when items failed; a rule param)."""
         return self.stage_dir(stage) / "chunks" / f"{chunk}.retry"
@@ -400,3 +488,8 @@ class Layout:
 
     def benchmark(self, rule: str, name: str = "all") -> Path:
         return self.root / "benchmarks" / rule / f"{name}.tsv"
+
+
+def slide_features_file(features_dir: str | Path, slide: str) -> Path:
+    """<features dir>/<slide>.h5, the name Layout.features uses (for plain-path CLIs)."""
+    return Path(features_dir) / f"{slide}.h5"

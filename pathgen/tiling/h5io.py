@@ -6,7 +6,11 @@ CLAM ``patch_size patch_level downsample downsampled_level_dim level_dim name sa
 TRIDENT ``patch_size patch_size_level0 level0_magnification target_magnification overlap
 level0_width level0_height name savetodir``, plus ``mpp mpp_source patch_size_um target_mpp
 pathgen_version``. ``patch_size`` is px at ``target_mpp``; read ``patch_size_level0`` px at
-level 0 and resize to ``patch_size`` to get the patch (TRIDENT's convention).
+level 0 and resize to ``patch_size`` to get the patch (TRIDENT's convention). CLAM reads
+``patch_size`` px at ``patch_level``: when a pyramid level sits at ``target_mpp`` that level
+is named, so both peers cut the same field; otherwise they cannot agree in one file
+(``clam_compatible = 0``, warned at tiling; ``pathgen export clam`` writes CLAM's meaning).
+The slide's pyramid is recorded (``pyramid_downsamples``, ``pyramid_dims``) for that export.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
+from ..export.conventions import clam_geometry, readings, same_field
 from ..h5attrs import plain as _plain
 
 CHUNK_ROWS = 4096
@@ -36,14 +41,19 @@ class CoordsFileError(ValueError):
 
 def coords_attrs(*, name: str, save_dir: str | os.PathLike, mpp: float, mpp_source: str,
                  target_mpp: float, patch_size_um: float, patch_size: int, patch_size_level0: int,
-                 level0_dims: tuple[int, int], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full CLAM + TRIDENT + pathgen attribute set for one slide."""
+                 level0_dims: tuple[int, int], extra: dict[str, Any] | None = None,
+                 level_downsamples: list[float] | None = None,
+                 level_dims: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """The full CLAM + TRIDENT + pathgen attribute set for one slide.
+
+    ``level_downsamples`` / ``level_dims``: the slide's pyramid (OpenSlide's), recorded so
+    CLAM's ``patch_level`` can name a real level at ``target_mpp`` when there is one."""
     from .. import __version__
 
     w, h = int(level0_dims[0]), int(level0_dims[1])
     down = target_mpp / mpp  # level-0 px per target px: a virtual level at target_mpp
     attrs: dict[str, Any] = {
-        # CLAM
+        # CLAM (patch_level 0 + virtual downsample unless a real level matches, below)
         "patch_size": int(patch_size),
         "patch_level": 0,
         "downsample": np.array([down, down], np.float64),
@@ -66,8 +76,25 @@ def coords_attrs(*, name: str, save_dir: str | os.PathLike, mpp: float, mpp_sour
         "target_mpp": float(target_mpp),
         "pathgen_version": __version__,
     }
+    if level_downsamples:
+        attrs.update(_pyramid_attrs(level_downsamples, level_dims or [level0_dims], patch_size_level0,
+                                    patch_size))
+    attrs["clam_compatible"] = int(same_field(readings(attrs)["CLAM"], patch_size_level0))
     attrs.update(extra or {})
     return attrs
+
+
+def _pyramid_attrs(downsamples, dims, size0: int, patch_size: int) -> dict[str, Any]:
+    """Pyramid record, plus CLAM's level attributes when a level holds the patch at exactly
+    ``patch_size`` px (then CLAM's and TRIDENT's ``patch_size`` are the same number)."""
+    out: dict[str, Any] = {"pyramid_downsamples": np.asarray(downsamples, np.float64),
+                           "pyramid_dims": np.asarray(dims, np.int64).reshape(-1, 2)}
+    geo = clam_geometry(size0, patch_size, downsamples, dims)
+    if geo.patch_size == patch_size and geo.level > 0:
+        out.update({"patch_level": geo.level, "downsample": np.array([geo.downsample] * 2, np.float64),
+                    "downsampled_level_dim": np.array(geo.dims, np.int64),
+                    "level_dim": np.array(geo.dims, np.int64)})
+    return out
 
 
 def write_coords(path: str | os.PathLike, coords: np.ndarray, attrs: dict[str, Any]) -> Path:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.tiling import TilingConfig
+from ..export.conventions import warn_conflicts
 from ..wsi import open_slide, resolve_mpp
 from . import grid
 from .geojson import write_contours
@@ -44,6 +45,8 @@ def tile_slide(slide_path: str | os.PathLike, out: str | os.PathLike, cfg: Tilin
         mpp, source = resolve_mpp(slide, slide_path, override=mpp_override, default=default_mpp,
                                   override_source=mpp_override_source, slide_id=slide_id)
         dims = tuple(int(v) for v in slide.level_dimensions[0])
+        pyramid = ([float(d) for d in slide.level_downsamples],
+                   [tuple(int(v) for v in d) for d in slide.level_dimensions])
         size0 = grid.patch_size_level0(patch_um, mpp)
         if mpp > target_mpp * 1.05:
             log.warning("%s: slide is %.3f µm/px, coarser than target %.3f: patches will be upsampled",
@@ -60,11 +63,13 @@ def tile_slide(slide_path: str | os.PathLike, out: str | os.PathLike, cfg: Tilin
     attrs = coords_attrs(
         name=slide_id, save_dir=Path(out).parent, mpp=mpp, mpp_source=source, target_mpp=target_mpp,
         patch_size_um=patch_um, patch_size=patch_px, patch_size_level0=size0, level0_dims=dims,
+        level_downsamples=pyramid[0], level_dims=pyramid[1],
         extra={"tissue_threshold": float(cfg.tissue_threshold), "grid_anchor": cfg.grid_anchor,
                "seg_mpp": float(tissue.seg_mpp), "seg_level": int(tissue.level),
                "saturation_threshold": int(tissue.threshold),
                "mean_tissue_fraction": float(frac.mean()) if len(frac) else 0.0})
     write_coords(out, coords, attrs)
+    warn_conflicts(out, attrs, log)  # CLAM and TRIDENT would cut different fields from this file
     if geojson is not None:
         write_contours(geojson, tissue.regions, slide_id)
     if qc is not None:
