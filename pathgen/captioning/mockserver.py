@@ -11,6 +11,7 @@ vLLM), and can inject faults from a script: ``"429"``, ``"429:<Retry-After value
 ``"ok"``. ``fault_for(body)`` may pick a fault per request (e.g. for one item's image) before
 the script; ``api_key`` makes it answer 401 to requests without ``Bearer <api_key>``;
 ``served_models`` makes it answer 404 "model does not exist" for any other model.
+``kill()`` makes it die mid-run (connections cut, requests in service unanswered).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class MockChatServer:
         self.lock = threading.Lock()
         self.log: list[tuple[float, str]] = []  # (time, fault or "ok")
         self.bodies: list[dict] = []
+        self.dead = False
+        self._conns: set = set()  # open client sockets (kill() cuts them)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +69,19 @@ class MockChatServer:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server._conns.add(self.connection)
+
+            def finish(self):
+                with server.lock:
+                    server._conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:  # cut by kill()
+                    pass
 
             def _send(self, code, payload: bytes, headers=()):
                 self.send_response(code)
@@ -78,6 +94,9 @@ class MockChatServer:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if server.dead:  # killed: hang up without a reply, like a crashed server
+                    self.close_connection = True
+                    return
                 if self.path != "/v1/chat/completions":
                     return self._send(404, b'{"error": "not found"}')
                 body = json.loads(raw)
@@ -110,6 +129,9 @@ class MockChatServer:
                     return self._send(200, b"<html>upstream error</html>")
                 if fault == "nochoices":
                     return self._send(200, b'{"id": "x", "object": "chat.completion"}')
+                if server.dead:  # killed while this request was in service
+                    self.close_connection = True
+                    return
                 text = server.reply(body)
                 payload = {"id": "mock", "object": "chat.completion", "model": body.get("model"),
                            "choices": [{"index": 0, "finish_reason": "stop",
@@ -142,6 +164,22 @@ class MockChatServer:
                 return n
             n = len(self.log)
         return n
+
+    def kill(self) -> None:
+        """Die mid-run like a crashed server: stop listening and cut every open connection,
+        requests in service included (their clients see a connection reset)."""
+        import socket
+
+        self.dead = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def base_url(self) -> str:

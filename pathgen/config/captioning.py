@@ -184,16 +184,18 @@ class AgentConfig(Section):
     max_concurrent_requests: int | None = Field(None, ge=1, description="openai: requests in "
                                                 "flight per endpoint.")
 
-    @field_validator("endpoint")
+    @model_validator(mode="before")
     @classmethod
-    def _endpoints_ok(cls, v):
-        urls = [v] if isinstance(v, str) else (v or [])
+    def _endpoints_ok(cls, data):
+        # mode="before" on the section: the error then shows the section as {...}, never the URL
+        v = data.get("endpoint") if isinstance(data, dict) else None
         if isinstance(v, list) and not v:
             raise ValueError("endpoint list is empty; give at least one server root or null")
-        if any(url_has_credentials(u) for u in urls):
+        urls = [v] if isinstance(v, str) else (v if isinstance(v, list) else [])
+        if any(isinstance(u, str) and url_has_credentials(u) for u in urls):
             raise ValueError("endpoint must not hold credentials (user:password@host); set "
                              "api_key_env to the NAME of the variable holding the key")
-        return v
+        return data
 
     def set_keys(self) -> set[str]:
         return {k for k in type(self).model_fields if k != "backend" and getattr(self, k) is not None}

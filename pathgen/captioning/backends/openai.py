@@ -229,12 +229,12 @@ class OpenAIChatClient:
         """Least-outstanding endpoint that is up; else one due for a probe; else the one that
         comes back soonest (it may have recovered: the request is its probe)."""
         now = time.monotonic()
+        for e in self.endpoints:  # one probe at a time per taken-out endpoint
+            if e.down_until and e.down_until <= now and not e.probing:
+                e.probing = True
+                return e
         up = [e for e in self.endpoints if not e.down_until]
         if not up:
-            up = [e for e in self.endpoints if e.down_until <= now and not e.probing]
-            if up:
-                up[0].probing = True
-                return up[0]
             return min(self.endpoints, key=lambda e: e.down_until)
         return min(up, key=lambda e: e.outstanding)
 
