@@ -14,7 +14,6 @@ import math
 import random
 from pathlib import Path
 
-from ..paths import Layout
 from . import checkpoint as ck
 from .lora import load_base, wrap_lora
 from .sft import EncodedDataset, collate, load_examples
