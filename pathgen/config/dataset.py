@@ -35,6 +35,18 @@ class DatasetConfig(Section):
     seed: int = Field(0, description="Seed of the gallery sample.")
     file_ids: Path | None = Field(None, description="CSV slide_id,file_id (GDC file UUIDs) for "
                                                     "the PathGen JSON `file_id` field.")
+    caption_stage: Literal["describe", "revise", "summarize"] = Field(
+        "summarize", description="Which agent's text becomes the caption: summarize (the final "
+                                 "caption), revise or describe (per-agent ablation).")
+    dedup_cosine: float | None = Field(
+        None, gt=0, le=1, description="Remove near-duplicate samples across the whole dataset "
+                                      "(cosine >= this on the stored patch embeddings; the first "
+                                      "of each group stays); null = off.")
+    dedup_neighbors: int = Field(16, ge=1, description="Nearest neighbours searched per sample "
+                                                       "for dedup.")
+    dedup_exact_max: int = Field(50_000, ge=0, description="Up to this many samples dedup searches "
+                                                          "exactly (faiss flat); above, faiss IVF.")
+    dedup_nprobe: int = Field(16, ge=1, description="IVF cells probed per query (recall vs time).")
 
     @field_validator("csv_separator")
     @classmethod

@@ -16,6 +16,7 @@ from ..atomic import write_json, write_text
 from ..config.dataset import DatasetConfig
 from ..slides import read_id_table, read_table
 from .card import build_card, card_markdown, gallery_html
+from .dedup import dedup_markdown, dedup_samples, features_for
 from .pathgen_json import write_pathgen_json
 from .records import DatasetInputError, SlideCaptions, load_slide
 from .writers import sample_key, sync_images, write_csv, write_shards
@@ -108,14 +109,25 @@ def resolve_image(rec: dict, caption_file: Path, images_root: Path | None,
         "selection patches folder.")
 
 
+# dataset.caption_stage -> the caption record field holding that agent's text
+# (pathgen.captioning.pipeline: describe, revise, and the summary as `caption`).
+STAGE_FIELDS = {"describe": "describe", "revise": "revise", "summarize": "caption"}
+
+
+def caption_text(rec: dict, stage: str = "summarize") -> str:
+    """The text of `stage` in a caption record ("" when that agent left none)."""
+    return str(rec.get(STAGE_FIELDS[stage]) or "").strip()
+
+
 def _samples(slides: list[SlideCaptions], images_root: Path | None, accepted_only: bool,
-             file_ids: dict[str, str]) -> list[dict]:
+             file_ids: dict[str, str], stage: str = "summarize") -> list[dict]:
     out, keys, rels = [], {}, {}
     for sc in slides:
         recs = sc.accepted if accepted_only else sc.accepted + [
             r for r in sc.rejected if r.get("status", "ok") == "ok" and r.get("caption")]
         for r in sorted(recs, key=lambda r: (int(r["y"]), int(r["x"]))):
-            if not str(r.get("caption") or "").strip():
+            text = caption_text(r, stage)
+            if not text:
                 continue
             where = sc.where(r)
             src = resolve_image(r, sc.path, images_root, where)
@@ -138,17 +150,39 @@ def _samples(slides: list[SlideCaptions], images_root: Path | None, accepted_onl
             meta.update(wsi_id=str(r["slide_id"]), position=[str(int(r["x"])), str(int(r["y"]))])
             if fid:
                 meta["file_id"] = fid
-            out.append({"key": key, "caption": str(r["caption"]), "src_image": src,
+            out.append({"key": key, "caption": text, "src_image": src,
                         "rel_image": rel, "meta": meta,
                         "slide_id": str(r["slide_id"]), "x": int(r["x"]), "y": int(r["y"]),
                         "file_id": fid})
     return out
 
 
+def caption_stage_info(slides: list[SlideCaptions], dcfg: DatasetConfig) -> dict:
+    """Which agent's text the captions are, and how many usable records had none (card)."""
+    recs = [r for sc in slides for r in sc.accepted + ([] if dcfg.accepted_only else sc.rejected)
+            if r.get("status", "ok") == "ok" and str(r.get("caption") or "").strip()]
+    missing = sum(not caption_text(r, dcfg.caption_stage) for r in recs)
+    if missing:
+        log.warning("dataset.caption_stage %s: %d caption records have no %r text; left out",
+                    dcfg.caption_stage, missing, STAGE_FIELDS[dcfg.caption_stage])
+    return {"stage": dcfg.caption_stage, "field": STAGE_FIELDS[dcfg.caption_stage],
+            "missing_text": missing}
+
+
+def stage_markdown(info: dict) -> str:
+    note = "" if info["stage"] == "summarize" else " (per-agent ablation: not the final captions)"
+    return (f"\n## Caption text\n\nAgent: `{info['stage']}` (record field `{info['field']}`){note}; "
+            f"records without that text: {info['missing_text']}\n")
+
+
 def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.PathLike,
                   dcfg: DatasetConfig | None = None, images_root: str | os.PathLike | None = None,
-                  file_ids: dict[str, str] | None = None) -> dict:
-    """Assemble the dataset folder; returns the card (also written as dataset_card.json)."""
+                  file_ids: dict[str, str] | None = None,
+                  features: dict[str, str | os.PathLike] | None = None) -> dict:
+    """Assemble the dataset folder; returns the card (also written as dataset_card.json).
+
+    `features` (slide -> features HDF5) is only read for dataset.dedup_cosine; default
+    <captions folder>/../<slide>.h5."""
     dcfg = dcfg or DatasetConfig()
     out = Path(out_dir)
     paths = output_paths(out)
@@ -167,7 +201,13 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
             raise DatasetInputError(f"caption files for the same slide given twice: {first[sc.slide_id]} "
                                     f"and {sc.path} (slide {sc.slide_id!r}); pass each slide once")
         first[sc.slide_id] = sc.path
-    samples = _samples(slides, root, dcfg.accepted_only, fids)
+    samples = _samples(slides, root, dcfg.accepted_only, fids, dcfg.caption_stage)
+    stage_info = caption_stage_info(slides, dcfg)
+    dedup_report = {"enabled": False}
+    if dcfg.dedup_cosine is not None:
+        feats = features_for(slides, features, lambda sc: sc.path.parent.parent)
+        samples, dedup_report = dedup_samples(samples, feats, dcfg.dedup_cosine, dcfg.dedup_neighbors,
+                                              dcfg.dedup_exact_max, dcfg.dedup_nprobe)
     removed = sync_images(samples, out / "images", dcfg.images)
     write_csv(paths["open_clip_csv"], samples, out, dcfg.csv_separator, dcfg.csv_img_key,
               dcfg.csv_caption_key, dcfg.csv_paths)
@@ -180,8 +220,9 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
     files_info.update(images_dir=str(out / "images"), shards_dir=str(out / "shards"))
     card = build_card(slides, samples, dcfg, {
         "files": files_info,
-        "shards": {k: shards[k] for k in ("num_samples", "num_shards", "shard_size", "pattern")}})
-    write_text(paths["card_md"], card_markdown(card))
+        "shards": {k: shards[k] for k in ("num_samples", "num_shards", "shard_size", "pattern")},
+        "caption_stage": stage_info, "dedup": dedup_report})
+    write_text(paths["card_md"], card_markdown(card) + stage_markdown(stage_info) + dedup_markdown(dedup_report))
     write_json(paths["card_json"], card)
     log.info("dataset: %d slides, %d pairs, %d shards (%d reused), %d stale images removed -> %s",
              len(slides), len(samples), shards["num_shards"], shards["reused_shards"], removed, out)

@@ -21,6 +21,13 @@ def register(sub) -> None:
     p.add_argument("--csv-paths", choices=["absolute", "relative"], default=None)
     p.add_argument("--shard-size", type=int, default=None)
     p.add_argument("--images", choices=["hardlink", "copy", "symlink"], default=None)
+    p.add_argument("--caption-stage", choices=["describe", "revise", "summarize"], default=None,
+                   help="which agent's text is the caption (per-agent ablation; default summarize)")
+    p.add_argument("--dedup-cosine", type=float, default=None,
+                   help="remove near-duplicates across the dataset at this cosine (stored embeddings)")
+    p.add_argument("--features-dir", type=Path, default=None,
+                   help="folder of the slides' features HDF5 (<slide>.h5) for --dedup-cosine; "
+                        "default: the folder above the captions folder")
     p.add_argument("--include-rejected", action="store_true",
                    help="also keep records with accepted: false (for inspection only)")
     add_config_args(p)
@@ -39,18 +46,29 @@ def _build(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     d = cfg.dataset
     for flag, key in (("csv_separator", "csv_separator"), ("csv_paths", "csv_paths"),
-                      ("shard_size", "shard_size"), ("images", "images")):
+                      ("shard_size", "shard_size"), ("images", "images"),
+                      ("caption_stage", "caption_stage"), ("dedup_cosine", "dedup_cosine")):
         if getattr(args, flag) is not None:
             setattr(d, key, getattr(args, flag))
     if args.include_rejected:
         d.accepted_only = False
     try:
-        card = build_dataset(args.captions, args.out, d, images_root=args.images_root)
+        features = None
+        if args.features_dir is not None:
+            from ..paths import slide_features_file
+            from .records import slide_id_of
+
+            features = {slide_id_of(f): slide_features_file(args.features_dir, slide_id_of(f))
+                        for f in args.captions}
+        card = build_dataset(args.captions, args.out, d, images_root=args.images_root,
+                             features=features)
     except DatasetInputError as err:
         print(f"pathgen build-dataset: refused input: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({k: card[k] for k in ("n_slides", "n_records", "n_accepted", "n_rejected",
-                                           "n_pairs", "csv_separator", "shards")}, indent=2))
+    summary = {k: card[k] for k in ("n_slides", "n_records", "n_accepted", "n_rejected", "n_pairs",
+                                    "csv_separator", "shards", "caption_stage")}
+    summary["dedup"] = {k: v for k, v in card["dedup"].items() if k != "removed"}
+    print(json.dumps(summary, indent=2))
     return 0
 
 

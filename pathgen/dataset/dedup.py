@@ -1,0 +1,188 @@
+"""Dataset-level near-duplicate removal on the stored patch embeddings (optional,
+``dataset.dedup_cosine``).
+
+Selection already drops near-duplicates inside a slide; this pass looks across the whole
+dataset (the same tissue scanned twice, re-cuts, overlapping slides). Each sample's embedding
+is its row in the slide's features HDF5 (docs/architecture.md: ``features`` (N, D) +
+``coords`` (N, 2), level-0 top-left corners, the same x/y the caption records carry).
+
+Neighbours come from faiss (inner product on L2-normalised rows = cosine): an exact
+``IndexFlatIP`` up to ``dedup_exact_max`` samples, an ``IndexIVFFlat`` (``nlist`` ~ 4 sqrt(N)
+cells, ``dedup_nprobe`` probed) above it, which scales to millions; IVF stores the vectors
+unquantised, so every reported cosine is exact and only recall is approximate
+(bench/dedup.py measures it). Each sample asks for its ``dedup_neighbors`` nearest
+neighbours; a pair with cosine >= ``dedup_cosine`` is a duplicate.
+
+Which one stays is deterministic: samples are walked in dataset order (caption files by
+name, then y, x: the order of every output file) and a sample is removed when an earlier,
+kept sample is its near-duplicate, so each group keeps its first member.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .records import DatasetInputError
+
+log = logging.getLogger(__name__)
+
+
+def sample_embeddings(samples: list[dict], features: dict[str, Path]) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of the samples, in sample order."""
+    from ..features.h5io import FeaturesFileError, read_features
+
+    rows: list[np.ndarray | None] = [None] * len(samples)
+    by_slide: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_slide.setdefault(s["slide_id"], []).append(i)
+    dim = None
+    for slide, idx in by_slide.items():
+        path = features.get(slide)
+        if path is None or not Path(path).exists():
+            raise DatasetInputError(
+                f"dataset.dedup_cosine needs the features HDF5 of slide {slide!r} ({path or 'not given'}); "
+                "run the features stage, pass --features-dir, or set dataset.dedup_cosine: null")
+        try:
+            feats, coords, _ = read_features(path)
+        except FeaturesFileError as err:
+            raise DatasetInputError(f"dataset.dedup_cosine: {err}") from None
+        where = {(int(x), int(y)): r for r, (x, y) in enumerate(coords)}
+        for i in idx:
+            r = where.get((samples[i]["x"], samples[i]["y"]))
+            if r is None:
+                raise DatasetInputError(
+                    f"dataset.dedup_cosine: {path} has no patch at ({samples[i]['x']}, {samples[i]['y']}) "
+                    f"of caption record {samples[i]['key']}; the captions come from other features "
+                    "(re-run selection and captioning, or set dataset.dedup_cosine: null)")
+            rows[i] = np.asarray(feats[r], np.float32).reshape(-1)
+        if dim is None:
+            dim = len(rows[idx[0]])
+        elif len(rows[idx[0]]) != dim:
+            raise DatasetInputError(f"dataset.dedup_cosine: {path} has {len(rows[idx[0]])}-d features, other "
+                                    f"slides {dim}-d; all slides must come from one encoder")
+    if not samples:
+        return np.zeros((0, 0), np.float32)
+    x = np.stack(rows)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class Neighbours:
+    sims: np.ndarray   # (N, k) cosine, descending
+    ids: np.ndarray    # (N, k) row ids, -1 = none
+    index: str         # what searched, for the card
+
+
+def build_index(x: np.ndarray, exact_max: int, nprobe: int, seed: int = 0):
+    """faiss index over the rows: exact flat inner product for small sets, IVF-flat above."""
+    import faiss
+
+    n, d = x.shape
+    if n <= exact_max:
+        index = faiss.IndexFlatIP(d)
+        index.add(x)
+        return index, "faiss IndexFlatIP (exact)"
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # faiss wants >= 39 training points a cell
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    train = x[np.sort(np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False))]
+    index.cp.seed = seed
+    index.train(train)
+    index.add(x)
+    index.nprobe = min(nprobe, nlist)
+    return index, f"faiss IndexIVFFlat (nlist {nlist}, nprobe {index.nprobe}; approximate recall)"
+
+
+def neighbours(x: np.ndarray, k: int, exact_max: int = 50_000, nprobe: int = 16,
+               batch: int = 65_536) -> Neighbours:
+    index, desc = build_index(np.ascontiguousarray(x, np.float32), exact_max, nprobe)
+    k = min(k + 1, len(x))  # +1: a row finds itself
+    sims, ids = [], []
+    for lo in range(0, len(x), batch):
+        s, i = index.search(np.ascontiguousarray(x[lo:lo + batch]), k)
+        sims.append(s)
+        ids.append(i)
+    return Neighbours(np.concatenate(sims), np.concatenate(ids), desc)
+
+
+def duplicate_of(nb: Neighbours, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each row the earlier kept row it duplicates (-1 = keep) and that cosine.
+
+    Only rows with an earlier neighbour above the threshold enter the (ordered) greedy walk."""
+    n = len(nb.ids)
+    dup = np.full(n, -1, np.int64)
+    cos = np.zeros(n, np.float32)
+    earlier = (nb.ids >= 0) & (nb.ids < np.arange(n)[:, None]) & (nb.sims >= threshold)
+    for i in np.flatnonzero(earlier.any(axis=1)):
+        for j, s in zip(nb.ids[i][earlier[i]], nb.sims[i][earlier[i]]):
+            if dup[j] < 0:  # j itself was kept
+                dup[i], cos[i] = j, s
+                break
+    return dup, cos
+
+
+def dedup_samples(samples: list[dict], features: dict[str, Path], threshold: float, k: int,
+                  exact_max: int, nprobe: int) -> tuple[list[dict], dict]:
+    """Drop near-duplicate samples; returns the kept samples (order kept) and the report that
+    goes into dataset_card.json under `dedup`."""
+    x = sample_embeddings(samples, features)
+    if len(samples) < 2:
+        return list(samples), {"enabled": True, "cosine": threshold, "n_before": len(samples),
+                               "n_removed": 0, "n_after": len(samples), "removed": []}
+    nb = neighbours(x, k, exact_max, nprobe)
+    dup, cos = duplicate_of(nb, threshold)
+    removed = [{"key": samples[i]["key"], "duplicate_of": samples[j]["key"], "cosine": round(float(cos[i]), 5),
+                "cross_slide": samples[i]["slide_id"] != samples[j]["slide_id"]}
+               for i, j in enumerate(dup) if j >= 0]
+    kept = [s for s, j in zip(samples, dup) if j < 0]
+    per_slide = Counter(samples[i]["slide_id"] for i in np.flatnonzero(dup >= 0))
+    left = Counter(s["slide_id"] for s in kept)
+    emptied = sorted(s for s in per_slide if not left[s])
+    report = {"enabled": True, "cosine": threshold, "neighbors": k, "index": nb.index,
+              "n_before": len(samples), "n_removed": len(removed), "n_after": len(kept),
+              "n_cross_slide": sum(r["cross_slide"] for r in removed),
+              "removed_per_slide": dict(sorted(per_slide.items())), "slides_emptied": emptied,
+              "removed": removed}
+    log.info("dataset dedup (cosine >= %g, %s): removed %d of %d (%d across slides)", threshold,
+             nb.index, len(removed), len(samples), report["n_cross_slide"])
+    if emptied:
+        log.warning("dataset dedup removed every sample of %d slide(s): %s (their patches duplicate "
+                    "earlier slides: the same tissue twice?)", len(emptied), ", ".join(emptied))
+    return kept, report
+
+
+def features_for(slides, features: dict[str, os.PathLike] | None, default_dir) -> dict[str, Path]:
+    """slide -> features HDF5: the given mapping, else <captions folder>/../<slide>.h5 (the
+    Layout puts captions_<tag>/ inside the features folder)."""
+    from ..paths import slide_features_file
+
+    out = {}
+    for sc in slides:
+        given = (features or {}).get(sc.slide_id)
+        out[sc.slide_id] = Path(given) if given else slide_features_file(default_dir(sc), sc.slide_id)
+    return out
+
+
+def dedup_markdown(report: dict) -> str:
+    """The dataset card's dedup section."""
+    if not report.get("enabled"):
+        return "\n## Near-duplicates across the dataset\n\nOff (`dataset.dedup_cosine: null`).\n"
+    lines = ["", "## Near-duplicates across the dataset", "",
+             f"cosine >= {report['cosine']} on the stored patch embeddings, "
+             f"{report.get('index', 'no search (fewer than 2 samples)')}: removed "
+             f"{report['n_removed']} of {report['n_before']} samples "
+             f"({report.get('n_cross_slide', 0)} duplicating another slide); the first of each "
+             "group in dataset order stays."]
+    if report.get("removed_per_slide"):
+        lines += ["", "| slide | removed |", "| --- | --- |"]
+        lines += [f"| {s} | {n} |" for s, n in report["removed_per_slide"].items()]
+    if report.get("slides_emptied"):
+        lines += ["", "Slides left without samples: " + ", ".join(report["slides_emptied"])]
+    return "\n".join(lines) + "\n"
