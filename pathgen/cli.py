@@ -28,6 +28,7 @@ STAGE_MODULES = [
     "pathgen.zeroshot.cli",
     "pathgen.mil.cli",
     "pathgen.instruct.cli",
+    "pathgen.agents.cli",
     "pathgen.report.cli",
     "pathgen.doctor",
     "pathgen.status_cli",

@@ -1,0 +1,70 @@
+"""The two agent stages on plain paths (used by `pathgen agents` and rules/agents.smk):
+build-data from teacher inputs, and train + export of one agent from a build-data folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..paths import Layout
+from .build import build_data
+from .teacher import pairs_from_backend, pairs_from_files
+
+log = logging.getLogger(__name__)
+
+
+def build_stage(cfg, inputs: list[str | Path], out_dir: str | Path,
+                patches_root: str | Path | None) -> dict:
+    """``cfg``: PathgenConfig. agents.data.teacher 'captions': ``inputs`` are caption JSONLs
+    or descriptions files; 'backend': selection CSVs the captioning backend describes."""
+    from ..captioning.prompts import load_templates
+
+    d, c = cfg.agents.data, cfg.captioning
+    if d.teacher == "backend":
+        if patches_root is None:
+            raise ValueError("agents.data.teacher 'backend' needs the patches folder the selection "
+                             "CSVs' 'image' column is relative to (--patches-root)")
+        pairs, skipped = pairs_from_backend(inputs, patches_root, cfg, d.min_words)
+        teacher = f"backend:{c.backend}:{c.model_id()}"
+    else:
+        pairs, skipped = pairs_from_files(inputs, patches_root, d.teacher_field, d.min_words)
+        teacher = f"files:{d.teacher_field}"
+    chat = None
+    if d.corrupter == "llm":
+        from ..instruct.chat import chat_for
+
+        chat = chat_for(cfg)
+    image_folder = patches_root if patches_root is not None else Path(inputs[0]).parent
+    return build_data(pairs, out_dir, d, load_templates(c.prompt_version, c.prompts_dir),
+                      image_folder, chat=chat, teacher=teacher, skipped=skipped)
+
+
+def read_data_card(data_dir: str | Path) -> dict:
+    path = Layout.agents_data_files(Path(data_dir))["card"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {data_dir} is not a build-data folder "
+                                "(run `pathgen agents build-data ... --out DIR` first)")
+    return json.loads(path.read_text())
+
+
+def train_stage(data_dir: str | Path, agent: str, run_dir: str | Path, tcfg, restart: bool = False,
+                export: bool = True, stop_after: int | None = None) -> dict:
+    """Train (resuming) one agent on ``<agent>_train/val.json`` of a build-data folder, then
+    merge and export it to ``<run_dir>/model``. Returns the training summary (+ model)."""
+    from .export import export_merged
+    from .train import train_agent
+
+    files, card = Layout.agents_data_files(Path(data_dir)), read_data_card(data_dir)
+    summary = train_agent(files[f"{agent}_train"], files[f"{agent}_val"], run_dir, tcfg,
+                          card["image_folder"], restart=restart, stop_after=stop_after)
+    if export and summary["done"]:
+        model_dir = Layout.agents_run_files(Path(run_dir))["model"]
+        export_merged(summary["checkpoint"], model_dir, tcfg, card={
+            "agent": agent, "steps": summary["step"], "train_loss": summary["train_loss"],
+            "val_loss": summary["val_loss"], "data": {"n": card["n"], "teacher": card["teacher"],
+                                                      "corrupter": card["corrupter"]}})
+        summary["model"] = str(model_dir)
+        log.info("%s agent exported to %s (captioning.transformers.model: %s)", agent, model_dir,
+                 model_dir)
+    return summary
