@@ -91,3 +91,53 @@ def test_transformers_backend_batched_plumbing(tmp_path, tiny_models, separate_l
     assert backend.vision.batches < 8
     if separate_lm:
         assert backend.text is not backend.vision and backend.text.batches >= 1
+
+
+@pytest.mark.parametrize("oom", ["torch", "runtime"])
+def test_failing_batches_are_split_and_a_bad_item_is_recorded(tmp_path, tiny_models, monkeypatch, oom):
+    """generate() raises out-of-memory on every batch > 1 and a non-OOM error on one patch:
+    batches are split down to single items, the other items are captioned, the bad one is
+    recorded as failed with its reason, and the slide completes."""
+    import torch
+    from PIL import Image
+
+    from pathgen.captioning.backends.transformers import TransformersBackend, is_oom
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    torch.set_num_threads(1)
+    cfg = CaptioningConfig(backend="transformers", concurrency=4, max_failed_fraction=0.5,
+                           transformers=dict(model=str(tiny_models / "vlm"), device="cpu",
+                                             batch_size=4, batch_wait_ms=50, max_new_tokens=4,
+                                             summary_max_new_tokens=4))
+    backend = TransformersBackend(cfg.transformers)
+    csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma", "lymphoid"), n=6)
+    bad = patches / "slide_a" / "1024_1024.jpg"  # the third patch (x = 1024)
+    with Image.open(bad) as im:
+        bad_pv = backend.vision.gen.processor.image_processor(
+            images=[im.convert("RGB")], return_tensors="pt")["pixel_values"][0]
+    model, sizes = backend.vision.gen.model, []
+    real = model.generate
+
+    def flaky(**kw):
+        n = kw["input_ids"].shape[0]
+        sizes.append(n)
+        if n > 1:
+            raise (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                   if oom == "torch" else RuntimeError("CUDA error: out of memory"))
+        pv = kw.get("pixel_values")
+        if pv is not None and torch.allclose(pv[0].float(), bad_pv.float(), atol=1e-3):
+            raise ValueError("image features and image tokens do not match")
+        return real(**kw)
+
+    monkeypatch.setattr(model, "generate", flaky)
+    out = tmp_path / "cap" / "slide_a.jsonl"
+    summary = caption_slide(csv_path, patches, out, cfg, target_mpp=0.5, backend=backend)
+    recs = {r["x"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert max(sizes) > 1 and backend.vision.split_batches >= 1  # batches formed and split
+    assert backend.vision.batch_size < 4  # an OOM lowers the batch size for later batches
+    assert summary["n_failed"] == 1 and summary["n_ok"] == 5
+    assert recs[1024]["status"] == "failed" and recs[1024]["accepted"] is False
+    assert "describe:" in recs[1024]["error"] and "image features" in recs[1024]["error"]
+    assert all(r["status"] == "ok" and r["caption"] is not None for x, r in recs.items() if x != 1024)
+    assert is_oom(RuntimeError("CUDA out of memory")) and not is_oom(ValueError("x"))
