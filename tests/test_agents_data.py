@@ -1,0 +1,169 @@
+"""`pathgen agents build-data`: LLaVA conversation records (format: {"id", "image",
+"conversations": [{"from": "human", "value": "<image>\\n..."}, {"from": "gpt", ...}]}, read
+back here from that documented shape), controlled corruptions, split by slide."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_agents_fixtures import TOY, write_toy_captions  # noqa: E402
+from test_captioning_fixtures import MPP, write_selection  # noqa: E402
+
+from pathgen.agents import corrupt as C  # noqa: E402
+from pathgen.agents.build import build_data  # noqa: E402
+from pathgen.agents.corrupt_llm import corrupt_with_llm  # noqa: E402
+from pathgen.agents.split import split_slides  # noqa: E402
+from pathgen.agents.teacher import TeacherError, pairs_from_files  # noqa: E402
+from pathgen.agents.vocab import SWAP_GROUPS  # noqa: E402
+from pathgen.captioning.prompts import load_templates  # noqa: E402
+from pathgen.cli import main  # noqa: E402
+from pathgen.config.agents import AgentsDataConfig  # noqa: E402
+
+TEXT = ("Dense sheets of tumour cells with hyperchromatic nuclei. Glands are lined by crowded "
+        "epithelial cells. Scattered lymphocytes are present.")
+
+
+def _load(path: Path) -> list[dict]:
+    return json.loads(path.read_text())
+
+
+def _exchange(rec: dict) -> tuple[str, str]:
+    """Reader side of the LLaVA contract (formats.md), written from the documented shape."""
+    assert set(rec) >= {"id", "image", "conversations"}
+    human, gpt = rec["conversations"][:2]
+    assert human["from"] == "human" and gpt["from"] == "gpt"
+    assert human["value"].startswith("<image>\n")
+    return human["value"][len("<image>\n"):], gpt["value"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_modify_swaps_one_term_within_its_attribute(seed):
+    edit = C.corrupt_modify(TEXT, random.Random(seed))
+    assert edit.kind == "modify" and edit.attribute in SWAP_GROUPS
+    group = next(g for g in SWAP_GROUPS[edit.attribute] if edit.detail["from"].lower() in g)
+    assert edit.detail["to"].lower() in group and edit.detail["to"].lower() != edit.detail["from"].lower()
+    # exactly one term differs: the text is the original with that one span replaced
+    assert edit.text.replace(edit.detail["to"], edit.detail["from"], 1) == TEXT
+
+
+def test_add_inserts_an_absent_feature_and_delete_drops_a_stated_one():
+    add = C.corrupt_add(TEXT, random.Random(0))
+    assert add.detail["sentence"] in add.text and add.detail["sentence"] not in TEXT
+    assert add.detail["feature"] != "lymphocytic infiltrate"  # already mentioned in TEXT
+    assert add.text.replace(" " + add.detail["sentence"], "") == TEXT
+    dele = C.corrupt_delete(TEXT, random.Random(0))
+    assert dele.detail["sentence"] in TEXT and dele.detail["sentence"] not in dele.text
+    assert len(C.sentences(dele.text)) == len(C.sentences(TEXT)) - 1
+
+
+def test_corrupt_falls_back_when_a_kind_does_not_apply_and_is_per_record_stable():
+    one = "Pale pink material."  # one sentence, no vocabulary term: only `add` applies
+    for seed in range(5):
+        edit = C.corrupt(one, ["delete", "modify", "add"], random.Random(seed))
+        assert edit.kind == "add"
+    assert C.corrupt(one, ["delete", "modify"], random.Random(0)) is None
+    a = C.corrupt(TEXT, ["add", "delete", "modify"], C.record_rng(3, "slide_x_0_0"))
+    b = C.corrupt(TEXT, ["add", "delete", "modify"], C.record_rng(3, "slide_x_0_0"))
+    assert a == b
+
+
+def test_llm_corrupter_accepts_one_edit_and_rejects_rewrites():
+    one_edit = TEXT.replace("Dense", "Sparse")
+    edit = corrupt_with_llm(TEXT, ["modify"], random.Random(0), lambda prompt: one_edit)
+    assert edit.corrupter == "llm" and edit.text == one_edit and edit.kind == "modify"
+    seen = []
+    edit = corrupt_with_llm(TEXT, ["modify"], random.Random(0),
+                            lambda prompt: seen.append(prompt) or "Completely different words here.")
+    assert TEXT in seen[0] and "one edit" in seen[0]
+    assert edit.corrupter.startswith("rules") and edit.detail["llm_rejected"] == "rewrote the description"
+    edit = corrupt_with_llm(TEXT, ["add"], random.Random(0), lambda prompt: TEXT)
+    assert edit.detail["llm_rejected"] == "unchanged" and edit.text != TEXT
+
+
+def test_split_is_by_slide_stable_and_both_sides_non_empty():
+    slides = [f"s{i}" for i in range(40)]
+    split = split_slides(slides, 0.25, seed=0)
+    assert set(split.values()) == {"train", "val"} and 4 <= list(split.values()).count("val") <= 18
+    grown = split_slides(slides + [f"t{i}" for i in range(10)], 0.25, seed=0)
+    assert all(grown[s] == split[s] for s in slides)  # adding slides never moves one
+    assert set(split_slides(["a", "b"], 0.01).values()) == {"train", "val"}
+    assert set(split_slides(["a"], 0.5).values()) <= {"train", "val"}
+
+
+def test_build_data_from_caption_records(tmp_path):
+    files, patches = write_toy_captions(tmp_path, failed=True)
+    pairs, skipped = pairs_from_files(files, patches, "describe", min_words=3)
+    assert len(pairs) == 6 and skipped == {"no_text": 3, "too_short": 0}  # one failed per slide
+    templates = load_templates()
+    card = build_data(pairs, tmp_path / "data", AgentsDataConfig(val_fraction=0.3), templates, patches)
+    out = tmp_path / "data"
+    train_slides, val_slides = set(card["slides"]["train"]), set(card["slides"]["val"])
+    assert train_slides and val_slides and not train_slides & val_slides
+    texts = {f"{s}_{512 * i}_1024": t for s, items in TOY.items() for i, (_, t) in enumerate(items)}
+    describe = _load(out / "describe_train.json") + _load(out / "describe_val.json")
+    assert len(describe) == 6 and card["n"]["describe_train"] + card["n"]["describe_val"] == 6
+    for rec in describe:
+        prompt, answer = _exchange(rec)
+        assert answer == texts[rec["id"]]
+        assert (patches / rec["image"]).is_file()
+        assert (rec["slide_id"] in val_slides) == (rec["split"] == "val")
+        with Image.open(patches / rec["image"]) as im:  # the pipeline's describe prompt
+            assert prompt == templates.render("describe", field_um=f"{MPP * im.width:.0f}", mpp=f"{MPP:.3g}")
+    revise = _load(out / "revise_train.json") + _load(out / "revise_val.json")
+    assert len(revise) == 6
+    for rec in revise:
+        prompt, answer = _exchange(rec)
+        original = texts[rec["id"].removesuffix("_revise")]
+        assert answer == original and rec["corrupted"] != original
+        assert prompt == templates.render("revise", description=rec["corrupted"])
+        assert rec["edit"]["kind"] in {"add", "delete", "modify"} and rec["edit"]["corrupter"] == "rules"
+    assert sum(card["edits"].values()) == 6 and card["image_folder"] == str(patches.resolve())
+
+
+def test_descriptions_and_llava_files_are_teachers_too(tmp_path):
+    _, patches = write_selection(tmp_path, "slide_z", kinds=("tumour", "stroma"))
+    plain = tmp_path / "descriptions.jsonl"
+    plain.write_text(json.dumps({"image": "slide_z/0_1024.jpg", "description": TEXT}) + "\n")
+    llava = tmp_path / "llava.json"
+    llava.write_text(json.dumps([{"id": "q1", "image": "slide_z/512_1024.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nDescribe."}, {"from": "gpt", "value": TEXT}]}]))
+    pairs, _ = pairs_from_files([plain, llava], patches, min_words=3)
+    assert [p.slide_id for p in pairs] == ["slide_z", "slide_z"]  # from the image's folder
+    assert [p.id for p in pairs] == ["slide_z_0_1024", "q1"] and all(p.description == TEXT for p in pairs)
+    with pytest.raises(TeacherError, match="--patches-root"):
+        pairs_from_files([plain], tmp_path / "elsewhere")
+
+
+def test_teacher_backend_describes_selected_patches(tmp_path):
+    """teacher 'backend': the configured captioning backend (here the offline morphometric
+    baseline, not a language model) writes the teacher descriptions."""
+    from pathgen.agents.stage import build_stage
+    from pathgen.config import validate_config
+
+    csv_path, patches = write_selection(tmp_path, "slide_m", kinds=("tumour", "stroma", "lymphoid"))
+    csv2, _ = write_selection(tmp_path, "slide_n", kinds=("stroma", "adipose"))
+    cfg = validate_config({"demo": {"enabled": True}, "agents": {"data": {"teacher": "backend"}}})
+    card = build_stage(cfg, [csv_path, csv2], tmp_path / "data", patches)
+    assert card["teacher"].startswith("backend:morphometric:")
+    recs = _load(tmp_path / "data" / "describe_train.json") + _load(tmp_path / "data" / "describe_val.json")
+    assert len(recs) == 5 and all(len(_exchange(r)[1].split()) >= 8 for r in recs)
+
+
+def test_cli_build_data_and_bad_input(tmp_path, capsys):
+    files, patches = write_toy_captions(tmp_path)
+    rc = main(["agents", "build-data", *map(str, files), "--patches-root", str(patches),
+               "--out", str(tmp_path / "data"), "--set", "demo.enabled=true",
+               "--set", "agents.data.val_fraction=0.3"])
+    assert rc == 0 and (tmp_path / "data" / "revise_val.json").is_file()
+    rc = main(["agents", "build-data", *map(str, files), "--out", str(tmp_path / "d2")])
+    assert rc == 2 and "--patches-root" in capsys.readouterr().err  # images not beside the JSONLs
+    rc = main(["agents", "build-data", str(files[0]), "--patches-root", str(patches),
+               "--out", str(tmp_path / "d3"), "--set", "agents.data.edit_kinds=[]"])
+    assert rc == 2 and "agents.data.edit_kinds" in capsys.readouterr().err
