@@ -3,6 +3,7 @@ from pathlib import Path
 
 from pathgen.chunk_run import retry_generation
 from pathgen.mil import api as mil_api
+from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
 from pathgen.zeroshot.workflow import zeroshot_inputs
 from pathgen.workflow_env import put_checkout_on_pythonpath
 
@@ -66,7 +67,10 @@ def mil_feature_chunks(wc):
     task runs on the labelled slides whose features finished."""
     if mil_api.get_task(CFG, wc.task).features_dir is not None:
         return []
-    if getattr(wc, "encoder", CFG.features.encoder) != CFG.features.encoder:
+    encoder = getattr(wc, "encoder", CFG.features.encoder)
+    if encoder in model_feature_encoders(CFG):  # a trained CLIP's (rule extract_model_features)
+        return [str(L.features_chunk_done(c, encoder)) for c in CHUNKS]
+    if encoder != CFG.features.encoder:
         return []  # another encoder's features are not made by this workflow: read as found
     return chunk_outputs("features", CHUNKS)
 
@@ -115,3 +119,20 @@ def get_dataset_out_dir(wc, output):
 def encoder_definition(name):
     """An encoder's full definition (as a params value: editing `encoders.<name>` reruns its users)."""
     return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None
+
+
+def get_baseline_train_inputs(wc):
+    return train_inputs(CFG, wc.baseline)
+
+
+def get_trained_weights(wc):
+    return str(L.for_baseline(trained_models(CFG)[wc.model]).training_final)
+
+
+def get_model_feature_settings(wc):
+    """What shapes a trained model's features (its weights' hash is added by the job)."""
+    return {
+        "encoder": wc.model,
+        "encoder_spec": CFG.encoder_spec(wc.model).model_dump(mode="json"),
+        "features": CFG.features.model_dump(mode="json", exclude={"encoder"}),
+    }

@@ -44,15 +44,32 @@ def test_every_stage_produced_its_outputs(demo_run):
     card = json.loads((res / "dataset" / "dataset_card.json").read_text())
     assert card["n_pairs"] > 0 and card["caption_tokens"]["max"] <= 77
     zs = pd.read_csv(res / "eval" / "zeroshot" / "table.csv")
-    assert {"pathgen-demo-clip", "tiny-demo"} <= set(zs["model"])
-    assert (res / "eval" / "mil" / "mil_table.csv").exists()
+    assert {"pathgen-demo-clip", "pathgen-demo-clip-slide_text", "tiny-demo"} <= set(zs["model"])
+    mil = pd.read_csv(res / "eval" / "mil" / "mil_table.csv")
+    assert set(mil["encoder"]) == {"pathgen-demo-clip", "pathgen-demo-clip-slide_text"}
+    base = json.loads((res / "training" / "baselines" / "slide_text" / "final.json").read_text())
+    assert base["baseline"] == "slide_text" and "pathgen-demo-clip-slide_text" in base["encoder"]
     instruct = json.loads((res / "instruct" / "pathgen_instruct.json").read_text())
     assert instruct and all(r["conversations"][0]["value"].startswith("<image>") for r in instruct)
 
 
+def test_no_demo_caption_contains_a_benchmark_class_text(demo_run):
+    """The captions describe morphology in their own words: a zero-shot score cannot come from
+    copying the benchmark's class texts (classes.json of the demo benchmark)."""
+    res = demo_run.root / "results"
+    texts = json.loads((res / "demo" / "zeroshot" / "classes.json").read_text()).values()
+    captions = pd.read_csv(res / "dataset" / "open_clip.csv", sep="\t")["title"]
+    baseline = pd.read_csv(res / "training" / "baselines" / "slide_text" / "data" / "open_clip.csv",
+                           sep="\t")["title"]
+    assert len(captions) > 0 and len(baseline) == len(captions)
+    hits = [(t, c) for c in list(captions) + list(baseline) for t in texts if t.lower() in c.lower()]
+    assert not hits, hits[:5]
+
+
 def test_summary_report_has_every_section(demo_run):
     page = (demo_run.root / "results" / "report" / "summary.html").read_text()
-    for title in ("Caption dataset", "CLIP training", "Zero-shot classification", "Slide-level MIL",
+    for title in ("Caption dataset", "CLIP training", "Captions vs baselines",
+                  "Zero-shot classification", "Slide-level MIL",
                   "Instruction data", "Configuration used"):
         assert f"<h2>{title}</h2>" in page
     assert "data:image/png;base64," in page  # figures are embedded
@@ -72,12 +89,19 @@ def test_cli_entry_point_matches_workflow(demo_run):
     assert yaml.safe_load(out.stdout)["demo"]["n_slides"] == 10
 
 
-def _records(ws: Workspace) -> dict[tuple[str, str], dict]:
+TRAINED = ("features_pathgen-demo-clip", "features_pathgen-demo-clip-slide_text")
+
+
+def _records(ws: Workspace, trained: bool = False) -> dict[tuple[str, str], dict]:
+    """State records by (stage, slide); ``trained``: only those of the trained CLIPs' features
+    (redone for every slide whenever the CLIPs are retrained), else all others."""
     res = ws.root / "results"
     out = {}
     for f in res.rglob("state/*.json"):
+        if (f.parent.parent.name in TRAINED) != trained:
+            continue
         rec = json.loads(f.read_text())
-        out[(rec["stage"], rec["slide_id"])] = rec
+        out[(f.parent.parent.name if trained else rec["stage"], rec["slide_id"])] = rec
     return out
 
 
@@ -100,14 +124,20 @@ def test_adding_two_slides_reruns_only_their_work_and_the_aggregates(demo_run):
     for rule in chunked:
         assert [wc.get("chunk") for wc in by_rule.get(rule, [])] == ["chunk_00002"], (rule, by_rule)
     zs = [wc for wc in by_rule.get("zeroshot", [])]
-    assert [wc["model"] for wc in zs] == ["pathgen-demo-clip"], zs  # tiny-demo: same model, same data
+    # both CLIPs are retrained on the grown set; tiny-demo: same model, same data
+    assert sorted(wc["model"] for wc in zs) == ["pathgen-demo-clip", "pathgen-demo-clip-slide_text"], zs
     assert "demo_benchmark" not in by_rule  # the holdout set did not change
     expected = chunked | {"demo_labels", "build_dataset", "train_clip", "zeroshot", "zeroshot_table",
-                          "mil_splits", "mil", "mil_table", "build_instruct", "build_report", "all"}
+                          "mil_splits", "mil", "mil_table", "build_instruct", "build_report", "all",
+                          "baseline_data", "train_baseline", "extract_model_features"}
     assert set(by_rule) == expected, set(by_rule) ^ expected
 
+    trained_before = _records(demo_run, trained=True)
     demo_run.snakemake("--cores", "2", timeout=1500)
     after = _records(demo_run)
+    trained_after = _records(demo_run, trained=True)
+    assert len(trained_after) == 24 and all(  # new weights: every slide's features redone
+        trained_before.get(k, {}).get("finished") != r["finished"] for k, r in trained_after.items())
     changed = {k for k, r in after.items() if before.get(k, {}).get("finished") != r.get("finished")}
     assert {s for _, s in changed} == {"demo_010", "demo_011"}, sorted(changed)
     assert {st for st, _ in changed} == {"demo", "tile", "features", "select", "caption"}

@@ -45,6 +45,34 @@ class TrainStage(Section):
     warmup: int | None = Field(None, ge=0, description="Overrides training.warmup.")
 
 
+class SlideTextConfig(Section):
+    """The `slide_text` baseline: every caption-dataset patch paired with its slide's label
+    sentence instead of its own caption (the "train on the report text" comparison)."""
+
+    labels: Path | None = Field(
+        None, description="CLAM dataset CSV with slide_id + the label column (case_id, split "
+                          "ignored). null = the demo's slide_labels.csv when running the demo.")
+    label_column: str = Field("label", description="Column holding each slide's label.")
+    template: str = Field("An H&E image from a slide diagnosed as {}.",
+                          description="Sentence per slide; '{}' takes the label's text.")
+    label_texts: dict[str, str] = Field(
+        default_factory=dict, description="Label -> the words put into the template (default: "
+                                          "the label itself).")
+
+    @field_validator("template")
+    @classmethod
+    def _has_slot(cls, v):
+        if "{}" not in v:
+            raise ValueError("training.slide_text.template needs a '{}' for the label text")
+        return v
+
+    def sentence(self, label: str) -> str:
+        return self.template.format(self.label_texts.get(label, label))
+
+
+BASELINES = ("slide_text",)
+
+
 class TrainingConfig(Section):
     enabled: bool = Field(True, description="Train a CLIP (rule train_clip).")
     name: str = Field("pathgen-clip", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -98,6 +126,17 @@ class TrainingConfig(Section):
     register_as: str = Field(
         "pathgen-demo-clip", description="Encoder name under which the final checkpoint is "
                                           "declared in `encoders` (for features/zero-shot/MIL).")
+    baselines: list[Literal["slide_text"]] = Field(
+        default_factory=list,
+        description="Comparison CLIPs trained with the same architecture, schedule and seed on "
+                    "the same patches: slide_text = each patch captioned with its slide's label "
+                    "sentence (training.slide_text). Weights: training/baselines/<name>/final.pt; "
+                    "declare them under `encoders` as `<register_as>-<name>` to evaluate them.")
+    slide_text: SlideTextConfig = Field(default_factory=SlideTextConfig)
+
+    def baseline_encoder(self, baseline: str) -> str:
+        """Encoder name of a baseline's weights (in final.json; zero-shot/MIL use it)."""
+        return f"{self.register_as}-{baseline}"
 
     @field_validator("stages")
     @classmethod

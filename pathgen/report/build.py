@@ -144,11 +144,14 @@ def _training_section(inp: ReportInputs) -> Section | None:
         return None
     tr = Section("CLIP training")
     losses = sorted(Path(inp.training_dir).rglob("loss.png"))
-    tr.figures(losses, ["training loss"] * len(losses))
+    tr.figures(losses, [f"training loss ({p.relative_to(inp.training_dir).parent})" for p in losses])
     meta = sorted(Path(inp.training_dir).rglob("training_meta.json")) + sorted(Path(inp.training_dir).glob("final*.json"))
-    if meta:
-        tr.key_values({k: v for k, v in json.loads(meta[0].read_text()).items() if not isinstance(v, (list, dict))},
-                      "Run")
+    # baselines (training.baselines): training/baselines/<name>/final.json
+    meta += sorted(Path(inp.training_dir).glob("baselines/*/final.json"))
+    for m in meta:
+        run = json.loads(m.read_text())
+        tr.key_values({k: v for k, v in run.items() if not isinstance(v, (list, dict))},
+                      f"Run: {run.get('baseline') or 'main'}")
     return tr
 
 
@@ -181,6 +184,31 @@ def _mil_section(inp: ReportInputs) -> Section | None:
                             lambda p: f"{p.parts[-5] if len(p.parts) > 5 else ''} {p.stem}")
 
 
+def _comparison_section(inp: ReportInputs) -> Section | None:
+    """The caption-trained CLIP vs its baselines on the same benchmarks (training.baselines)."""
+    from .comparison import comparison_table, compared_models, mil_rows, verdict, zeroshot_rows
+
+    models = compared_models(inp.config)
+    if not models:
+        return None
+    rows = []
+    if _exists(inp.zeroshot_dir):
+        rows += zeroshot_rows(Path(inp.zeroshot_dir) / "table.csv", models)
+    if _exists(inp.mil_dir):
+        rows += mil_rows(Path(inp.mil_dir) / "mil_table.csv", models)
+    if not rows:
+        return None
+    sec = Section("Captions vs baselines")
+    sec.text("Same architecture, schedule, seed and patches; only the training text differs: "
+             f"{models[0]} learns from each patch's caption, a baseline from other text "
+             "(slide_text: the slide's label sentence for every patch). A last column, when "
+             "present, is the features encoder (random init in the demo).")
+    for b in inp.config["training"]["baselines"]:
+        sec.text(verdict(rows, models[0], f"{models[0]}-{b}"))
+    table = comparison_table(rows, models)
+    return sec.raw(table.to_html(index=False, border=0))
+
+
 def _instruct_section(inp: ReportInputs) -> Section | None:
     if not (_exists(inp.instruct_dir) and (inp.instruct_dir / "instruct_card.json").exists()):
         return None
@@ -192,8 +220,8 @@ def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:
     sections: list[Section] = [_overview_section(inp.config), _quarantine_section(inp)]
     if inp.qc_images:
         sections.append(Section("Tissue segmentation and tiling (QC)").figures(inp.qc_images))
-    stages = (_dataset_section(inp, workdir), _training_section(inp), _zeroshot_section(inp),
-              _mil_section(inp), _instruct_section(inp))
+    stages = (_dataset_section(inp, workdir), _training_section(inp), _comparison_section(inp),
+              _zeroshot_section(inp), _mil_section(inp), _instruct_section(inp))
     sections += [sec for sec in stages if sec is not None]
     sections.append(Section("Configuration used").pre(yaml.safe_dump(inp.config, sort_keys=False)))
     render_page("pathgen run report", sections, out_html)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_json
-from ..config import PathgenConfig
+from ..config import ConfigError, PathgenConfig
 from ..config.training import TrainingConfig, TrainStage
 from ..paths import Layout
 from .argv import StagePaths, build_argv, launcher, resolve_device, stage_paths
@@ -103,7 +103,12 @@ class _Setup:
 
     @property
     def default_csv(self) -> Path:
-        return self.layout.dataset_csv
+        return self.layout.training_default_csv
+
+    @property
+    def encoder_name(self) -> str:
+        b = self.layout.baseline
+        return self.tc.baseline_encoder(b) if b else self.tc.register_as
 
     @property
     def warm_files(self) -> dict[str, Path]:
@@ -123,9 +128,12 @@ class _StagePlan:
     restart: bool           # old checkpoints must be discarded first
 
 
-def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None) -> TrainResult:
-    """Run (or, with ``dry_run``, only plan) every stage; ``threads`` caps torch CPU threads."""
-    setup = _set_up(cfg, threads)
+def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None,
+          baseline: str | None = None) -> TrainResult:
+    """Run (or, with ``dry_run``, only plan) every stage; ``threads`` caps torch CPU threads.
+    ``baseline`` (one of training.baselines): the same stages and schedule, in that baseline's
+    folder, with its generated pairs in place of the caption dataset."""
+    setup = _set_up(cfg, threads, baseline)
     result = TrainResult(final=None)
     previous, chain = None, ""
     for i, stage in enumerate(setup.tc.stages):
@@ -141,7 +149,7 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None)
     return result
 
 
-def _set_up(cfg: PathgenConfig, threads: int | None) -> _Setup:
+def _set_up(cfg: PathgenConfig, threads: int | None, baseline: str | None = None) -> _Setup:
     """Register pathgen's model configs, check the architecture, pick device and launcher."""
     tc = cfg.training
     extra = [str(tc.model_config_file)] if tc.model_config_file else []
@@ -151,7 +159,10 @@ def _set_up(cfg: PathgenConfig, threads: int | None) -> _Setup:
     prefix = launcher(tc, device)
     if threads and device == "cpu":
         torch.set_num_threads(threads)
-    return _Setup(tc, Layout(cfg), device, prefix, extra)
+    if baseline is not None and baseline not in tc.baselines:
+        raise ConfigError(f"training baseline '{baseline}' is not in training.baselines "
+                          f"({tc.baselines}); add it there")
+    return _Setup(tc, Layout(cfg, baseline), device, prefix, extra)
 
 
 def _plan_stage(setup: _Setup, i: int, stage: TrainStage, previous: Path | None, chain: str,
@@ -252,7 +263,7 @@ def _write_loss_curve(setup: _Setup, result: TrainResult, outs: dict[str, Path])
             points += parse_out_log(out_log, stage.name)
     if not points:
         return
-    plot_loss(points, outs["loss_png"], title=f"{tc.name} ({tc.arch})")
+    plot_loss(points, outs["loss_png"], title=f"{setup.encoder_name} ({tc.arch})")
     with atomic_path(outs["loss_csv"]) as tmp:
         tmp.write_text("stage,epoch,progress,loss,lr\n" + "".join(
             f"{p.stage},{p.epoch},{p.progress:.4f},{p.loss:.6f},{p.lr if p.lr is not None else ''}\n"
@@ -270,9 +281,9 @@ def _write_meta(setup: _Setup, result: TrainResult, last_checkpoint: Path,
     write_json(outs["meta"], {
         "checkpoint": str(outs["final"]), "source": str(last_checkpoint), "arch": tc.arch,
         "force_quick_gelu": tc.force_quick_gelu, "image_size": tc.image_size,
-        "initial_weights": tc.pretrained, "name": tc.name,
+        "initial_weights": tc.pretrained, "name": tc.name, "baseline": setup.layout.baseline,
         "warm_start": tc.warm_start, "warm_start_from": result.warm_start_from,
-        "encoder": {tc.register_as: {"kind": "open_clip", "arch": tc.arch,
+        "encoder": {setup.encoder_name: {"kind": "open_clip", "arch": tc.arch,
                                      "pretrained": str(outs["final"]),
                                      "force_quick_gelu": tc.force_quick_gelu,
                                      "image_size": tc.image_size}},
