@@ -1,0 +1,190 @@
+"""`pathgen agents train`: LoRA (peft) on a tiny randomly initialised LLaVA built offline
+(tests/tiny_vlm.py): the loss falls, a resumed run equals the uninterrupted one, and the merged
+export loads as a plain model that captions through the transformers backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_agents_fixtures import toy_words, write_toy_captions  # noqa: E402
+from test_captioning_fixtures import write_selection  # noqa: E402
+from tiny_vlm import build_tiny_vlm  # noqa: E402
+
+from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig  # noqa: E402
+from pathgen.paths import Layout  # noqa: E402
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """(tiny VLM folder, build-data folder with 4 describe training examples on 2 slides)."""
+    from pathgen.agents.build import build_data
+    from pathgen.agents.split import split_slides
+    from pathgen.agents.teacher import pairs_from_files
+    from pathgen.captioning.prompts import load_templates
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("agents")
+    vlm = build_tiny_vlm(root / "vlm", toy_words())
+    files, patches = write_toy_captions(root / "teacher")
+    pairs, _ = pairs_from_files(files, patches, min_words=3)
+    seed = next(s for s in range(100)  # a seed that holds out exactly one of the three slides
+                if list(split_slides([p.slide_id for p in pairs], 0.3, s).values()).count("val") == 1)
+    card = build_data(pairs, root / "data", AgentsDataConfig(val_fraction=0.3, seed=seed),
+                      load_templates(), patches)
+    assert card["n"]["describe_train"] == 4 and card["n"]["describe_val"] == 2
+    return vlm, root / "data"
+
+
+def _tcfg(vlm, **kw) -> AgentsTrainConfig:
+    base = dict(base_model=str(vlm), device="cpu", batch_size=2, learning_rate=1e-2, warmup_steps=2,
+                max_length=512, lora_r=8, lora_alpha=16, lora_dropout=0.1, eval_every=3, save_every=3)
+    return AgentsTrainConfig(**{**base, **kw})
+
+
+def _history(run_dir: Path) -> list[dict]:
+    import csv
+
+    with Layout.agents_run_files(run_dir)["loss_csv"].open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_loss_falls_on_a_toy_set(toy, tmp_path):
+    from pathgen.agents.stage import train_stage
+
+    vlm, data = toy
+    s = train_stage(data, "describe", tmp_path / "run", _tcfg(vlm, max_steps=30, eval_every=10,
+                                                              save_every=30), export=False)
+    rows = _history(tmp_path / "run")
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 30 and s["step"] == 30 and s["done"]
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:5]) / 5, losses
+    vals = [float(r["val_loss"]) for r in rows if r["val_loss"]]
+    assert len(vals) == 3 and all(v > 0 for v in vals) and s["val_loss"] == pytest.approx(vals[-1])
+
+
+@pytest.fixture(scope="module")
+def straight(toy, tmp_path_factory):
+    """An uninterrupted 6-step run (checkpoints every 3 steps)."""
+    from pathgen.agents.train import train_agent
+
+    vlm, data = toy
+    files = Layout.agents_data_files(data)
+    run = tmp_path_factory.mktemp("straight")
+    s = train_agent(files["describe_train"], files["describe_val"], run, _tcfg(vlm, max_steps=6),
+                    json.loads(files["card"].read_text())["image_folder"])
+    return run, s
+
+
+def _adapter(ckpt: Path) -> dict:
+    from peft.utils import SAFETENSORS_WEIGHTS_NAME
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt / SAFETENSORS_WEIGHTS_NAME))
+
+
+def test_resume_continues_where_it_stopped(toy, straight, tmp_path, caplog):
+    from pathgen.agents.checkpoint import RunMismatch
+    from pathgen.agents.train import train_agent
+
+    vlm, data = toy
+    files = Layout.agents_data_files(data)
+    folder = json.loads(files["card"].read_text())["image_folder"]
+    args = (files["describe_train"], files["describe_val"], tmp_path)
+    first = train_agent(*args, _tcfg(vlm, max_steps=6), folder, stop_after=3)  # "killed" at step 3
+    assert first["step"] == 3 and not first["done"]
+    with caplog.at_level(logging.INFO, logger="pathgen.agents.train"):
+        second = train_agent(*args, _tcfg(vlm, max_steps=6), folder)
+    assert "at step 3" in caplog.text and second["step"] == 6 and second["done"]
+    run, full = straight
+    ours, theirs = _history(tmp_path), _history(run)
+    assert [r["step"] for r in ours] == [str(i) for i in range(1, 7)]
+    for a, b in zip(ours, theirs):  # same batches, learning rates and dropout masks
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["lr"]) == pytest.approx(float(b["lr"]))
+    wa, wb = _adapter(Path(second["checkpoint"])), _adapter(Path(full["checkpoint"]))
+    assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+    sa = torch.load(Layout.agents_trainer_state(Path(second["checkpoint"])), weights_only=False)
+    sb = torch.load(Layout.agents_trainer_state(Path(full["checkpoint"])), weights_only=False)
+    assert sa["step"] == sb["step"] == 6
+    steps = {float(v["step"]) for v in sa["optimizer"]["state"].values()}
+    assert steps == {6.0} == {float(v["step"]) for v in sb["optimizer"]["state"].values()}
+    with pytest.raises(RunMismatch, match="--restart"):  # other settings never resume silently
+        train_agent(*args, _tcfg(vlm, max_steps=6, learning_rate=5e-3), folder)
+    again = train_agent(*args, _tcfg(vlm, max_steps=2, learning_rate=5e-3), folder, restart=True)
+    assert again["step"] == 2
+
+
+def test_merged_export_loads_plain_and_captions_through_the_backend(toy, straight, tmp_path):
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from pathgen.agents.export import export_merged
+    from pathgen.agents.lora import load_adapter_weights, wrap_lora
+    from pathgen.agents.sft import SftExample, collate, encode
+    from pathgen.captioning.backends.transformers import TransformersBackend
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    vlm, data = toy
+    run, full = straight
+    tcfg = _tcfg(vlm, max_steps=6)
+    out = export_merged(full["checkpoint"], tmp_path / "model", tcfg, card={"agent": "describe"})
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["architectures"] == ["LlavaForConditionalGeneration"]  # what vLLM dispatches on
+    assert not (out / "adapter_config.json").exists() and (out / "tokenizer.json").is_file()
+    assert list(out.glob("chat_template*")) or "chat_template" in (out / "tokenizer_config.json").read_text()
+    with safe_open(str(next(out.glob("*.safetensors"))), "pt") as fh:
+        assert not [k for k in fh.keys() if "lora_" in k or "base_layer" in k]
+    # merged weights = base + adapter: same logits as the adapter model, not the base model's
+    proc = AutoProcessor.from_pretrained(out)
+    merged = AutoModelForImageTextToText.from_pretrained(out).eval()
+    base = AutoModelForImageTextToText.from_pretrained(vlm).eval()
+    peft_model = wrap_lora(AutoModelForImageTextToText.from_pretrained(vlm), tcfg).eval()
+    load_adapter_weights(peft_model, Path(full["checkpoint"]))
+    rec = json.loads(Layout.agents_data_files(data)["describe_val"].read_text())[0]
+    folder = Path(json.loads(Layout.agents_data_files(data)["card"].read_text())["image_folder"])
+    ex = SftExample(rec["id"], folder / rec["image"], "Describe.", rec["conversations"][1]["value"])
+    batch = collate([encode(proc, ex, 512)], proc.tokenizer.pad_token_id)
+    batch.pop("labels")
+    with torch.no_grad():
+        lm, lp, lb = (m(**batch).logits for m in (merged, peft_model, base))
+    assert torch.allclose(lm, lp, atol=1e-4) and not torch.allclose(lm, lb, atol=1e-3)
+    # the captioning config names the merged folder; the transformers backend captions with it
+    ccfg = CaptioningConfig(backend="transformers", concurrency=2, max_failed_fraction=0.0,
+                            transformers=dict(model=str(out), device="cpu", batch_size=2,
+                                              max_new_tokens=5, summary_max_new_tokens=5))
+    csv_path, patches = write_selection(tmp_path, "slide_q", kinds=("tumour", "stroma"))
+    captions = tmp_path / "cap" / "slide_q.jsonl"
+    summary = caption_slide(csv_path, patches, captions, ccfg, target_mpp=0.5,
+                            backend=TransformersBackend(ccfg.transformers))
+    recs = [json.loads(x) for x in captions.read_text().splitlines()]
+    assert summary["n_failed"] == 0 and len(recs) == 2
+    assert all(r["status"] == "ok" and r["model"] == str(out) and isinstance(r["describe"], str)
+               for r in recs)
+
+
+def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):
+    from pathgen.cli import main
+
+    vlm, data = toy
+    sets = ["demo.enabled=true", f"agents.train.base_model={vlm}", "agents.train.device=cpu",
+            "agents.train.batch_size=2", "agents.train.max_length=512", "agents.train.lora_r=4"]
+    rc = main(["agents", "train", "--data", str(data), "--agent", "revise", "--out",
+               str(tmp_path / "revise"), "--max-steps", "2", *[a for s in sets for a in ("--set", s)]])
+    assert rc == 0, capsys.readouterr().err
+    model = Layout.agents_run_files(tmp_path / "revise")["model"]
+    card = json.loads(Layout.agents_model_files(model)["card"].read_text())
+    assert card["agent"] == "revise" and card["steps"] == 2 and card["base_model"] == str(vlm)
+    assert "-> " + str(model) in capsys.readouterr().out
+    rc = main(["agents", "train", "--data", str(tmp_path), "--agent", "revise", "--out",
+               str(tmp_path / "x"), *[a for s in sets for a in ("--set", s)]])
+    assert rc == 1 and "build-data" in capsys.readouterr().err  # not a build-data folder
