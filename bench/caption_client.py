@@ -3,8 +3,10 @@ server that serves at most C requests at once with latency L (capacity C/L reque
 requests queue server-side). The server returns canned text (pathgen.captioning.mockserver).
 
 Prints, in one run: (a) a sequential client and (b) pathgen's pipelined client
-(run_items + OpenAIBackend, the code path of `pathgen caption --backend openai`) as a share
-of C/L, and (c) RSS growth while feeding a 100k-item lazy iterator for a bounded time.
+(run_items + the agents' backend, the code path of `pathgen caption --backend openai`) as a
+share of C/L, (c) RSS growth while feeding a 100k-item lazy iterator for a bounded time, and
+(d) the same client over TWO such servers (every agent's `endpoint` a list of both) as a
+share of 2·C/L, with its ratio to (b). Ends with one `caption_client: key=value ...` line.
 
     .venv/bin/python bench/caption_client.py [--capacity 32 --latency 0.2 --items 300]
 """
@@ -24,7 +26,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from pathgen.captioning.backends.openai import OpenAIBackend, OpenAIChatClient
+from pathgen.captioning.backends import make_backend
+from pathgen.captioning.backends.openai import OpenAIChatClient
 from pathgen.captioning.items import PatchItem
 from pathgen.captioning.pipeline import run_items
 from pathgen.captioning.stage import agent_settings
@@ -54,8 +57,9 @@ async def sequential(url: str, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def pipelined(url: str, cfg: CaptioningConfig, items, sink, seconds: float | None = None):
-    backend = OpenAIBackend(cfg.openai)
+async def pipelined(cfg: CaptioningConfig, items, sink, seconds: float | None = None):
+    backend = make_backend(cfg)
+    clients = list({id(b.client): b.client for b in backend.parts.values()}.values())
     settings = agent_settings(cfg)
     t0 = time.perf_counter()
     task = asyncio.create_task(run_items(items, backend, settings, sink, cfg.concurrency))
@@ -68,7 +72,7 @@ async def pipelined(url: str, cfg: CaptioningConfig, items, sink, seconds: float
             await asyncio.gather(task, return_exceptions=True)
     finally:
         await backend.aclose()
-    return backend.client.stats["requests"], time.perf_counter() - t0
+    return sum(c.stats["requests"] for c in clients), time.perf_counter() - t0
 
 
 def main(argv=None) -> int:
@@ -82,9 +86,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     q = mp.Queue()
-    server = mp.Process(target=_serve, args=(args.capacity, args.latency, q), daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{q.get(timeout=60)}/v1"
+    servers = [mp.Process(target=_serve, args=(args.capacity, args.latency, q), daemon=True)
+               for _ in range(2)]  # each in its own process, like two vLLM servers
+    for srv in servers:
+        srv.start()
+    url, url2 = (f"http://127.0.0.1:{q.get(timeout=60)}/v1" for _ in servers)
     cap = args.capacity / args.latency
     tmp = Path(tempfile.mkdtemp(prefix="pathgen-bench-"))
     image = tmp / "x.jpg"
@@ -100,8 +106,9 @@ def main(argv=None) -> int:
 
         cpu0 = time.process_time()
         with PartialStore(tmp / "through.partial.jsonl") as st:
-            n, wall = asyncio.run(pipelined(url, cfg, lazy_items(args.items, image), st.append))
+            n, wall = asyncio.run(pipelined(cfg, lazy_items(args.items, image), st.append))
         cpu_ms = 1000 * (time.process_time() - cpu0) / max(n, 1)
+        thr_one = n / wall
         print(f"(b) pathgen client:    {n / wall:7.1f} req/s = {100 * n / wall / cap:5.1f}% of C/L "
               f"({n} requests, {args.items} items x 3 agents, {wall:.1f} s, fsync per item; "
               f"client CPU {cpu_ms:.2f} ms/request -> CPU-bound ceiling "
@@ -118,7 +125,7 @@ def main(argv=None) -> int:
         async def mem_run():
             s = asyncio.create_task(sample())
             with PartialStore(tmp / "mem.partial.jsonl") as st:
-                res = await pipelined(url, cfg, lazy_items(args.memory_items, image), st.append,
+                res = await pipelined(cfg, lazy_items(args.memory_items, image), st.append,
                                       args.memory_seconds)
             s.cancel()
             return res
@@ -129,8 +136,24 @@ def main(argv=None) -> int:
               f"after 2 s, max {max(samples) / 2**20:.0f} MiB (growth after warm-up "
               f"{(max(samples) - warm) / 2**20:+.1f} MiB; queue bound "
               f"{2 * cfg.concurrency} items)")
+
+        both = [url, url2]
+        cfg2 = CaptioningConfig(backend="openai", concurrency=4 * args.capacity,
+                                openai=dict(base_url=url, model="m",
+                                            max_concurrent_requests=2 * args.capacity),
+                                agents={a: {"endpoint": both} for a in ("describe", "revise", "summarize")})
+        with PartialStore(tmp / "two.partial.jsonl") as st:
+            n2, wall2 = asyncio.run(pipelined(cfg2, lazy_items(2 * args.items, image), st.append))
+        one, two = thr_one, n2 / wall2
+        print(f"(d) two endpoints:     {two:7.1f} req/s = {100 * two / (2 * cap):5.1f}% of 2·C/L "
+              f"({n2} requests, {2 * args.items} items, {wall2:.1f} s); x{two / one:.2f} of (b)")
+        print(f"caption_client: capacity_req_s={cap:.1f} sequential_share={seq / cap:.3f} "
+              f"one_endpoint_share={one / cap:.3f} two_endpoint_share={two / (2 * cap):.3f} "
+              f"two_vs_one={two / one:.3f} client_cpu_ms_per_request={cpu_ms:.2f} "
+              f"rss_growth_mib={(max(samples) - warm) / 2**20:.1f}")
     finally:
-        server.terminate()
+        for srv in servers:
+            srv.terminate()
     return 0
 
 
