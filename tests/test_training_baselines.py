@@ -90,6 +90,19 @@ def test_build_writes_a_dataset_the_trainer_reads(tmp_path):
               dry_run=True, baseline="slide_text")
 
 
+def test_cli_baseline_data_on_plain_paths(tmp_path, capsys):
+    from pathgen.cli import main
+
+    ds = caption_dataset(tmp_path / "dataset")
+    (tmp_path / "c.yaml").write_text("{}\n")  # built-in defaults: label_texts = the labels
+    rc = main(["baseline-data", "--config", str(tmp_path / "c.yaml"), "--dataset", str(ds), "--labels", str(labels_csv(tmp_path / "l.csv")),
+               "--template", "Slide: {}.", "--out", str(tmp_path / "out"),
+               "--set", f"results_dir={tmp_path / 'results'}"])
+    assert rc == 0 and "6 pairs from 2 slides" in capsys.readouterr().out
+    pairs = pd.read_csv(tmp_path / "out" / "open_clip.csv", sep="\t")
+    assert set(pairs["title"]) == {"Slide: tumor.", "Slide: normal."}
+
+
 def test_inconsistent_or_unlabelled_datasets_are_clear_errors(tmp_path):
     ds = caption_dataset(tmp_path / "dataset")
     cfg = demo_cfg(tmp_path)

@@ -82,14 +82,18 @@ def _card(dataset_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def build_slide_text_dataset(cfg: PathgenConfig, out: dict[str, Path]) -> dict:
-    """Write the slide_text baseline's open_clip CSV + card (``out``: Layout.training_data_files)."""
+def build_slide_text_dataset(cfg: PathgenConfig, out: dict[str, Path], dataset_dir: Path | None = None,
+                             labels: Path | None = None) -> dict:
+    """Write the slide_text baseline's open_clip CSV + card (``out``: Layout.training_data_files;
+    ``dataset_dir``/``labels`` default to the run's caption dataset and slide_text labels)."""
     st = cfg.training.slide_text
-    labels = read_slide_labels(slide_text_labels(cfg), st.label_column)
-    pairs, card = slide_text_pairs(Layout(cfg).dataset_dir, labels, st.sentence)
+    src = Path(dataset_dir) if dataset_dir is not None else Layout(cfg).dataset_dir
+    table = read_slide_labels(Path(labels) if labels is not None else slide_text_labels(cfg),
+                              st.label_column)
+    pairs, card = slide_text_pairs(src, table, st.sentence)
     with atomic_path(out["csv"]) as tmp:
         pairs.to_csv(tmp, sep=card["csv_separator"], index=False)
-    card = {"baseline": "slide_text", "source": str(Layout(cfg).dataset_dir), **card}
+    card = {"baseline": "slide_text", "source": str(src), **card}
     write_json(out["card"], card)
     log.info("slide_text baseline: %d pairs from %d slides -> %s", card["n_pairs"], card["n_slides"],
              out["csv"])

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..cli import add_config_args, config_from_args
+from ..config import ConfigError
+from ..config.training import BASELINES
+from ..paths import DATASET_CARD_JSON, OPEN_CLIP_CSV
 
 
 def register(subparsers) -> None:
@@ -23,7 +26,21 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None, help="Override training.epochs.")
     p.add_argument("--batch-size", type=int, default=None, help="Override training.batch_size.")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (CPU runs).")
+    p.add_argument("--baseline", default=None, choices=BASELINES,
+                   help="Train this baseline (training.baselines) on its pairs (pathgen baseline-data).")
     p.set_defaults(func=_run)
+    b = subparsers.add_parser(
+        "baseline-data", help="Pairs of a training baseline: slide_text = each caption-dataset "
+                              "patch with its slide's label sentence",
+        description="Reads the caption dataset folder (open_clip.csv + pathgen.json + "
+                    "dataset_card.json) and a CLAM labels CSV; writes open_clip.csv + "
+                    "dataset_card.json into --out (default: training/baselines/slide_text/data).")
+    add_config_args(b)
+    b.add_argument("--dataset", default=None, help="Caption dataset folder (default: <results>/dataset).")
+    b.add_argument("--labels", default=None, help="CLAM dataset CSV slide_id,label (training.slide_text.labels).")
+    b.add_argument("--template", default=None, help="Sentence with '{}' for the label text.")
+    b.add_argument("--out", default=None, help="Output folder.")
+    b.set_defaults(func=_baseline_data)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -42,11 +59,31 @@ def _run(args: argparse.Namespace) -> int:
                                         csv_separator=args.csv_separator)]
     for key, value in updates.items():
         setattr(cfg.training, key, value)
-    result = train(cfg, dry_run=args.dry_run, threads=args.threads)
+    if args.baseline and args.baseline not in cfg.training.baselines:
+        cfg.training.baselines = [*cfg.training.baselines, args.baseline]
+    result = train(cfg, dry_run=args.dry_run, threads=args.threads, baseline=args.baseline)
     print(describe(result))
     if not args.dry_run:
         print(f"final checkpoint: {result.final}")
         if result.loss_first_epoch is not None:
             print(f"loss: first epoch {result.loss_first_epoch:.4f} -> last epoch "
                   f"{result.loss_last_epoch:.4f}")
+    return 0
+
+
+def _baseline_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..paths import Layout
+    from .baselines import build_slide_text_dataset
+
+    cfg = config_from_args(args)
+    if args.template:
+        if "{}" not in args.template:
+            raise ConfigError(f"--template {args.template!r} needs a '{{}}' for the label text")
+        cfg.training.slide_text.template = args.template
+    out = ({"csv": Path(args.out) / OPEN_CLIP_CSV, "card": Path(args.out) / DATASET_CARD_JSON}
+           if args.out else Layout(cfg, "slide_text").training_data_files())
+    card = build_slide_text_dataset(cfg, out, args.dataset, args.labels)
+    print(f"{card['n_pairs']} pairs from {card['n_slides']} slides -> {out['csv']}")
     return 0
