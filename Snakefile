@@ -48,6 +48,7 @@ include: "rules/mil.smk"
 include: "rules/training.smk"
 include: "rules/zeroshot.smk"
 include: "rules/instruct.smk"
+include: "rules/agents.smk"
 include: "rules/report.smk"
 
 

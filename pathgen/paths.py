@@ -404,11 +404,19 @@ class Layout:
         return self.root / "agents"
 
     @staticmethod
+    def agents_sft_files(out_dir: Path, agent: str) -> dict[str, Path]:
+        """One agent's train/val LLaVA JSON in a build-data folder, + its card (``agent`` may
+        be the ``{agent}`` wildcard)."""
+        d = Path(out_dir)
+        return {"train": d / f"{agent}_train.json", "val": d / f"{agent}_val.json",
+                "card": d / AGENTS_DATA_CARD_JSON}
+
+    @staticmethod
     def agents_data_files(out_dir: Path) -> dict[str, Path]:
         """SFT files of build-data in ``out_dir``: ``<agent>_<split>`` -> LLaVA JSON, + card."""
-        d = Path(out_dir)
-        files = {f"{a}_{s}": d / f"{a}_{s}.json" for a in ("describe", "revise") for s in ("train", "val")}
-        return {**files, "card": d / AGENTS_DATA_CARD_JSON}
+        files = {f"{a}_{s}": p for a in ("describe", "revise")
+                 for s, p in Layout.agents_sft_files(out_dir, a).items() if s != "card"}
+        return {**files, "card": Path(out_dir) / AGENTS_DATA_CARD_JSON}
 
     @property
     def agents_data_dir(self) -> Path:

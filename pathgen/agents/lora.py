@@ -62,10 +62,9 @@ def wrap_lora(vlm, tcfg):
 def load_adapter_weights(model, checkpoint: Path) -> None:
     """Put a checkpoint's adapter weights into an already wrapped model (same LoRA config)."""
     from peft import set_peft_model_state_dict
-    from peft.utils import SAFETENSORS_WEIGHTS_NAME
-    from safetensors.torch import load_file
+    from peft.utils import load_peft_weights
 
-    result = set_peft_model_state_dict(model, load_file(str(Path(checkpoint) / SAFETENSORS_WEIGHTS_NAME)))
+    result = set_peft_model_state_dict(model, load_peft_weights(str(checkpoint), device="cpu"))
     bad = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if bad:
         raise AgentModelError(f"checkpoint {checkpoint} does not fit the model's adapters "

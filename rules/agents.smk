@@ -1,0 +1,61 @@
+# Trained agents (off by default: agents.enabled). build-data turns this run's caption records
+# (or, with agents.data.teacher: backend, fresh descriptions of the selected patches) into
+# describe and revise SFT data; agents_train LoRA-trains each agent and exports the merged
+# model folder. Use it in a later run by naming that folder in the captioning config:
+# captioning.backend: transformers, captioning.transformers.model: results/agents/describe/model.
+
+
+if CFG.agents.enabled:
+
+    AGENTS_DATA = L.agents_data_files(L.agents_data_dir)
+    ALL_TARGETS.extend(
+        str(L.agents_model_files(L.agents_run_files(L.agents_run_dir(a))["model"])["card"])
+        for a in CFG.agents.agents
+    )
+
+    rule agents_build_data:
+        input:
+            captions=chunk_outputs("caption", CAPTION_CHUNKS),
+        output:
+            **AGENTS_DATA,
+        log:
+            L.log("agents_build_data"),
+        benchmark:
+            L.benchmark("agents_build_data")
+        conda:
+            "../envs/llm.yaml"
+        threads: threads_of("agents_build_data")
+        resources:
+            **res("agents_build_data"),
+        params:
+            out_dir=L.agents_data_dir,
+            patches_root=L.selection_dir() / "patches",
+            # the teacher backend / llm corrupter shape the data too
+            settings={
+                "data": CFG.agents.data.model_dump(mode="json"),
+                "captioning": CFG.captioning.model_dump(mode="json"),
+            },
+        script:
+            "../workflow_scripts/agents_build_data.py"
+
+    rule agents_train:
+        input:
+            **L.agents_sft_files(L.agents_data_dir, "{agent}"),
+        output:
+            **L.agents_model_files(L.agents_run_files(L.agents_run_dir("{agent}"))["model"]),
+        log:
+            L.log("agents_train", "{agent}"),
+        benchmark:
+            L.benchmark("agents_train", "{agent}")
+        wildcard_constraints:
+            agent="describe|revise",
+        conda:
+            "../envs/llm.yaml"
+        threads: threads_of("agents_train")
+        resources:
+            **res("agents_train"),
+        params:
+            data_dir=L.agents_data_dir,
+            settings=CFG.agents.train.model_dump(mode="json"),
+        script:
+            "../workflow_scripts/agents_train.py"
