@@ -72,6 +72,7 @@ async def pipelined(cfg: CaptioningConfig, items, sink, seconds: float | None = 
             await asyncio.gather(task, return_exceptions=True)
     finally:
         await backend.aclose()
+    pipelined.per_endpoint = [e.stats["requests"] for c in clients for e in c.endpoints]
     return sum(c.stats["requests"] for c in clients), time.perf_counter() - t0
 
 
@@ -146,7 +147,8 @@ def main(argv=None) -> int:
             n2, wall2 = asyncio.run(pipelined(cfg2, lazy_items(2 * args.items, image), st.append))
         one, two = thr_one, n2 / wall2
         print(f"(d) two endpoints:     {two:7.1f} req/s = {100 * two / (2 * cap):5.1f}% of 2·C/L "
-              f"({n2} requests, {2 * args.items} items, {wall2:.1f} s); x{two / one:.2f} of (b)")
+              f"({n2} requests, {2 * args.items} items, {wall2:.1f} s; per endpoint "
+              f"{pipelined.per_endpoint}); x{two / one:.2f} of (b)")
         print(f"caption_client: capacity_req_s={cap:.1f} sequential_share={seq / cap:.3f} "
               f"one_endpoint_share={one / cap:.3f} two_endpoint_share={two / (2 * cap):.3f} "
               f"two_vs_one={two / one:.3f} client_cpu_ms_per_request={cpu_ms:.2f} "
