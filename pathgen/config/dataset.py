@@ -46,7 +46,7 @@ class DatasetConfig(Section):
                                                        "for dedup.")
     dedup_exact_max: int = Field(50_000, ge=0, description="Up to this many samples dedup searches "
                                                           "exactly (faiss flat); above, faiss IVF.")
-    dedup_nprobe: int = Field(16, ge=1, description="IVF cells probed per query (recall vs time).")
+    dedup_nprobe: int = Field(8, ge=1, description="IVF cells probed per query (recall vs time).")
 
     @field_validator("csv_separator")
     @classmethod
