@@ -130,6 +130,7 @@ def test_merged_export_loads_plain_and_captions_through_the_backend(toy, straigh
     from pathgen.agents.export import export_merged
     from pathgen.agents.lora import load_adapter_weights, wrap_lora
     from pathgen.agents.sft import SftExample, collate, encode
+    from pathgen.captioning.backends import make_backend
     from pathgen.captioning.backends.transformers import TransformersBackend
     from pathgen.captioning.stage import caption_slide
     from pathgen.config.captioning import CaptioningConfig
@@ -158,18 +159,25 @@ def test_merged_export_loads_plain_and_captions_through_the_backend(toy, straigh
     with torch.no_grad():
         lm, lp, lb = (m(**batch).logits for m in (merged, peft_model, base))
     assert torch.allclose(lm, lp, atol=1e-4) and not torch.allclose(lm, lb, atol=1e-3)
-    # the captioning config names the merged folder; the transformers backend captions with it
-    ccfg = CaptioningConfig(backend="transformers", concurrency=2, max_failed_fraction=0.0,
-                            transformers=dict(model=str(out), device="cpu", batch_size=2,
-                                              max_new_tokens=5, summary_max_new_tokens=5))
+    # the captioning config names the merged folder; the transformers backend captions with it,
+    # as the model of every agent and as the describe agent's own model (captioning.agents)
     csv_path, patches = write_selection(tmp_path, "slide_q", kinds=("tumour", "stroma"))
-    captions = tmp_path / "cap" / "slide_q.jsonl"
-    summary = caption_slide(csv_path, patches, captions, ccfg, target_mpp=0.5,
-                            backend=TransformersBackend(ccfg.transformers))
-    recs = [json.loads(x) for x in captions.read_text().splitlines()]
-    assert summary["n_failed"] == 0 and len(recs) == 2
-    assert all(r["status"] == "ok" and r["model"] == str(out) and isinstance(r["describe"], str)
-               for r in recs)
+    gen = dict(device="cpu", batch_size=2, max_new_tokens=5, summary_max_new_tokens=5)
+    whole = CaptioningConfig(backend="transformers", concurrency=2, max_failed_fraction=0.0,
+                             transformers=dict(model=str(out), **gen))
+    per_agent = CaptioningConfig(backend="transformers", concurrency=2, max_failed_fraction=0.0,
+                                 transformers=dict(model=str(vlm), **gen),
+                                 agents={"describe": {"model": str(out)}})
+    for name, ccfg, backend in (("whole", whole, TransformersBackend(whole.transformers)),
+                                ("per_agent", per_agent, make_backend(per_agent))):
+        captions = tmp_path / name / "slide_q.jsonl"
+        summary = caption_slide(csv_path, patches, captions, ccfg, target_mpp=0.5, backend=backend)
+        recs = [json.loads(x) for x in captions.read_text().splitlines()]
+        assert summary["n_failed"] == 0 and len(recs) == 2, name
+        assert all(r["status"] == "ok" and isinstance(r["describe"], str) for r in recs)
+        agents = recs[0]["provenance"]["agents"]
+        assert agents["describe"]["model"] == str(out)
+        assert agents["revise"]["model"] == (str(out) if name == "whole" else str(vlm))
 
 
 def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):

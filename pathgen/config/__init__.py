@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from .agents import AgentsConfig
+from .agents import AgentTrainingConfig
 from .base import ConfigError, Section, format_validation_error
 from .captioning import CaptioningConfig
 from .cluster import ClusterConfig
@@ -44,7 +44,7 @@ class PathgenConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     instruct: InstructConfig = Field(default_factory=InstructConfig)
-    agents: AgentsConfig = Field(default_factory=AgentsConfig)
+    agents: AgentTrainingConfig = Field(default_factory=AgentTrainingConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     on_slide_error: Literal["quarantine", "fail"] = Field(
         "quarantine",

@@ -80,7 +80,10 @@ class AgentsTrainConfig(Section):
         return names
 
 
-class AgentsConfig(Section):
+class AgentTrainingConfig(Section):
+    """The top-level ``agents:`` section (training them; ``captioning.agents`` picks the
+    model each agent runs with)."""
+
     enabled: bool = Field(False, description="Build agent SFT data, LoRA-train and export the "
                                              "agents in the workflow (rules/agents.smk).")
     agents: list[AgentName] = Field(["describe", "revise"], min_length=1,
