@@ -141,3 +141,34 @@ def test_failing_batches_are_split_and_a_bad_item_is_recorded(tmp_path, tiny_mod
     assert "describe:" in recs[1024]["error"] and "image features" in recs[1024]["error"]
     assert all(r["status"] == "ok" and r["caption"] is not None for x, r in recs.items() if x != 1024)
     assert is_oom(RuntimeError("CUDA out of memory")) and not is_oom(ValueError("x"))
+
+
+def test_a_local_model_per_agent_shares_weights(tmp_path, tiny_models):
+    """agents: describe and revise name the same VLM with different reply lengths (two
+    instances, one set of weights); summarize names its own causal LM (its instance never
+    loads the VLM). Provenance says which model wrote each stage."""
+    import torch
+
+    from pathgen.captioning.backends import make_backend
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    torch.set_num_threads(1)
+    vlm, lm = str(tiny_models / "vlm"), str(tiny_models / "lm")
+    cfg = CaptioningConfig(backend="transformers", concurrency=4, max_failed_fraction=0.0,
+                           transformers=dict(model=vlm, device="cpu", batch_size=4,
+                                             batch_wait_ms=50, max_new_tokens=6),
+                           agents=dict(revise=dict(max_tokens=3), summarize=dict(model=lm, max_tokens=5)))
+    backend = make_backend(cfg)
+    d, r, s = (backend.parts[x] for x in ("describe", "revise", "summarize"))
+    assert d is not r and d.vision.gen.model is r.vision.gen.model  # shared weights
+    assert s.vision is None and s.text.gen.model is not d.vision.gen.model
+    csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma"), n=4)
+    out = tmp_path / "cap" / "slide_a.jsonl"
+    summary = caption_slide(csv_path, patches, out, cfg, target_mpp=0.5, backend=backend)
+    assert summary["n_ok"] == 4
+    assert {k: v["model"] for k, v in summary["agents"].items()} == {
+        "describe": vlm, "revise": vlm, "summarize": lm}
+    assert d.vision.batches >= 1 and r.vision.batches >= 1 and s.text.batches >= 1
+    rec = json.loads(out.read_text().splitlines()[0])
+    assert rec["provenance"]["agents"]["summarize"] == {"backend": "transformers", "model": lm}
