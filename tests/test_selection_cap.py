@@ -113,7 +113,10 @@ def write_features(path, feats, coords):
     ({}, "tiny-demo", True),
     ({"mine": {"arch": "ViT-B-16", "pretrained": "/models/clip.pt"}}, "mine", False),
 ])
-def test_warns_when_the_selection_encoder_is_untrained(tmp_path, caplog, encoders, name, warns):
+def test_warns_when_the_selection_encoder_is_untrained(tmp_path, caplog, monkeypatch, encoders, name, warns):
+    from pathgen.selection import runner
+
+    monkeypatch.setattr(runner, "_WARNED", set())  # once per process: forget earlier tests' warning
     write_features(tmp_path / "E.h5", np.zeros((0, 8)), np.zeros((0, 2)))
     cfg = PathgenConfig(encoders=encoders, features={"encoder": name}, selection={"prompt_top_k": 0})
     with caplog.at_level(logging.WARNING, logger="pathgen.selection.runner"):
