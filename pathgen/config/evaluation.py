@@ -12,8 +12,12 @@ from .base import Section
 
 # --- MIL (owned by pathgen/mil) -------------------------------------------------------
 class MilTaskConfig(Section):
-    """One slide-level classification task (a labels table + classes + splits)."""
+    """One slide-level classification task (a labels table + classes + splits). `preset`
+    (camelyon16, bracs, tcga_nsclc, tcga_rcc: pathgen/data/mil_presets.yaml) fills classes,
+    folds and val_fraction; build its labels/splits with `pathgen mil-labels --preset`."""
 
+    preset: str | None = Field(None, description="Task preset whose classes/folds/val_fraction fill "
+                                                 "the keys left out (pathgen/data/mil_presets.yaml).")
     labels: Path = Field(description="Labels table: CLAM dataset CSV `case_id,slide_id,label`, or "
                                      "(with `slide_table`) a STAMP clinical table `PATIENT,<target>`.")
     slide_table: Path | None = Field(None, description="STAMP slide table `PATIENT,FILENAME`; when "
@@ -34,6 +38,12 @@ class MilTaskConfig(Section):
     features_dir: Path | None = Field(
         None, description="Existing feature folder (pathgen/TRIDENT `features_<enc>/`, CLAM folder "
                           "with `h5_files/` or `pt_files/`, STAMP folder); null = pathgen's own.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data):
+        from ..mil.presets import fill_task  # light (yaml): keeps the schema free of torch
+        return fill_task(data)
 
 
 class AcmilConfig(Section):
@@ -64,6 +74,10 @@ class MilConfig(Section):
     max_memory_mb: int = Field(8000, ge=0, description="Hold bags in memory when they fit in this "
                                                        "budget; else re-read HDF5 each epoch.")
     heatmap_slides: int = Field(2, ge=0, description="Test slides per fold drawn as attention heatmaps.")
+    select_by: Literal["auroc", "f1_auc"] = Field(
+        "auroc", description="Model selection on the validation set: 'auroc' (macro AUROC) or "
+                             "'f1_auc' (the PathGen paper's: macro F1 + macro AUROC); ties -> lower "
+                             "validation loss. Recorded in fold_<k>.json and metrics.json.")
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -128,6 +142,10 @@ class ZeroShotConfig(Section):
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', ...")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% CIs (0 = none).")
     seed: int = Field(0, description="Seeds bootstrap, subsampling and random-init baselines.")
+    clip_benchmark_export: bool = Field(
+        False, description="Also write each benchmark in CLIP_benchmark's wds layout, with open_clip "
+                           "model folders and the `clip_benchmark eval` commands (rule "
+                           "zeroshot_export -> <results>/eval/clip_benchmark/).")
 # --- end zero-shot ----------------------------------------------------------------------
 
 

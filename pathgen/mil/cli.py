@@ -1,8 +1,10 @@
-"""`pathgen mil`, `pathgen mil-splits`, `pathgen mil-table`.
+"""`pathgen mil`, `pathgen mil-labels`, `pathgen mil-splits`, `pathgen mil-table`.
 
 Plain paths work without a config:
     pathgen mil --labels labels.csv --features-dir features_uni/ --model abmil --out out/ --folds 5
 `--config/--set` supply hyper-parameters (evaluation.mil.*); `--task NAME` runs a configured task.
+    pathgen mil-labels --preset camelyon16 --slides-dir /data/c16 --out c16/labels.csv
+builds a preset task's labels table (+ CLAM splits) from the dataset's own file names.
 """
 
 from __future__ import annotations
@@ -34,10 +36,26 @@ def register(sub) -> None:
     p.add_argument("--encoder", default=None, help="Encoder name (recorded; picks features with --task)")
     p.add_argument("--epochs", type=int, help="Override evaluation.mil.epochs")
     p.add_argument("--seed", type=int, help="Override evaluation.mil.seed")
+    p.add_argument("--select-by", choices=["auroc", "f1_auc"],
+                   help="Override evaluation.mil.select_by (epoch selection: val AUROC, or val F1 + AUROC)")
     p.add_argument("--device", help="cpu, cuda, auto")
     p.add_argument("--slides-dir", type=Path, help="Folder with the slides (thumbnails for heatmaps)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_cmd_mil)
+
+    lab = sub.add_parser("mil-labels", help="Build a preset task's labels table (+ splits) from the dataset's "
+                                            "files: camelyon16, bracs, tcga_nsclc, tcga_rcc")
+    lab.add_argument("--preset", required=True, help="camelyon16, bracs, tcga_nsclc, tcga_rcc")
+    lab.add_argument("--slides-dir", type=Path, required=True, help="Folder holding the slides (searched recursively)")
+    lab.add_argument("--out", type=Path, required=True, help="Labels CSV to write (case_id,slide_id,label,...)")
+    lab.add_argument("--splits-out", type=Path, help="Folder for CLAM splits_<k>.csv (default: splits/ "
+                                                     "beside --out); 'none' to skip")
+    lab.add_argument("--reference", type=Path, help="CAMELYON16 reference.csv (default: found under --slides-dir)")
+    lab.add_argument("--manifest", type=Path, help="TCGA: GDC sample sheet or clinical table with project_id")
+    lab.add_argument("--folds", type=int, help="Folds / CAMELYON16 seeds (default: the preset's)")
+    lab.add_argument("--val-fraction", type=float, help="Validation share of training patients (preset's)")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.set_defaults(func=_cmd_labels)
 
     s = sub.add_parser("mil-splits", help="Write patient-level stratified CLAM splits for a labels table")
     add_config_args(s)
@@ -85,6 +103,21 @@ def _cmd_splits(args) -> int:
     return 0
 
 
+def _cmd_labels(args) -> int:
+    import json
+
+    from .preset_tasks import write_task
+    splits = args.splits_out if args.splits_out is not None else args.out.parent / "splits"
+    if str(splits).lower() == "none":
+        splits = None
+    s = write_task(args.preset, args.slides_dir, args.out, splits, reference=args.reference,
+                   manifest=args.manifest, folds=args.folds, val_fraction=args.val_fraction, seed=args.seed)
+    print(json.dumps(s, indent=1))
+    print(f"config: evaluation.mil.tasks.<name>: {{preset: {s['preset']}, labels: {s['labels']}"
+          + (f", splits: {s['splits']}" if "splits" in s else "") + "}")
+    return 0
+
+
 def _cmd_table(args) -> int:
     from .results_table import to_markdown, write_table
     print(to_markdown(write_table(args.metrics, args.out_csv, args.out_md)))
@@ -102,7 +135,7 @@ def _cmd_mil(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"epochs": args.epochs, "seed": args.seed}
+    overrides = {"epochs": args.epochs, "seed": args.seed, "select_by": args.select_by}
     for k, v in overrides.items():
         if v is not None:
             args.overrides.append(f"evaluation.mil.{k}={v}")

@@ -83,7 +83,7 @@ def run_benchmark(table: pd.DataFrame, classes: list[str], splits: list[dict] | 
         _heatmaps(out_dir / "heatmaps" / f"fold_{k}", res, store, model, params, classes,
                   heatmap_slides, slide_paths or {})
         rec = {"fold": k, "fingerprint": fp, "test": res.test, "val": res.val,
-               "best_epoch": res.best_epoch, "selection": res.selection,
+               "best_epoch": res.best_epoch, "select_by": params.select_by, "selection": res.selection,
                "n": {p: len([s for s in split[p] if s in store]) for p in split},
                "seconds": round(res.seconds, 3), "history": res.history}
         write_json(out_dir / f"fold_{k}.json", rec)
@@ -125,7 +125,8 @@ def summarise(folds: list[dict], **meta) -> dict:
     for m in METRIC_NAMES:
         mean[m], sd[m] = mean_sd([f["test"][m] for f in folds])
     return {**meta, "n_folds": len(folds), "metric": "test set of each fold, weights of the best "
-            "validation epoch", "mean": mean, "sd": sd,
+            "validation epoch", "select_by": params.select_by,
+            "selection": sorted({f.get("selection", "") for f in folds}), "mean": mean, "sd": sd,
             "folds": [{"fold": f["fold"], **{m: f["test"][m] for m in METRIC_NAMES},
                        "best_epoch": f["best_epoch"], "n": f["n"]} for f in folds],
             "params": {k: v for k, v in asdict(params).items()}}

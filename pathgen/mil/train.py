@@ -2,8 +2,10 @@
 
 AdamW (lr 1e-4, weight decay 1e-5), cosine schedule over the epochs, batch size 1 (one slide
 per step); after each epoch the validation set is scored and the weights of the best epoch
-(highest validation macro AUROC, ties and undefined AUROC broken by lower validation loss)
-are restored for testing.
+are restored for testing. `select_by` names the criterion: `auroc` (highest validation macro
+AUROC) or `f1_auc` (the paper's: highest validation macro F1 + macro AUROC); ties and
+undefined values (NaN counts as -inf) are broken by lower validation loss, then the earlier
+epoch.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class TrainParams:
     weight_decay: float = 1e-5
     seed: int = 0
     device: str = "cpu"
+    select_by: str = "auroc"
     model_kwargs: dict = field(default_factory=dict)
 
     @classmethod
@@ -39,7 +42,7 @@ class TrainParams:
         kw = dict(hidden_dim=mil.hidden_dim, attn_dim=mil.attn_dim, dropout=mil.dropout,
                   transmil_heads=mil.transmil_heads, **mil.acmil.model_dump())
         return cls(epochs=mil.epochs, lr=mil.lr, weight_decay=mil.weight_decay, seed=mil.seed,
-                   device=resolve_device(device or mil.device), model_kwargs=kw)
+                   device=resolve_device(device or mil.device), select_by=mil.select_by, model_kwargs=kw)
 
 
 def resolve_device(name: str) -> str:
@@ -81,14 +84,31 @@ def predict(model, store: BagStore, slide_ids: list[str], device: str,
     return np.array(probs).reshape(len(slide_ids), -1), attn
 
 
-def _better(cur: dict, best: dict | None) -> bool:
-    if best is None:
-        return True
-    ca = -math.inf if math.isnan(cur["auroc"]) else cur["auroc"]
-    ba = -math.inf if math.isnan(best["auroc"]) else best["auroc"]
-    if ca != ba:
-        return ca > ba
-    return cur["loss"] < best["loss"]
+SELECTION = {"auroc": "best validation AUROC, then loss",
+             "f1_auc": "best validation macro F1 + AUROC, then loss"}
+
+
+def _finite(v: float) -> float:
+    return -math.inf if v is None or math.isnan(v) else float(v)
+
+
+def selection_key(val: dict, select_by: str) -> tuple[float, float]:
+    """Larger is better: (criterion, -loss) of one epoch's validation metrics."""
+    if select_by == "auroc":
+        score = _finite(val["auroc"])
+    elif select_by == "f1_auc":
+        score = _finite(val["f1"]) + _finite(val["auroc"])
+    else:
+        raise ValueError(f"unknown MIL selection criterion {select_by!r}; known: {', '.join(SELECTION)}")
+    loss = val["loss"]
+    return score, -math.inf if loss is None or math.isnan(loss) else -float(loss)
+
+
+def pick_epoch(history: list[dict], select_by: str) -> int:
+    """Index of the selected epoch in a training history (`val_<metric>` keys); earliest on ties."""
+    keys = [selection_key({k[4:]: v for k, v in rec.items() if k.startswith("val_")}, select_by)
+            for rec in history]
+    return max(range(len(keys)), key=lambda i: (keys[i], -i))
 
 
 def train_fold(model_name: str, store: BagStore, labels: dict[str, int], split: dict[str, list[str]],
@@ -126,14 +146,14 @@ def train_fold(model_name: str, store: BagStore, labels: dict[str, int], split: 
             vp, _ = predict(model, store, val_ids, dev)
             vm = classification_metrics(val_y, vp)
             rec.update({f"val_{k}": v for k, v in vm.items()})
-            if _better(vm, best):
+            if best is None or selection_key(vm, params.select_by) > selection_key(best, params.select_by):
                 best, best_epoch = vm, epoch
                 best_state = copy.deepcopy(model.state_dict())
         history.append(rec)
     if best_state is None:  # no validation slides: keep the last epoch
         selection, best_epoch, best = "last epoch (no validation slides)", params.epochs - 1, {}
     else:
-        selection = "best validation AUROC, then loss"
+        selection = SELECTION[params.select_by]
         model.load_state_dict(best_state)
     test_y = np.array([labels[s] for s in test_ids], dtype=int)
     tp, _ = predict(model, store, test_ids, dev)
