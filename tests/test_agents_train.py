@@ -196,3 +196,32 @@ def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):
     rc = main(["agents", "train", "--data", str(tmp_path), "--agent", "revise", "--out",
                str(tmp_path / "x"), *[a for s in sets for a in ("--set", s)]])
     assert rc == 1 and "build-data" in capsys.readouterr().err  # not a build-data folder
+
+
+def test_qwen2vl_class_trains_exports_and_captions(toy, tmp_path):
+    """The same path for a Qwen2-VL model (patch-row pixel_values, image_grid_thw, per-token
+    mm_token_type_ids, M-RoPE): loss falls, the merged folder captions through the backend."""
+    from tiny_vlm import build_tiny_qwen2vl
+
+    from pathgen.agents.stage import train_stage
+    from pathgen.captioning.backends.transformers import TransformersBackend
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    _, data = toy
+    qwen = build_tiny_qwen2vl(tmp_path / "qwen", toy_words())
+    s = train_stage(data, "describe", tmp_path / "run", _tcfg(qwen, max_steps=12, eval_every=12,
+                                                              save_every=12, lora_dropout=0.0))
+    losses = [float(r["train_loss"]) for r in _history(tmp_path / "run")]
+    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[:3]) / 3, losses
+    cfg = json.loads((Path(s["model"]) / "config.json").read_text())
+    assert cfg["architectures"] == ["Qwen2VLForConditionalGeneration"]
+    ccfg = CaptioningConfig(backend="transformers", concurrency=2, max_failed_fraction=0.0,
+                            transformers=dict(model=s["model"], device="cpu", batch_size=2,
+                                              max_new_tokens=4, summary_max_new_tokens=4))
+    csv_path, patches = write_selection(tmp_path, "slide_w", kinds=("tumour", "stroma"))
+    out = tmp_path / "cap" / "slide_w.jsonl"
+    summary = caption_slide(csv_path, patches, out, ccfg, target_mpp=0.5,
+                            backend=TransformersBackend(ccfg.transformers))
+    assert summary["n_failed"] == 0
+    assert all(json.loads(x)["status"] == "ok" for x in out.read_text().splitlines())

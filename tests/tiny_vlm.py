@@ -62,3 +62,55 @@ def build_tiny_vlm(out: Path, words: list[str] = (), seed: int = 0, init_range: 
     vlm.save_pretrained(out)
     proc.save_pretrained(out)
     return Path(out)
+
+
+QWEN_CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}"
+             "{{ m['content'] }}{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+             "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
+             "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+QWEN_SPECIAL = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def build_tiny_qwen2vl(out: Path, words: list[str] = (), seed: int = 0) -> Path:
+    """Save a tiny Qwen2VLForConditionalGeneration + Qwen2VLProcessor (56 px images -> 4
+    merged image tokens, M-RoPE, a Qwen-style chat template) into ``out``; returns it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import (PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
+                              Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor)
+
+    torch.manual_seed(seed)
+    vocab: dict[str, int] = {}
+    for w in QWEN_SPECIAL + BASE_WORDS + ["user", "assistant"] + [w.lower() for w in words]:
+        vocab.setdefault(w, len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                pre_tokenizers.Punctuation()])
+    tk.decoder = decoders.WordPiece(prefix="##")
+    tk.add_special_tokens(QWEN_SPECIAL)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<|endoftext|>",
+                                  eos_token="<|im_end|>",
+                                  extra_special_tokens={"image_token": "<|image_pad|>",
+                                                        "video_token": "<|video_pad|>"})
+    tok.chat_template = QWEN_CHAT
+    cfg = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=1024, initializer_range=0.2,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]},
+                         bos_token_id=None, eos_token_id=vocab["<|im_end|>"],
+                         pad_token_id=vocab["<|endoftext|>"]),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
+    pixels = dict(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2,
+                  temporal_patch_size=2)
+    proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels), tokenizer=tok,
+                            video_processor=Qwen2VLVideoProcessor(**pixels), chat_template=QWEN_CHAT)
+    Qwen2VLForConditionalGeneration(cfg).save_pretrained(out)
+    proc.save_pretrained(out)
+    return Path(out)

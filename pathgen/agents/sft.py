@@ -76,14 +76,20 @@ def encode(processor, ex: SftExample, max_length: int) -> dict:
                            f"tokens included), over agents.train.max_length={max_length}; raise it")
     answer_ids = torch.tensor(answer[:room], dtype=prompt_ids.dtype)
     ids = torch.cat([prompt_ids, answer_ids])
-    labels = torch.cat([torch.full_like(prompt_ids, IGNORE), answer_ids])
-    return {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids),
-            **{k: v for k, v in inputs.items()}}
+    out = {"input_ids": ids, "labels": torch.cat([torch.full_like(prompt_ids, IGNORE), answer_ids]),
+           "attention_mask": torch.ones_like(ids)}
+    for key, value in inputs.items():
+        if value.dim() == 2 and value.shape == (1, len(prompt_ids)):
+            # per-token extras (Qwen2-VL's mm_token_type_ids): the answer is text, type 0
+            out[key] = torch.cat([value[0], value.new_zeros(len(answer_ids))])
+        else:
+            out[key] = value
+    return out
 
 
 def collate(encoded: list[dict], pad_id: int) -> dict:
-    """Right-pad the token tensors; concatenate image tensors along dim 0 (LLaVA: one
-    [3, H, W] per image; Qwen2-VL: patch rows + one grid row per image)."""
+    """Right-pad the token tensors (and per-token extras); concatenate image tensors along
+    dim 0 (LLaVA: one [3, H, W] per image; Qwen2-VL: patch rows + one grid row per image)."""
     import torch
 
     n = max(len(e["input_ids"]) for e in encoded)
@@ -92,7 +98,12 @@ def collate(encoded: list[dict], pad_id: int) -> dict:
         batch[key] = torch.stack([torch.cat([e[key], e[key].new_full((n - len(e[key]),), fill)])
                                   for e in encoded])
     for key in encoded[0]:
-        if key not in batch:
+        if key in batch:
+            continue
+        if encoded[0][key].dim() == 1:  # per-token extras: padded like input_ids, with 0
+            batch[key] = torch.stack([torch.cat([e[key], e[key].new_zeros(n - len(e[key]))])
+                                      for e in encoded])
+        else:
             batch[key] = torch.cat([e[key] for e in encoded])
     return batch
 
