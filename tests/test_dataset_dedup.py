@@ -78,6 +78,22 @@ def test_dedup_off_by_default_and_threshold_matters(tmp_path, planted):
     assert strict["dedup"]["n_removed"] == 0  # planted pairs are close, not identical
 
 
+def test_cli_dedup_and_caption_stage(tmp_path, planted, capsys, monkeypatch):
+    from pathgen.cli import main
+
+    fd, files = planted
+    other = tmp_path / "feats"
+    other.mkdir()
+    for f in fd.glob("*.h5"):
+        f.rename(other / f.name)  # --features-dir, not the default beside the captions
+    monkeypatch.chdir(tmp_path)
+    rc = main(["build-dataset", *map(str, files), "--out", str(tmp_path / "d"), "--dedup-cosine", "0.99",
+               "--features-dir", str(other), "--caption-stage", "revise"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["dedup"]["n_removed"] == 3 and out["n_pairs"] == 5
+    assert out["caption_stage"]["stage"] == "revise"
+
+
 def test_dedup_names_a_missing_features_file(tmp_path, planted):
     fd, files = planted
     (fd / "S2.h5").unlink()
