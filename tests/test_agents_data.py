@@ -167,3 +167,39 @@ def test_cli_build_data_and_bad_input(tmp_path, capsys):
     rc = main(["agents", "build-data", str(files[0]), "--patches-root", str(patches),
                "--out", str(tmp_path / "d3"), "--set", "agents.data.edit_kinds=[]"])
     assert rc == 2 and "agents.data.edit_kinds" in capsys.readouterr().err
+
+
+def test_describe_prompts_match_what_the_pipeline_sends(tmp_path):
+    """Records written by the real captioning stage (caption_slide) feed build-data, and each
+    describe human turn is the very prompt the pipeline sent for that patch."""
+    from pathgen.captioning.backends.base import Backend
+    from pathgen.captioning.items import Reply
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.captioning import CaptioningConfig
+
+    class Recording(Backend):  # answers with fixed prose; remembers each describe prompt
+        name, model = "recording", "recording-v1"
+        prompts: dict = {}
+
+        async def describe(self, item, prompt):
+            self.prompts[f"{item.slide_id}_{item.x}_{item.y}"] = prompt
+            return Reply(TEXT)
+
+        async def revise(self, item, description, prompt):
+            return Reply(description)
+
+        async def summarize(self, description, prompt, budget):
+            return Reply("Dense sheets of tumour cells with hyperchromatic nuclei in the stroma.")
+
+    ccfg = CaptioningConfig(concurrency=2, max_failed_fraction=0.0)
+    files = []
+    for slide in ("slide_p", "slide_r"):
+        csv_path, patches = write_selection(tmp_path, slide, kinds=("tumour", "stroma"))
+        files.append(tmp_path / "cap" / f"{slide}.jsonl")
+        caption_slide(csv_path, patches, files[-1], ccfg, target_mpp=MPP, backend=Recording())
+    pairs, _ = pairs_from_files(files, patches)
+    build_data(pairs, tmp_path / "data", AgentsDataConfig(val_fraction=0.5), load_templates(), patches)
+    recs = _load(tmp_path / "data" / "describe_train.json") + _load(tmp_path / "data" / "describe_val.json")
+    assert len(recs) == 4 and len(Recording.prompts) == 4
+    for rec in recs:
+        assert _exchange(rec) == (Recording.prompts[rec["id"]], TEXT)

@@ -193,6 +193,10 @@ def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):
     card = json.loads(Layout.agents_model_files(model)["card"].read_text())
     assert card["agent"] == "revise" and card["steps"] == 2 and card["base_model"] == str(vlm)
     assert "-> " + str(model) in capsys.readouterr().out
+    ckpt = Layout.agents_checkpoint(tmp_path / "revise", 2)
+    rc = main(["agents", "export", str(ckpt), "--out", str(tmp_path / "again"),
+               *[a for s in sets for a in ("--set", s)]])
+    assert rc == 0 and Layout.agents_model_files(tmp_path / "again")["config"].is_file()
     rc = main(["agents", "train", "--data", str(tmp_path), "--agent", "revise", "--out",
                str(tmp_path / "x"), *[a for s in sets for a in ("--set", s)]])
     assert rc == 1 and "build-data" in capsys.readouterr().err  # not a build-data folder
