@@ -271,6 +271,9 @@ def test_select_slide_writes_csv_and_patches(tmp_path):
     rows = read_selection(out_csv)
     assert list(rows[0]) == CSV_COLUMNS and len(rows) == stats["kept"] > 0
     assert {r["source"] for r in rows} <= {"prompt", "cluster", "prompt+cluster"}
+    assert len(rows) == 8  # max_per_slide, filled (24 patches)
+    assert sum(r["source"] == "cluster" for r in rows) == stats["from_prototypes"] > 0
+    assert all(r["prompt"] for r in rows if r["source"] != "cluster")  # provenance: which prompt
     for r in rows:
         assert r["image"] == f"S1/{r['x']}_{r['y']}.jpg"
         f = pdir.parent / r["image"]
