@@ -212,3 +212,12 @@ def test_mixed_backends_per_agent_share_instances(tmp_path):
     r = _lines(out)[0]
     assert r["provenance"]["agents"]["summarize"] == {"backend": "morphometric",
                                                       "model": MORPHOMETRIC_MODEL_ID}
+
+
+def test_a_local_model_for_one_agent_gives_the_caption_job_a_gpu():
+    from pathgen.config import PathgenConfig
+
+    server = PathgenConfig(demo=dict(enabled=True), captioning=dict(backend="openai"))
+    local = PathgenConfig(demo=dict(enabled=True), captioning=dict(
+        backend="openai", agents=dict(summarize=dict(backend="transformers"))))
+    assert server.resources["caption"].gpu == 0 and local.resources["caption"].gpu == 1

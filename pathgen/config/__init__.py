@@ -72,8 +72,11 @@ class PathgenConfig(Section):
             # A local captioning model needs a GPU in the caption job; a model server does not.
             cap = data.get("captioning") or {}
             user_cap = (data.get("resources") or {}).get("caption") or {}
-            if (isinstance(cap, dict) and cap.get("backend") == "transformers"
-                    and isinstance(user_cap, dict) and "gpu" not in user_cap):
+            agents = (cap.get("agents") or {}) if isinstance(cap, dict) else {}
+            local = isinstance(cap, dict) and (cap.get("backend") == "transformers" or any(
+                isinstance(a, dict) and a.get("backend") == "transformers"
+                for a in (agents.values() if isinstance(agents, dict) else ())))
+            if local and isinstance(user_cap, dict) and "gpu" not in user_cap:
                 res = dict(data.get("resources") or {})
                 base = default_resources()["caption"].model_dump()
                 res["caption"] = {**base, **user_cap, "gpu": 1}
