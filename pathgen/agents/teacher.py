@@ -74,7 +74,7 @@ def pairs_from_files(files: Iterable[str | Path], image_root: str | Path | None,
                      field: str = "describe", min_words: int = 1) -> tuple[list[TeacherPair], dict]:
     """Pairs from teacher files; ``image_root``: what relative ``image`` paths are relative
     to (None = the teacher file's folder). Returns (pairs, counts of skipped records)."""
-    pairs, skipped = [], {"no_text": 0, "too_short": 0}
+    pairs, skipped, seen = [], {"no_text": 0, "too_short": 0, "duplicate": 0}, set()
     for f in map(Path, files):
         root = Path(image_root) if image_root is not None else f.parent
         for i, rec in enumerate(_records(f), start=1):
@@ -96,6 +96,10 @@ def pairs_from_files(files: Iterable[str | Path], image_root: str | Path | None,
                                    "folder the records' 'image' paths are relative to "
                                    "(--patches-root, e.g. <features>/selection/patches)")
             pid, slide = _identity(rec, image)
+            if pid in seen:  # the same patch in two inputs (e.g. a run's .partial companion)
+                skipped["duplicate"] += 1
+                continue
+            seen.add(pid)
             mpp = rec.get("mpp")
             pairs.append(TeacherPair(pid, slide, image, path, text,
                                      float(mpp) if mpp else None, str(f)))
