@@ -221,3 +221,23 @@ def test_a_local_model_for_one_agent_gives_the_caption_job_a_gpu():
     local = PathgenConfig(demo=dict(enabled=True), captioning=dict(
         backend="openai", agents=dict(summarize=dict(backend="transformers"))))
     assert server.resources["caption"].gpu == 0 and local.resources["caption"].gpu == 1
+
+
+def test_documented_multi_model_examples_are_valid_configs():
+    import re
+
+    import yaml
+
+    from pathgen.config import PathgenConfig
+
+    root = Path(__file__).resolve().parents[1]
+    found = 0
+    for doc in ("docs/captioning.md", "README.md"):
+        for block in re.findall(r"```yaml\n(.*?)```", (root / doc).read_text(), re.S):
+            data = yaml.safe_load(block)
+            if "agents" in (data.get("captioning") or {}):
+                cfg = PathgenConfig(demo={"enabled": True}, captioning=data["captioning"])
+                found += 1
+                if cfg.captioning.backend == "openai":
+                    assert len(cfg.captioning.agent("describe").endpoints) == 2, doc
+    assert found >= 2
