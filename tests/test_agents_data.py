@@ -100,9 +100,13 @@ def test_split_is_by_slide_stable_and_both_sides_non_empty():
 def test_build_data_from_caption_records(tmp_path):
     files, patches = write_toy_captions(tmp_path, failed=True)
     pairs, skipped = pairs_from_files(files, patches, "describe", min_words=3)
-    assert len(pairs) == 6 and skipped == {"no_text": 3, "too_short": 0, "duplicate": 0}  # 1 failed/slide
+    assert len(pairs) == 6 and skipped == {"no_text": 3, "too_short": 0, "duplicate": 0, "rejected": 0}
     again, skipped = pairs_from_files(files + files[:1], patches, "describe", min_words=3)
     assert again == pairs and skipped["duplicate"] == 2
+    rejected = tmp_path / "rejects.jsonl"  # records the caption filters rejected are no teachers
+    rejected.write_text(json.dumps({**json.loads(files[0].read_text().splitlines()[0]), "x": 7,
+                                    "accepted": False}) + "\n")
+    assert pairs_from_files([rejected], patches)[1]["rejected"] == 1
     templates = load_templates()
     card = build_data(pairs, tmp_path / "data", AgentsDataConfig(val_fraction=0.3), templates, patches)
     out = tmp_path / "data"

@@ -74,7 +74,8 @@ def pairs_from_files(files: Iterable[str | Path], image_root: str | Path | None,
                      field: str = "describe", min_words: int = 1) -> tuple[list[TeacherPair], dict]:
     """Pairs from teacher files; ``image_root``: what relative ``image`` paths are relative
     to (None = the teacher file's folder). Returns (pairs, counts of skipped records)."""
-    pairs, skipped, seen = [], {"no_text": 0, "too_short": 0, "duplicate": 0}, set()
+    pairs, seen = [], set()
+    skipped = {"no_text": 0, "too_short": 0, "duplicate": 0, "rejected": 0}
     for f in map(Path, files):
         root = Path(image_root) if image_root is not None else f.parent
         for i, rec in enumerate(_records(f), start=1):
@@ -82,6 +83,9 @@ def pairs_from_files(files: Iterable[str | Path], image_root: str | Path | None,
                 raise TeacherError(f"{f} record {i} has no 'image' (the patch image path); "
                                    "expected caption records, {image, description} or LLaVA "
                                    "conversations")
+            if rec.get("accepted") is False:  # the caption filters rejected it (refusal, ...)
+                skipped["rejected"] += 1
+                continue
             text = " ".join((_text_of(rec, field) or "").split())
             if not text:
                 skipped["no_text"] += 1
