@@ -172,3 +172,6 @@ def test_a_local_model_per_agent_shares_weights(tmp_path, tiny_models):
     assert d.vision.batches >= 1 and r.vision.batches >= 1 and s.text.batches >= 1
     rec = json.loads(out.read_text().splitlines()[0])
     assert rec["provenance"]["agents"]["summarize"] == {"backend": "transformers", "model": lm}
+    # the next slide of a chunk job builds its backends again: the weights are not reloaded
+    again = make_backend(cfg)
+    assert again.parts["describe"] is not d and again.parts["describe"].vision.gen.model is d.vision.gen.model

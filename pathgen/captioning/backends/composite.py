@@ -1,6 +1,7 @@
 """A model per agent: describe, revise and summarize each go to their own backend instance
 (``captioning.agents.*``). Agents whose resolved settings are identical share one instance;
-local models named by several agents share their weights."""
+local models named by several agents (or by the slides of one chunk job) share their weights
+(``transformers.PROCESS_WEIGHTS``)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ def _backend_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def _build(spec, weights: dict) -> Backend:
+def _build(spec) -> Backend:
     cls = _backend_class(spec.backend)
     if spec.backend == "openai":
         return cls(spec.cfg, endpoints=spec.endpoints)
     if spec.backend == "transformers":  # a summarize agent with its own LM skips the VLM
         return cls(spec.cfg, load_vision=not (spec.role == "summarize" and spec.cfg.text_model),
-                   cache=weights)
+                   cache=importlib.import_module(BACKENDS["transformers"][0]).PROCESS_WEIGHTS)
     return cls(spec.cfg)
 
 
@@ -74,13 +75,12 @@ def make_agents_backend(ccfg) -> AgentBackends:
     """One backend per distinct resolved agent (``ccfg``: CaptioningConfig)."""
     specs = {role: ccfg.agent(role) for role in AGENT_ROLES}
     instances: dict[str, Backend] = {}
-    weights: dict = {}
     parts = {}
     for role, spec in specs.items():
         text_only = spec.backend == "transformers" and role == "summarize" and spec.cfg.text_model
         key = json.dumps([spec.backend, list(spec.endpoints), bool(text_only),
                           spec.cfg.model_dump(mode="json")], sort_keys=True)
         if key not in instances:
-            instances[key] = _build(spec, weights)
+            instances[key] = _build(spec)
         parts[role] = instances[key]
     return AgentBackends(parts, specs)

@@ -166,13 +166,23 @@ class _Batcher:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
+# Weights loaded in this process, shared by the backends that make_backend builds: the agents
+# of one run, and the slides of one chunk job (each slide builds its backends anew; a local
+# model is loaded once). Keyed by the folder's config.json mtime too, so a re-exported model
+# at the same path is loaded again.
+PROCESS_WEIGHTS: dict = {}
+
+
 def _load(kind: str, path: str, device: str, dtype, trust: bool, cache: dict | None):
     """(model, processor-or-tokenizer) for ``kind`` 'vlm' or 'lm'; ``cache`` shares weights
     between agents that name the same model (describe and revise, usually)."""
+    from pathlib import Path
+
     from transformers import (AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor,
                               AutoTokenizer)
 
-    key = (kind, path, device, str(dtype), trust)
+    stamp = Path(path, "config.json")
+    key = (kind, path, device, str(dtype), trust, stamp.stat().st_mtime_ns if stamp.is_file() else None)
     if cache is not None and key in cache:
         return cache[key]
     kw = dict(trust_remote_code=trust)
