@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from .agents import AgentTrainingConfig
+from .agents import AgentTrainingConfig, self_training_conflict
 from .base import ConfigError, Section, format_validation_error
 from .captioning import CaptioningConfig
 from .cluster import ClusterConfig
@@ -90,6 +90,8 @@ class PathgenConfig(Section):
         if self.features.encoder not in self.all_encoders():
             raise ValueError(f"features.encoder '{self.features.encoder}' is not defined; known "
                              f"encoders: {', '.join(sorted(self.all_encoders()))}")
+        if (why := self_training_conflict(self)) is not None:
+            raise ValueError(why)
         # Keep the built-in per-rule defaults for rules the user did not mention.
         for name, res in default_resources().items():
             self.resources.setdefault(name, res)

@@ -7,6 +7,7 @@ export, which the transformers backend (and vLLM) then load by folder path.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -90,3 +91,22 @@ class AgentTrainingConfig(Section):
                                     description="Which agents the workflow trains.")
     data: AgentsDataConfig = Field(default_factory=AgentsDataConfig)
     train: AgentsTrainConfig = Field(default_factory=AgentsTrainConfig)
+
+
+def self_training_conflict(cfg) -> str | None:
+    """Why ``cfg`` (PathgenConfig) would caption with the very models its agents rules train,
+    or None. In one run that is a cycle (captions -> data -> training -> captions) and the
+    caption jobs could start before the models exist."""
+    if not cfg.agents.enabled:
+        return None
+    from ..paths import Layout  # lazy: pathgen.paths imports this package
+
+    trained = Layout(cfg).agents_dir.resolve()
+    for role in ("describe", "revise", "summarize"):
+        spec = cfg.captioning.agent(role)
+        for model in (spec.model, getattr(spec.cfg, "text_model", None)):
+            if spec.backend == "transformers" and model and trained in Path(model).resolve().parents:
+                return (f"captioning ({role} agent) uses {model}, a model the agents rules of this "
+                        "same run train from its captions; caption with it in a run with "
+                        "agents.enabled: false (see docs/captioning.md 'Training the agents')")
+    return None
