@@ -178,11 +178,14 @@ class Endpoint:
         self.next += 1
         return self.clients[self.next % len(self.clients)]
 
-    def failed(self) -> None:
+    def failed(self, why: str) -> None:
         if self.down_until > time.monotonic():  # already out (its other requests failing too)
             return
         self.failures += 1
-        self.stats["taken_out"] += not self.down_until
+        if not self.down_until:
+            self.stats["taken_out"] += 1
+            log.warning("endpoint %s taken out after %s; probed again later", self.base_url,
+                        redact(why)[:200])
         self.down_until = time.monotonic() + min(self.PROBE_MAX_S,
                                                  self.PROBE_FIRST_S * 2 ** (self.failures - 1))
 
@@ -284,7 +287,7 @@ class OpenAIChatClient:
             except httpx.TransportError as err:
                 last, down = f"connection error ({type(err).__name__}: {err})", True
             if down:
-                ep.failed()
+                ep.failed(last)
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
                 elsewhere = down and any(not e.down_until for e in self.endpoints)
