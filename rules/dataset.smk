@@ -26,6 +26,7 @@ rule build_dataset:
     params:
         out_dir=get_dataset_out_dir,
         images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
+        # every dataset setting (caption_stage, dedup_cosine, ...): a change rebuilds the dataset
         settings=CFG.dataset.model_dump(mode="json"),
     script:
         "../workflow_scripts/build_dataset.py"
