@@ -49,7 +49,6 @@ CB_CLASSNAMES_TXT = "classnames.txt"
 CB_TEMPLATES_TXT = "zeroshot_classification_templates.txt"
 CB_ENSEMBLE_TEMPLATES_JSON = "ensemble_templates.json"  # --custom_template_file (class -> prompts)
 CB_EXPORT_JSON = "pathgen_export.json"                   # what was exported + the command to run
-OPEN_CLIP_MODEL_BIN = "open_clip_pytorch_model.bin"      # open_clip local-dir: model folder weights
 # MIL (<results>/eval/mil/)
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
@@ -333,6 +332,10 @@ class Layout:
     def clip_benchmark_model(self, model: str) -> Path:
         """An open_clip `local-dir:` model folder (open_clip_config.json + weights)."""
         return self.clip_benchmark_dir / "models" / model
+
+    def clip_benchmark_result(self, benchmark: str, model: str, prompting: str) -> Path:
+        """Where the printed `clip_benchmark eval` command writes its --output."""
+        return self.clip_benchmark_dir / "results" / benchmark / model / f"results_{prompting}.json"
 
     @staticmethod
     def clip_benchmark_files(dataset_root: Path) -> dict[str, Path]:

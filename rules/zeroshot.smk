@@ -1,7 +1,7 @@
 # Zero-shot patch classification: one job per benchmark x model (all prompting modes),
 # then one combined table. Benchmarks and models come from evaluation.zeroshot.
 from pathgen.zeroshot.layout import model_names
-from pathgen.zeroshot.workflow import alternatives, zeroshot_inputs
+from pathgen.zeroshot.workflow import alternatives, export_inputs, export_params, zeroshot_inputs
 
 ZS = CFG.evaluation.zeroshot
 ZS_BENCHMARKS = list(ZS.benchmarks)
@@ -54,3 +54,31 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             **res("zeroshot_table"),
         script:
             "../workflow_scripts/zeroshot_table.py"
+
+    if ZS.clip_benchmark_export:
+        ALL_TARGETS.extend(
+            str(L.clip_benchmark_files(L.clip_benchmark_dataset(b))["export"])
+            for b in ZS_BENCHMARKS
+        )
+
+        # Each benchmark (+ model folders) in CLIP_benchmark's wds layout; docs/zeroshot.md.
+        rule zeroshot_export:
+            input:
+                unpack(lambda wc: export_inputs(CFG, wc.benchmark)),
+            output:
+                str(L.clip_benchmark_files(L.clip_benchmark_dataset("{benchmark}"))["export"]),
+            log:
+                L.log("zeroshot_export", "{benchmark}"),
+            benchmark:
+                L.benchmark("zeroshot_export", "{benchmark}")
+            wildcard_constraints:
+                benchmark=alternatives(ZS_BENCHMARKS),
+            conda:
+                "../envs/torch.yaml"
+            threads: threads_of("zeroshot_export")
+            resources:
+                **res("zeroshot_export"),
+            params:
+                export=lambda wc: export_params(CFG, wc.benchmark),
+            script:
+                "../workflow_scripts/zeroshot_export.py"

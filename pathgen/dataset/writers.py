@@ -99,7 +99,8 @@ def write_csv(path: Path, samples: list[dict], dataset_dir: Path, sep: str, img_
     return len(samples)
 
 
-def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """One tar member, fixed mode and mtime (shards are byte-reproducible)."""
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
@@ -140,9 +141,9 @@ def write_shards(shards_dir: Path, samples: list[dict], shard_size: int) -> dict
                     for s in chunk:
                         ext = s["src_image"].suffix.lower().lstrip(".")
                         ext = "jpg" if ext in ("jpg", "jpeg") else ext
-                        _tar_add(tar, f"{s['key']}.{ext}", s["src_image"].read_bytes())
-                        _tar_add(tar, f"{s['key']}.txt", clean_caption(s["caption"]).encode())
-                        _tar_add(tar, f"{s['key']}.json",
+                        tar_add(tar, f"{s['key']}.{ext}", s["src_image"].read_bytes())
+                        tar_add(tar, f"{s['key']}.txt", clean_caption(s["caption"]).encode())
+                        tar_add(tar, f"{s['key']}.json",
                                  json.dumps(s["meta"], ensure_ascii=False).encode())
         entries.append({"name": name, "num_samples": len(chunk), "fingerprint": fp})
     names = {e["name"] for e in entries}

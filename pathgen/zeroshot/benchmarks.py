@@ -36,6 +36,7 @@ class Benchmark:
     options: dict = field(default_factory=dict)  # loader keys (csv_file, image_dir, ...)
     label_map: dict[str, str] = field(default_factory=dict)
     max_images: int | None = None
+    template: str | None = None              # the single-prompt template ('{}' = class text)
 
 
 def _root_template(root: Path) -> str | None:
@@ -100,4 +101,4 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
                      prompt_file=_find_prompt_file(prompt_file) if prompt_file else None,
                      options=options, label_map={str(k): str(v) for k, v in
                                                  (merged.get("label_map") or {}).items()},
-                     max_images=merged.get("max_images"))
+                     max_images=merged.get("max_images"), template=template)

@@ -31,6 +31,28 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None)
     p.set_defaults(func=_run)
 
+    e = subparsers.add_parser(
+        "zeroshot-export", help="Export a benchmark (and models) for the CLIP_benchmark CLI",
+        description="Writes <results>/eval/clip_benchmark/wds/<benchmark>/ (CLIP_benchmark's "
+                    "wds layout: test/{0..N-1}.tar + nshards.txt, classnames.txt, "
+                    "zeroshot_classification_templates.txt, ensemble_templates.json) and, per "
+                    "--model that stock open_clip cannot build, an open_clip local-dir: folder; "
+                    "prints the `clip_benchmark eval` commands.")
+    add_config_args(e)
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--benchmark", help="Name under evaluation.zeroshot.benchmarks.")
+    src.add_argument("--data", type=Path, help="Dataset folder (ad-hoc benchmark).")
+    e.add_argument("--name", default=None, help="Benchmark name for --data (default: folder name).")
+    e.add_argument("--preset", default=None, help="Definition from pathgen/data/benchmarks.yaml.")
+    e.add_argument("--layout", default=None,
+                   choices=["imagefolder", "csv", "pcam_h5", "sicap", "wsss4luad"])
+    e.add_argument("--model", action="append", default=[],
+                   help="Encoder name to export with its command (repeatable).")
+    e.add_argument("--results-dir", default=None, help="Override results_dir.")
+    e.add_argument("--max-images", type=int, default=None, help="Stratified subsample.")
+    e.add_argument("--shard-size", type=int, default=1000, help="Samples per tar shard.")
+    e.set_defaults(func=_export)
+
     t = subparsers.add_parser("zeroshot-table", help="Combine zero-shot results JSONs into a table")
     add_config_args(t)
     t.add_argument("results", nargs="*", type=Path,
@@ -40,31 +62,53 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config.evaluation import ZeroShotBenchmark
     from .run import evaluate_benchmark, model_names
 
     cfg = config_from_args(args)
     zs = cfg.evaluation.zeroshot
-    if args.results_dir:
-        cfg.results_dir = args.results_dir
     for key in ("prompting", "bootstrap", "device"):
         if getattr(args, key) is not None:
             setattr(zs, key, getattr(args, key))
-    name = args.benchmark
-    if args.data is not None:
-        name = args.name or args.data.name
-        zs.benchmarks = {**zs.benchmarks, name: ZeroShotBenchmark(
-            root=args.data, preset=args.preset, layout=args.layout, max_images=args.max_images)}
-    elif args.max_images:
-        zs.benchmarks[name].max_images = args.max_images
+    name = _benchmark_from_args(args, cfg)
     for model in args.model or model_names(cfg):
         results = evaluate_benchmark(cfg, name, model)
         for mode, r in results.items():
             m = r["metrics"]
-            ci = m["ci95"].get("balanced_accuracy")
+            ci = r["ci95"].get("balanced_accuracy")
             print(f"{name}\t{model}\t{mode}\tacc={m['acc1']:.4f}\tbal_acc={m['balanced_accuracy']:.4f}"
                   + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
                   + f"\twF1={m['weighted_f1']:.4f}\tAUROC={m['macro_auroc']:.4f}")
+    return 0
+
+
+def _benchmark_from_args(args: argparse.Namespace, cfg) -> str:
+    """The benchmark's name; a --data folder is declared on the fly."""
+    from ..config.evaluation import ZeroShotBenchmark
+
+    zs = cfg.evaluation.zeroshot
+    if args.results_dir:
+        cfg.results_dir = args.results_dir
+    if args.data is None:
+        if args.max_images and args.benchmark in zs.benchmarks:
+            zs.benchmarks[args.benchmark].max_images = args.max_images
+        return args.benchmark
+    name = args.name or args.data.name
+    zs.benchmarks = {**zs.benchmarks, name: ZeroShotBenchmark(
+        root=args.data, preset=args.preset, layout=args.layout, max_images=args.max_images)}
+    return name
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_benchmark
+
+    if args.shard_size < 1:
+        raise SystemExit("--shard-size must be >= 1")
+    cfg = config_from_args(args)
+    info = export_benchmark(cfg, _benchmark_from_args(args, cfg), args.model, args.shard_size)
+    print(f"{info['dataset']}: {info['n_images']} images in {info['n_shards']} shards")
+    for model, cmds in info["commands"].items():
+        for mode, cmd in cmds.items():
+            print(f"# {model} ({mode})\n{cmd}")
     return 0
 
 

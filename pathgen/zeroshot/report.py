@@ -58,8 +58,10 @@ def table_rows(result_files: list[str | Path]) -> list[dict]:
     rows = []
     for f in result_files:
         r = json.loads(Path(f).read_text())
-        m, ci = r["metrics"], r["metrics"].get("ci95", {})
-        row = {"benchmark": r["dataset"], "model": r["model"], "prompting": r.get("prompting", ""),
+        m = r["metrics"]
+        ci = r.get("ci95") or m.get("ci95") or {}  # top level since CIs left `metrics`
+        row = {"benchmark": r["dataset"], "model": r.get("pathgen_encoder", r["model"]),
+               "prompting": r.get("prompting", ""),
                "n_images": r.get("n_images"), "chance": r.get("chance_balanced_accuracy")}
         for k in TABLE_METRICS:
             row[k] = m.get(k)

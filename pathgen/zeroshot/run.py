@@ -16,7 +16,8 @@ import torch
 
 from .. import __version__
 from ..atomic import atomic_path, write_json
-from ..config import PathgenConfig
+from ..config import ConfigError, PathgenConfig
+from ..config.features import EncoderSpec
 from ..paths import Layout
 from .benchmarks import Benchmark, resolve_benchmark
 from .layout import model_names, model_spec, result_path, trained_spec, zeroshot_dir  # noqa: F401
@@ -57,6 +58,7 @@ def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=N
             raise KeyError(f"benchmark '{benchmark}' is not declared under "
                            f"evaluation.zeroshot.benchmarks (have: {', '.join(zs.benchmarks) or 'none'})")
         bm = resolve_benchmark(benchmark, zs.benchmarks[benchmark])
+    spec = _spec_or_none(cfg, model)
     if encoder is None:
         from ..encoders import load_encoder
 
@@ -72,25 +74,52 @@ def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=N
         cls = class_embeddings(prompts, encoder.encode_texts, bm.classes).cpu()
         probs = score(img, cls, zs.logit_scale)
         results[mode] = write_run(out_dir, mode, bm, model, encoder, samples, probs, prompts,
-                                  zs.bootstrap, zs.seed)
+                                  zs.bootstrap, zs.seed, spec)
     return results
 
 
+def _spec_or_none(cfg: PathgenConfig, model: str) -> EncoderSpec | None:
+    """The model's spec; None for an encoder passed in by a caller under a name no config knows."""
+    try:
+        return model_spec(cfg, model)
+    except ConfigError:
+        return None
+
+
+def _clip_benchmark_model(spec: EncoderSpec | None, model: str) -> tuple[str, str]:
+    """(architecture, pretrained) as CLIP_benchmark's --model/--pretrained name them."""
+    if spec is None:
+        return model, ""
+    if spec.kind != "open_clip":  # an HF CLIPModel: its id/path is what loads it
+        return spec.pretrained or model, ""
+    if spec.arch is None:  # an hf-hub: open_clip repo names its own architecture
+        return spec.pretrained or model, ""
+    local = spec.pretrained and Path(spec.pretrained).exists()
+    return spec.arch, str(Path(spec.pretrained).resolve()) if local else spec.pretrained or ""
+
+
 def write_run(out_dir: Path, mode: str, bm: Benchmark, model: str, encoder, samples: Samples,
-              probs: np.ndarray, prompts: dict[str, list[str]], n_boot: int, seed: int) -> dict:
+              probs: np.ndarray, prompts: dict[str, list[str]], n_boot: int, seed: int,
+              spec: EncoderSpec | None = None) -> dict:
     y = samples.labels
     pm = point_metrics(y, probs)
     ci = bootstrap_ci(y, probs, n_boot, seed)
     cm = confusion(y, probs.argmax(axis=1), len(bm.classes))
+    arch, pretrained = _clip_benchmark_model(spec, model)
     result = {
-        "dataset": bm.name, "model": model,
-        "pretrained": getattr(encoder, "weights", None) or getattr(encoder, "identifier", ""),
+        # CLIP_benchmark's keys: model = open_clip architecture, pretrained = loadable path/tag;
+        # metrics holds numbers only (its readers tabulate every key of it)
+        "dataset": bm.name, "model": arch, "pretrained": pretrained,
         "task": "zeroshot_classification", "language": "en",
         "metrics": {
-            "acc1": pm["accuracy"], "acc5": top_k_accuracy(y, probs, 5),
+            # acc5 is NaN under 5 classes, as CLIP_benchmark reports it
+            "acc1": pm["accuracy"],
+            "acc5": top_k_accuracy(y, probs, 5) if probs.shape[1] >= 5 else float("nan"),
             "mean_per_class_recall": pm["balanced_accuracy"], **pm,
-            "ci95": ci, "bootstrap": {"resamples": n_boot, "seed": seed},
         },
+        "ci95": ci, "bootstrap": {"resamples": n_boot, "seed": seed},
+        "pathgen_encoder": model,
+        "pathgen_weights": getattr(encoder, "weights", None) or getattr(encoder, "identifier", ""),
         "prompting": mode, "n_images": int(len(y)), "classes": bm.classes,
         "class_texts": bm.class_texts, "chance_balanced_accuracy": 1.0 / len(bm.classes),
         "n_prompts_per_class": {c: len(p) for c, p in prompts.items()},
