@@ -68,7 +68,6 @@ AGENTS_LOSS_CSV = "loss.csv"
 AGENTS_RUN_JSON = "run.json"                # settings fingerprint of a training run
 AGENTS_TRAINER_STATE_PT = "trainer_state.pt"  # optimizer, scheduler, RNG and step of a checkpoint
 AGENTS_MODEL_CARD_JSON = "pathgen_agent.json"  # beside the merged weights: base model, steps, losses
-HF_CONFIG_JSON = "config.json"              # a Hugging Face model folder's config (architectures)
 # peers' folder layouts written by `pathgen export` (CLAM and TRIDENT conventions)
 CLAM_PATCHES_DIR = "patches"   # CLAM create_patches: patches/<slide>.h5 (coords)
 CLAM_H5_DIR = "h5_files"       # CLAM extract_features: h5_files/<slide>.h5 (features + coords)
@@ -447,7 +446,8 @@ class Layout:
     def agents_model_files(model_dir: Path) -> dict[str, Path]:
         """The exported (merged) model folder's declared files."""
         d = Path(model_dir)
-        return {"config": d / HF_CONFIG_JSON, "card": d / AGENTS_MODEL_CARD_JSON}
+        # config.json is Hugging Face's name for any model folder, not a pathgen output name
+        return {"config": d / "config.json", "card": d / AGENTS_MODEL_CARD_JSON}
 
     # -- report ----------------------------------------------------------------------------
     @property
