@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -99,6 +100,34 @@ def test_per_class_prompts_export_as_names_with_bare_template(tmp_path):
     names, templates = single_classnames_templates(bm)
     assert templates == ["{c}"] and [t.format(c=n) for n in names for t in templates] == [
         bm.single_prompts[c] for c in bm.classes]
+
+
+def test_cli_exports_dataset_model_folder_and_commands(tmp_path, capsys):
+    from pathgen.cli import main
+
+    for k, code in enumerate(("tumor", "normal")):
+        for i in range(2):
+            _image(tmp_path / "bench" / code / f"{i}.jpg", 5 * k + i, "JPEG")
+    rc = main(["zeroshot-export", "--data", str(tmp_path / "bench"), "--name", "mini",
+               "--results-dir", str(tmp_path / "res"), "--model", "tiny-demo", "--shard-size", "3"])
+    assert rc == 0
+    root = tmp_path / "res" / "eval" / "clip_benchmark" / "wds" / "mini"
+    with tarfile.open(root / "test" / "0.tar") as tar:
+        assert tar.getnames() == ["00000000.jpg", "00000000.cls", "00000001.jpg", "00000001.cls",
+                         "00000002.jpg", "00000002.cls"]  # JPEG bytes kept as they are
+    out = capsys.readouterr().out
+    folder = tmp_path / "res" / "eval" / "clip_benchmark" / "models" / "tiny-demo"
+    assert f"--model local-dir:{folder.resolve()}" in out and "--dataset wds/mini" in out
+    cfg = json.loads((folder / "open_clip_config.json").read_text())
+    assert cfg["model_cfg"]["vision_cfg"]["image_size"] == 64 and "mean" in cfg["preprocess_cfg"]
+    # open_clip builds it from the folder alone, with the weights pathgen scores with
+    import open_clip
+
+    from pathgen.encoders import load_encoder
+
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    ref = load_encoder("tiny-demo").model.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
 def _tiny_checkpoint(path: Path) -> Path:
