@@ -12,53 +12,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_captioning_fixtures import write_selection  # noqa: E402
-
-CHAT = ("{% for m in messages %}{{ m['role'].upper() }}: {% if m['content'] is string %}"
-        "{{ m['content'] }}{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}"
-        "<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}ASSISTANT: {% endif %}")
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "USER:", "ASSISTANT:"] + \
-        "the a of with nuclei dense stroma tissue cells image describe and in is are".split()
-    vocab = {w: i for i, w in enumerate(words)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.decoder = decoders.WordPiece(prefix="##")
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>",
-                                  bos_token="<s>", eos_token="</s>",
-                                  extra_special_tokens={"image_token": "<image>"})
-    tok.chat_template = CHAT
-    return tok, vocab
-
+from tiny_vlm import build_tiny_vlm, tiny_tokenizer  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
+    """root/vlm: tiny LLaVA + processor; root/lm: a tiny Llama causal LM on the same tokenizer."""
     import torch
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlamaForCausalLM,
-                              LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(0)
     root = tmp_path_factory.mktemp("tiny")
-    tok, vocab = _tokenizer()
-    text_cfg = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                    num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                    max_position_embeddings=512, pad_token_id=1, bos_token_id=2, eos_token_id=3)
-    vlm = LlavaForConditionalGeneration(LlavaConfig(
-        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=2, image_size=32, patch_size=8),
-        text_config=LlamaConfig(**text_cfg), image_token_id=vocab["<image>"]))
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                             crop_size={"height": 32, "width": 32}),
-                          tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
-                          chat_template=CHAT, num_additional_image_tokens=1)
-    vlm.save_pretrained(root / "vlm")
-    proc.save_pretrained(root / "vlm")
-    LlamaForCausalLM(LlamaConfig(**text_cfg)).save_pretrained(root / "lm")
+    build_tiny_vlm(root / "vlm")
+    tok, vocab = tiny_tokenizer()
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                 max_position_embeddings=512, pad_token_id=1, bos_token_id=2,
+                                 eos_token_id=3)).save_pretrained(root / "lm")
     tok.save_pretrained(root / "lm")
     return root
 

@@ -1,9 +1,9 @@
 """A tiny randomly initialised LLaVA (CLIP vision tower + Llama text model) and its processor,
 built offline from configs (no hub access): what the agents tests fine-tune and caption with.
 
-Same construction as tests/test_backend_transformers.py (LlavaConfig with a tiny
-CLIPVisionConfig + LlamaConfig, a word-level tokenizer and a chat template), as a helper that
-takes the words the toy data needs, so answers are real tokens rather than <unk>.
+LlavaConfig with a tiny CLIPVisionConfig + LlamaConfig, a word-level tokenizer and a chat
+template; it takes the words the toy data needs, so answers are real tokens rather than <unk>.
+Also used by tests/test_backend_transformers.py (the backend's plumbing tests).
 """
 
 from __future__ import annotations
