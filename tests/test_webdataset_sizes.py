@@ -11,12 +11,10 @@ import json
 import tarfile
 
 import numpy as np
-import pytest
+from open_clip_train.data import get_dataset_size  # open_clip_torch[training], pinned
 from PIL import Image
 
 from pathgen.dataset.writers import write_shards
-
-get_dataset_size = pytest.importorskip("open_clip_train.data").get_dataset_size
 
 
 def _samples(tmp_path, n):
