@@ -30,8 +30,9 @@ def register(subparsers) -> None:
                     "server), transformers (local HF model), morphometric (measurement-based "
                     "baseline, not a language model).")
     p.add_argument("selection", help="selection CSV (slide_id,x,y,level,...,image)")
-    p.add_argument("--patches-dir", required=True,
-                   help="folder the CSV's 'image' column is relative to (selection/patches)")
+    p.add_argument("--patches-root", "--patches-dir", dest="patches_root", required=True,
+                   help="folder the CSV's 'image' column is relative to: the --patches-root "
+                        "`pathgen select` wrote into (results: <selection>/patches)")
     p.add_argument("--out", required=True, help="output captions JSONL (<slide>.jsonl)")
     p.add_argument("--backend", choices=["openai", "transformers", "morphometric"])
     p.add_argument("--model", help="model id for the chosen backend")
@@ -73,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         _set(c, "concurrency", args.concurrency, "captioning")
     mpp = args.mpp if args.mpp is not None else cfg.tiling.geometry()[1]
     try:
-        summary = caption_slide(args.selection, args.patches_dir, args.out, c, mpp, full_cfg=cfg)
+        summary = caption_slide(args.selection, args.patches_root, args.out, c, mpp, full_cfg=cfg)
     except CaptioningIncomplete as err:
         print(f"pathgen caption: {err}", file=sys.stderr)
         return 3

@@ -99,8 +99,8 @@ def read_selection(csv_path: str | Path, patches_dir: str | Path,
             path = resolve_image(patches_dir, row["image"], row["slide_id"])
             if check_files and not path.is_file():
                 raise SelectionError(f"{csv_path} line {line}: patch image {path} is missing; "
-                                     f"--patches-dir must be the folder the 'image' column is "
-                                     f"relative to (selection/patches)")
+                                     "`pathgen caption --patches-root` must be the folder the 'image' "
+                                     "column is relative to (selection/patches)")
             items.append(PatchItem(row["slide_id"], x, y, level, size, size_px, row["image"],
                                    path, target_mpp))
     return items

@@ -76,7 +76,7 @@ def resolve_image(rec: dict, caption_file: Path, images_root: Path | None,
     p = Path(image)
     allowed = ", ".join(str(r) for r in roots)
     fix = ("image paths are relative to the selection patches folder (dataset.images_root / "
-           "--images-root) and must stay inside it")
+           "--patches-root) and must stay inside it")
     if ".." in p.parts:
         raise DatasetInputError(f"{where}, field 'image': {image!r} contains '..'; {fix}")
     rel_in = []  # (root, path relative to it)
@@ -105,7 +105,7 @@ def resolve_image(rec: dict, caption_file: Path, images_root: Path | None,
             return real
     raise FileNotFoundError(
         f"{where}: image {image!r} of ({rec['x']}, {rec['y']}) not found; tried "
-        f"{', '.join(str(t) for t in tried)}. Set dataset.images_root (CLI --images-root) to the "
+        f"{', '.join(str(t) for t in tried)}. Set dataset.images_root (CLI --patches-root) to the "
         "selection patches folder.")
 
 

@@ -15,7 +15,7 @@ def register(sub) -> None:
                                              "WebDataset shards, dataset card, gallery")
     p.add_argument("captions", nargs="+", type=Path, help="per-slide caption .jsonl files")
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
-    p.add_argument("--images-root", type=Path, default=None,
+    p.add_argument("--patches-root", "--images-root", dest="images_root", type=Path, default=None,
                    help="folder the records' `image` paths are relative to (selection/patches)")
     p.add_argument("--csv-separator", default=None, help="e.g. '\\t' (default) or ','")
     p.add_argument("--csv-paths", choices=["absolute", "relative"], default=None)

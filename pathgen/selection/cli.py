@@ -16,8 +16,11 @@ def register(sub) -> None:
     p.add_argument("--slide", type=Path, required=True, help="the slide file to cut patches from")
     p.add_argument("--slide-id", default=None, help="default: the features file stem")
     p.add_argument("--out", type=Path, required=True, help="selection CSV to write")
-    p.add_argument("--patches-dir", type=Path, required=True,
-                   help="folder for this slide's patch images (<patches-root>/<slide_id>)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--patches-root", type=Path,
+                       help="folder of every slide's patch images; this slide's go to "
+                            "<root>/<slide_id> (the root `caption`, `build-dataset` and `instruct` take)")
+    where.add_argument("--patches-dir", type=Path, help="this slide's own patch folder instead")
     p.add_argument("--case-id", default=None, help="case id used to find the slide's report")
     p.add_argument("--cancer-type", default=None, help="e.g. LUAD (overrides the sample sheet)")
     p.add_argument("--prompts-file", type=Path, default=None)
@@ -52,8 +55,10 @@ def _select(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             setattr(cfg.selection, key, value)
-    stats = run_selection(cfg, args.slide_id or args.features.stem, args.features, args.slide,
-                          args.out, args.patches_dir, case_id=args.case_id,
+    slide_id = args.slide_id or args.features.stem
+    patches_dir = args.patches_dir or args.patches_root / slide_id
+    stats = run_selection(cfg, slide_id, args.features, args.slide,
+                          args.out, patches_dir, case_id=args.case_id,
                           cancer_type=args.cancer_type)
     print(json.dumps(stats, indent=2))
     return 0
