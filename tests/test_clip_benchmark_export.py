@@ -130,6 +130,25 @@ def test_cli_exports_dataset_model_folder_and_commands(tmp_path, capsys):
     assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
 
 
+def test_open_clip_names_are_loadable_forms(tmp_path):
+    from pathgen.config.features import EncoderSpec
+    from pathgen.zeroshot.clip_benchmark import model_arguments, open_clip_names
+
+    assert open_clip_names(EncoderSpec(arch="ViT-B-16", pretrained="laion2b_s34b_b88k")) == (
+        "ViT-B-16", "laion2b_s34b_b88k")  # a tag stays a tag
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "epoch_3.pt").write_bytes(b"")
+    assert open_clip_names(EncoderSpec(arch="ViT-B-16", pretrained=str(tmp_path / "weights"))) == (
+        "ViT-B-16", str((tmp_path / "weights" / "epoch_3.pt").resolve()))
+    (tmp_path / "oc").mkdir()
+    (tmp_path / "oc" / "open_clip_config.json").write_text("{}")
+    assert open_clip_names(EncoderSpec(arch="ViT-B-16", pretrained=str(tmp_path / "oc")))[0] == \
+        f"local-dir:{(tmp_path / 'oc').resolve()}"
+    # a stock arch with a checkpoint file goes to clip_benchmark by name, no folder needed
+    assert model_arguments(EncoderSpec(arch="ViT-B-16", pretrained=str(tmp_path / "weights"))) == (
+        "ViT-B-16", str((tmp_path / "weights" / "epoch_3.pt").resolve()))
+
+
 def _tiny_checkpoint(path: Path) -> Path:
     """A checkpoint of the demo architecture in the format training writes (bare state_dict)."""
     from pathgen.encoders import load_encoder

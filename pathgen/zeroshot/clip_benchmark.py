@@ -29,7 +29,8 @@ from ..config.base import ConfigError
 from ..config.features import EncoderSpec
 from ..dataset.writers import tar_add
 from ..encoders import MODEL_CONFIG_DIR
-from ..encoders.weights import HF_HUB_PREFIX, OPEN_CLIP_CONFIG, PREFERRED_CHECKPOINTS
+from ..encoders.weights import (HF_HUB_PREFIX, OPEN_CLIP_CONFIG, PREFERRED_CHECKPOINTS, pick_checkpoint,
+                               resolve_hf_hub)
 from ..paths import CB_ENSEMBLE_TEMPLATES_JSON, CB_SPLIT, Layout
 from .benchmarks import Benchmark
 from .loaders import Samples
@@ -119,6 +120,8 @@ def export_dataset(bm: Benchmark, samples: Samples, out_dir: Path, shard_size: i
 
 def needs_model_folder(spec: EncoderSpec) -> bool:
     """Stock open_clip cannot build it from `--model arch --pretrained x` alone."""
+    if spec.arch is None:  # an hf-hub: repo with its own open_clip config
+        return False
     own = spec.arch in {p.stem for p in MODEL_CONFIG_DIR.glob("*.json")}  # pathgen's configs
     return own or spec.pretrained is None or spec.force_quick_gelu or spec.image_size is not None
 
@@ -142,15 +145,29 @@ def write_model_folder(encoder, spec: EncoderSpec, out_dir: Path) -> Path:
     return out_dir
 
 
+def open_clip_names(spec: EncoderSpec) -> tuple[str | None, str]:
+    """(model, pretrained) that ``open_clip.create_model_and_transforms`` loads for an open_clip
+    spec: hub repos with an open_clip config by their ``hf-hub:`` schema, hub checkpoints by
+    their cached file, local files/folders by absolute path, tags as they are."""
+    value = spec.pretrained or ""
+    if value.startswith(HF_HUB_PREFIX):
+        hub = resolve_hf_hub(value, spec.revision)
+        return (hub.target, "") if hub.kind == "schema" else (spec.arch, hub.target)
+    path = Path(value)
+    if value and path.is_dir():
+        if (path / OPEN_CLIP_CONFIG).is_file():
+            return f"local-dir:{path.resolve()}", ""
+        return spec.arch, str((path / pick_checkpoint([f.name for f in path.iterdir()], value)).resolve())
+    return spec.arch, str(path.resolve()) if value and path.exists() else value
+
+
 def model_arguments(spec: EncoderSpec, encoder=None, model_dir: Path | None = None) -> tuple[str, str]:
     """(--model, --pretrained) for CLIP_benchmark; writes the local-dir folder when needed."""
     if spec.kind != "open_clip":
         raise ConfigError(f"CLIP_benchmark's open_clip loader cannot read a {spec.kind} encoder; "
                           "export an open_clip model")
-    if spec.pretrained and spec.pretrained.startswith(HF_HUB_PREFIX) and spec.arch is None:
-        return spec.pretrained, ""
     if not needs_model_folder(spec):
-        return spec.arch, spec.pretrained
+        return open_clip_names(spec)
     if encoder is None or model_dir is None:
         raise ConfigError(f"arch {spec.arch!r} needs an exported model folder (pass the encoder)")
     return f"local-dir:{write_model_folder(encoder, spec, model_dir).resolve()}", ""

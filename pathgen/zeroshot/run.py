@@ -88,14 +88,18 @@ def _spec_or_none(cfg: PathgenConfig, model: str) -> EncoderSpec | None:
 
 def _clip_benchmark_model(spec: EncoderSpec | None, model: str) -> tuple[str, str]:
     """(architecture, pretrained) as CLIP_benchmark's --model/--pretrained name them."""
+    from ..encoders import EncoderError
+    from .clip_benchmark import open_clip_names
+
     if spec is None:
         return model, ""
     if spec.kind != "open_clip":  # an HF CLIPModel: its id/path is what loads it
         return spec.pretrained or model, ""
-    if spec.arch is None:  # an hf-hub: open_clip repo names its own architecture
-        return spec.pretrained or model, ""
-    local = spec.pretrained and Path(spec.pretrained).exists()
-    return spec.arch, str(Path(spec.pretrained).resolve()) if local else spec.pretrained or ""
+    try:
+        arch, pretrained = open_clip_names(spec)  # hub files are cached: the encoder just loaded
+    except EncoderError:
+        arch, pretrained = spec.arch, spec.pretrained or ""
+    return arch or model, pretrained
 
 
 def write_run(out_dir: Path, mode: str, bm: Benchmark, model: str, encoder, samples: Samples,
