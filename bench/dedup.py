@@ -70,6 +70,10 @@ def pairs_above(sims, ids, rows, threshold) -> set[tuple[int, int]]:
             for s, j in zip(s_row, i_row) if j >= 0 and j != r and s >= threshold}
 
 
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -84,17 +88,18 @@ def main() -> None:
 
     x, src, dst = synthetic(a.n, a.dim, a.centers, a.planted)
     rss_data = peak_rss_gb()
-    print(f"data: {a.n} x {a.dim} float32 ({x.nbytes / 2**30:.2f} GiB), {a.planted} planted pairs")
+    say(f"data: {a.n} x {a.dim} float32 ({x.nbytes / 2**30:.2f} GiB), {a.planted} planted pairs")
 
     t0 = time.perf_counter()
     built = dd.build_index(x, exact_max=0, nprobe=a.nprobe)
     t_build = time.perf_counter() - t0
-    nb = dd.neighbours(x, a.neighbors, built=built)
+    say(f"index built in {t_build:.1f} s")
+    nb = dd.neighbours(x, a.neighbors, built=built, threshold=a.cosine)
     dup, _ = dd.duplicate_of(nb, a.cosine)
     t_total = time.perf_counter() - t0
     desc = built[1]
     del built
-    print(f"index: {desc}; build {t_build:.1f} s; build+search+walk {t_total:.1f} s; "
+    say(f"index: {desc}; build {t_build:.1f} s; build+search+walk {t_total:.1f} s; "
           f"removed {(dup >= 0).sum()} of {a.n}")
     planted_found = float(np.mean(dup[dst] == src))
 
@@ -105,11 +110,11 @@ def main() -> None:
     ivf_pairs = pairs_above(nb.sims[rows], nb.ids[rows], rows, a.cosine)
     recall = len(exact_pairs & ivf_pairs) / max(1, len(exact_pairs))
     exact_est = t_exact * a.n / len(rows)
-    print(f"baseline: exact blocked brute force on {len(rows)} queries {t_exact:.1f} s -> "
+    say(f"baseline: exact blocked brute force on {len(rows)} queries {t_exact:.1f} s -> "
           f"{exact_est:.0f} s estimated for all {a.n}; {len(exact_pairs)} duplicate pairs among them")
-    print(f"IVF vs exact: recall {recall:.4f} (sampled queries), planted pairs found {planted_found:.4f}; "
+    say(f"IVF vs exact: recall {recall:.4f} (sampled queries), planted pairs found {planted_found:.4f}; "
           f"speedup {exact_est / t_total:.1f}x")
-    print(f"dedup: n={a.n} dim={a.dim} index=pca64_ivfflat nprobe={a.nprobe} k={a.neighbors} "
+    say(f"dedup: n={a.n} dim={a.dim} index=pca64_ivfflat nprobe={a.nprobe} k={a.neighbors} "
           f"cosine={a.cosine} build_s={t_build:.1f} total_s={t_total:.1f} "
           f"exact_est_s={exact_est:.0f} speedup={exact_est / t_total:.1f} recall_vs_exact={recall:.4f} "
           f"recall_planted={planted_found:.4f} peak_rss_gb={peak_rss_gb():.2f} data_rss_gb={rss_data:.2f}")

@@ -7,11 +7,12 @@ is its row in the slide's features HDF5 (docs/architecture.md: ``features`` (N, 
 ``coords`` (N, 2), level-0 top-left corners, the same x/y the caption records carry).
 
 Neighbours come from faiss (inner product on L2-normalised rows = cosine): an exact
-``IndexFlatIP`` up to ``dedup_exact_max`` samples, an ``IndexIVFFlat`` (``nlist`` ~ 4 sqrt(N)
-cells, ``dedup_nprobe`` probed) above it, which scales to millions; IVF stores the vectors
-unquantised, so every reported cosine is exact and only recall is approximate
-(bench/dedup.py measures it). Each sample asks for its ``dedup_neighbors`` nearest
-neighbours; a pair with cosine >= ``dedup_cosine`` is a duplicate.
+``IndexFlatIP`` up to ``dedup_exact_max`` samples; above it, candidates from PCA-64 +
+``IndexIVFFlat`` (``nlist`` ~ 4 sqrt(N) cells, ``dedup_nprobe`` probed), which scales to
+millions, whose cosines are then computed exactly on the full rows, so every reported cosine
+is exact and only recall is approximate (bench/dedup.py measures it). Each sample asks for
+its ``dedup_neighbors`` nearest neighbours; a pair with cosine >= ``dedup_cosine`` is a
+duplicate.
 
 Which one stays is deterministic: samples are walked in dataset order (caption files by
 name, then y, x: the order of every output file) and a sample is removed when an earlier,
@@ -89,7 +90,7 @@ def build_index(x: np.ndarray, exact_max: int, nprobe: int, seed: int = 0):
     Up to `exact_max` rows: exact flat inner product (= cosine on unit rows). Above: PCA to
     64 dims then IVF-flat with L2 (a projection never moves two rows apart, so a pair with
     cosine >= t, i.e. squared distance <= 2 - 2t, is still that close in the candidate
-    space), nlist ~ 4 sqrt(N) cells trained on 20 sampled rows a cell (10 k-means
+    space), nlist ~ 4 sqrt(N) cells trained on 10 sampled rows a cell (10 k-means
     iterations); the candidates' cosines are then computed exactly on the full rows."""
     import faiss
 
@@ -98,14 +99,14 @@ def build_index(x: np.ndarray, exact_max: int, nprobe: int, seed: int = 0):
         index = faiss.IndexFlatIP(d)
         index.add(x)
         return index, "faiss IndexFlatIP (exact)", False
-    nlist = max(1, min(int(4 * math.sqrt(n)), n // 20))
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // 10))
     dim = min(PCA_DIM, d)
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist, faiss.METRIC_L2)
     ivf.cp.seed, ivf.cp.niter = seed, 10
-    ivf.cp.max_points_per_centroid, ivf.cp.min_points_per_centroid = 20, 5
+    ivf.cp.max_points_per_centroid, ivf.cp.min_points_per_centroid = 10, 5
     ivf.nprobe = min(nprobe, nlist)
     index = faiss.IndexPreTransform(faiss.PCAMatrix(d, dim), ivf)
-    rows = np.sort(np.random.default_rng(seed).choice(n, min(n, 20 * nlist), replace=False))
+    rows = np.sort(np.random.default_rng(seed).choice(n, min(n, 10 * nlist), replace=False))
     index.train(np.ascontiguousarray(x[rows]))
     for lo in range(0, n, 262_144):
         index.add(np.ascontiguousarray(x[lo:lo + 262_144]))
@@ -114,9 +115,11 @@ def build_index(x: np.ndarray, exact_max: int, nprobe: int, seed: int = 0):
 
 
 def neighbours(x: np.ndarray, k: int, exact_max: int = 50_000, nprobe: int = 8,
-               batch: int = 8192, built=None) -> Neighbours:
+               batch: int = 16_384, built=None, threshold: float | None = None) -> Neighbours:
     """k nearest rows of every row with exact cosines, descending (`built`: build_index's
-    result, to time the build apart)."""
+    result, to time the build apart). With `threshold`, approximate candidates that cannot
+    reach it (projected squared distance > 2 - 2 t: a projection only shrinks distances)
+    are not rescored and get cosine -inf."""
     x = np.ascontiguousarray(x, np.float32)
     index, desc, approx = built or build_index(x, exact_max, nprobe)
     k = min(k + 1, len(x))  # +1: a row finds itself
@@ -124,14 +127,26 @@ def neighbours(x: np.ndarray, k: int, exact_max: int = 50_000, nprobe: int = 8,
     for lo in range(0, len(x), batch):
         q = x[lo:lo + batch]
         s, i = index.search(q, k)
-        if approx:  # exact cosine of each candidate, then sort
-            s = np.einsum("bd,bkd->bk", q, x[np.maximum(i, 0)])
-            s[i < 0] = -np.inf
-            order = np.argsort(-s, axis=1, kind="stable")
-            s, i = np.take_along_axis(s, order, 1), np.take_along_axis(i, order, 1)
+        if approx:
+            s, i = _rescore(q, x, s, i, threshold)
         sims.append(s.astype(np.float32))
         ids.append(i)
     return Neighbours(np.concatenate(sims), np.concatenate(ids), desc)
+
+
+def _rescore(q: np.ndarray, x: np.ndarray, d2: np.ndarray, ids: np.ndarray,
+             threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosines of IVF candidates (L2 distances in the projected space), sorted."""
+    want = ids >= 0
+    if threshold is not None:
+        want &= d2 <= 2.0 * (1.0 - threshold) + 1e-3  # float slack
+    s = np.full(ids.shape, -np.inf, np.float32)
+    for c in range(ids.shape[1]):  # column by column: small gathers, no (B, k, D) temporary
+        rows = np.flatnonzero(want[:, c])
+        if len(rows):
+            s[rows, c] = np.einsum("nd,nd->n", q[rows], x[ids[rows, c]])
+    order = np.argsort(-s, axis=1, kind="stable")
+    return np.take_along_axis(s, order, 1), np.take_along_axis(ids, order, 1)
 
 
 def duplicate_of(nb: Neighbours, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +173,7 @@ def dedup_samples(samples: list[dict], features: dict[str, Path], threshold: flo
     if len(samples) < 2:
         return list(samples), {"enabled": True, "cosine": threshold, "n_before": len(samples),
                                "n_removed": 0, "n_after": len(samples), "removed": []}
-    nb = neighbours(x, k, exact_max, nprobe)
+    nb = neighbours(x, k, exact_max, nprobe, threshold=threshold)
     dup, cos = duplicate_of(nb, threshold)
     removed = [{"key": samples[i]["key"], "duplicate_of": samples[j]["key"], "cosine": round(float(cos[i]), 5),
                 "cross_slide": samples[i]["slide_id"] != samples[j]["slide_id"]}
