@@ -205,6 +205,10 @@ def _comparison_section(inp: ReportInputs) -> Section | None:
              "present, is the features encoder (random init in the demo).")
     for b in inp.config["training"]["baselines"]:
         sec.text(verdict(rows, models[0], f"{models[0]}-{b}"))
+    if "slide_text" in inp.config["training"]["baselines"] and any(r.metric.startswith("MIL") for r in rows):
+        sec.text("Caution: slide_text's training text is the slide label, which is also the MIL "
+                 "target of the captioned slides, so its MIL scores on those slides are not "
+                 "independent of their labels.", "note")
     table = comparison_table(rows, models)
     return sec.raw(table.to_html(index=False, border=0))
 

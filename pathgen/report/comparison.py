@@ -65,13 +65,15 @@ def verdict(rows: list[Row], main: str, baseline: str) -> str:
     wins = [r.metric for r in pairs if r.scores[baseline] > r.scores[main]]
     losses = [r.metric for r in pairs if r.scores[baseline] < r.scores[main]]
     n = len(pairs)
+    tied = n - len(wins) - len(losses)
+    ties = f", {tied} tied" if tied else ""
     if len(wins) > len(losses):
         return (f"The baseline {baseline} wins: it beats the caption-trained {main} on "
-                f"{len(wins)} of {n} metrics ({'; '.join(wins)}).")
+                f"{len(wins)} of {n} metrics ({'; '.join(wins)}){ties}.")
     if not wins:
-        return f"The caption-trained {main} beats the baseline {baseline} on {len(losses)} of {n} metrics."
+        return f"The caption-trained {main} beats the baseline {baseline} on {len(losses)} of {n} metrics{ties}."
     return (f"Mixed: the caption-trained {main} is higher on {len(losses)} of {n} metrics, the "
-            f"baseline {baseline} on {len(wins)} ({'; '.join(wins)}).")
+            f"baseline {baseline} on {len(wins)} ({'; '.join(wins)}){ties}.")
 
 
 def comparison_table(rows: list[Row], models: list[str]) -> pd.DataFrame:
