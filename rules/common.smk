@@ -4,7 +4,7 @@ from pathlib import Path
 from pathgen.chunk_run import retry_generation
 from pathgen.mil import api as mil_api
 from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
-from pathgen.zeroshot.workflow import zeroshot_inputs
+from pathgen.zeroshot.workflow import export_inputs, export_params, zeroshot_inputs, zeroshot_params
 from pathgen.workflow_env import put_checkout_on_pythonpath
 
 put_checkout_on_pythonpath(workflow.basedir)
@@ -104,6 +104,18 @@ def get_mil_task_settings(wc):
 
 def get_zeroshot_inputs(wc):
     return zeroshot_inputs(CFG, wc.benchmark, wc.model)
+
+
+def get_zeroshot_params(wc):
+    return zeroshot_params(CFG, wc.benchmark, wc.model)
+
+
+def get_zeroshot_export_inputs(wc):
+    return export_inputs(CFG, wc.benchmark)
+
+
+def get_zeroshot_export_params(wc):
+    return export_params(CFG, wc.benchmark)
 
 
 def get_report_inputs(wc):

@@ -1,7 +1,7 @@
 # Zero-shot patch classification: one job per benchmark x model (all prompting modes),
 # then one combined table. Benchmarks and models come from evaluation.zeroshot.
 from pathgen.zeroshot.layout import model_names
-from pathgen.zeroshot.workflow import alternatives, export_inputs, export_params, zeroshot_inputs
+from pathgen.zeroshot.workflow import alternatives
 
 ZS = CFG.evaluation.zeroshot
 ZS_BENCHMARKS = list(ZS.benchmarks)
@@ -30,6 +30,8 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
         threads: threads_of("zeroshot")
         resources:
             **res("zeroshot"),
+        params:
+            settings=get_zeroshot_params,
         script:
             "../workflow_scripts/zeroshot.py"
 
@@ -64,7 +66,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
         # Each benchmark (+ model folders) in CLIP_benchmark's wds layout; docs/zeroshot.md.
         rule zeroshot_export:
             input:
-                unpack(lambda wc: export_inputs(CFG, wc.benchmark)),
+                unpack(get_zeroshot_export_inputs),
             output:
                 str(L.clip_benchmark_files(L.clip_benchmark_dataset("{benchmark}"))["export"]),
             log:
@@ -79,6 +81,6 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             resources:
                 **res("zeroshot_export"),
             params:
-                export=lambda wc: export_params(CFG, wc.benchmark),
+                export=get_zeroshot_export_params,
             script:
                 "../workflow_scripts/zeroshot_export.py"

@@ -4,6 +4,7 @@ reruns exactly the jobs it shapes, and nothing upstream."""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -20,10 +21,14 @@ DOWNSTREAM_OF_CAPTIONS = {"build_dataset", "train_clip", "build_instruct", "zero
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
+    bench = tmp_path_factory.mktemp("zs_bench")  # a user's ImageFolder benchmark (an input)
+    (bench / "tumor").mkdir()
+    zeroshot = {"benchmarks": {"zs": {"root": str(bench), "layout": "imagefolder"}},
+                "models": ["text-enc"]}
     ws = fake_slide_workspace(tmp_path_factory.mktemp("triggers"), 3, encoders=ENCODERS,
                               cluster={"chunk_size": 2}, selection={"text_encoder": "text-enc"},
                               captioning={"filters": {"alignment_encoder": "align-enc"}},
-                              evaluation={"mil": {"enabled": False}})
+                              evaluation={"mil": {"enabled": False}, "zeroshot": zeroshot})
     make_touched_state(ws)
     assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
     return ws
@@ -63,3 +68,16 @@ def test_unrelated_encoder_definition_reruns_nothing(ws):
     finally:
         del ws.config["encoders"]["spare"]
         ws.write_config()
+
+
+def test_zeroshot_setting_reruns_zeroshot_and_its_tables_only(ws):
+    """A zero-shot setting (bootstrap resamples) is in rule zeroshot's params."""
+    saved = copy.deepcopy(ws.config)
+    ws.write_config(evaluation={"zeroshot": {"bootstrap": 7}})
+    try:
+        rules = {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)}
+    finally:
+        ws.config = saved
+        ws.write_config()
+    assert "zeroshot" in rules, rules
+    assert rules <= {"zeroshot", "zeroshot_table", "build_report", "all"}, rules

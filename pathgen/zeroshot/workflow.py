@@ -41,6 +41,16 @@ def export_inputs(cfg: PathgenConfig, benchmark: str) -> dict[str, list[str]]:
     return {"data": _data_inputs(cfg, benchmark), "weights": weights}
 
 
+def zeroshot_params(cfg: PathgenConfig, benchmark: str, model: str) -> dict:
+    """Everything that shapes one benchmark x model result (rule zeroshot's rerun trigger): the
+    benchmark's and the model's definitions, prompting, logit scale, bootstrap and seed."""
+    zs = cfg.evaluation.zeroshot
+    return {"benchmark": zs.benchmarks[benchmark].model_dump(mode="json"),
+            "model": model_spec(cfg, model).model_dump(mode="json"),
+            "prompting": list(zs.prompting), "logit_scale": zs.logit_scale,
+            "bootstrap": zs.bootstrap, "seed": zs.seed}
+
+
 def export_params(cfg: PathgenConfig, benchmark: str) -> dict:
     """Everything that shapes the export (its rerun trigger): the benchmark's definition, the
     models' definitions, prompting and the subsampling seed."""
