@@ -28,7 +28,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROFILE = Path(__file__).resolve().parents[1] / "slurm" / "config.yaml"
+from .paths import Layout
+
+PROFILE = Layout.snakemake_profile_config(Path(__file__).resolve().parents[1] / "slurm")
 # Plugin defaults (snakemake-executor-plugin-slurm 2.8.0).
 PLUGIN_INIT_SECONDS = 40
 
@@ -415,7 +417,7 @@ def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
         return checks  # already reported by "config + slides"
     profile = getattr(cfg_args, "profile", None)
     ok, res = _check("SLURM", lambda: slurm_checks(
-        cfg, Path(profile) / "config.yaml" if profile else PROFILE,
+        cfg, Layout.snakemake_profile_config(profile) if profile else PROFILE,
         sbatch_test=not getattr(cfg_args, "no_sbatch_test", False)))
     checks.extend(res if ok else [("SLURM", False, res)])
     return checks

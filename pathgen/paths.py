@@ -41,6 +41,7 @@ CLASSES_JSON = "classes.json"
 TEMPLATE_FILE = "template"
 PROMPTS_CONCH_JSON = "prompts_conch.json"
 MANIFEST_CSV = "manifest.csv"
+DEFAULT_TEMPLATES_JSON = "default_templates.json"  # packaged resource: pathgen/prompts/zeroshot/
 # CLIP_benchmark's WebDataset layout (`clip_benchmark eval --dataset wds/<name>`), written by
 # `pathgen zeroshot-export`: <root>/<split>/{0..N-1}.tar + nshards.txt, classnames and templates
 CB_SPLIT = "test"
@@ -55,6 +56,8 @@ METRICS_CSV = "metrics.csv"
 SPLITS_SUMMARY_JSON = "splits_summary.json"
 MIL_TABLE_CSV = "mil_table.csv"
 MIL_TABLE_MD = "mil_table.md"
+MIL_FOLD_ASSIGNMENT_CSV = "fold_assignment.csv"  # splits folder: each patient's role per fold
+MIL_HEATMAPS_DIR = "heatmaps"                    # run folder: heatmaps/fold_<k>/<slide>.png
 # instruction data (<results>/instruct/)
 INSTRUCT_JSON = "pathgen_instruct.json"
 INSTRUCT_PARQUET = "pathgen_instruct.parquet"
@@ -167,6 +170,13 @@ class Layout:
         d = Path(out_dir)
         return {"coords": d / CLAM_PATCHES_DIR / f"{slide}.h5", "h5": d / CLAM_H5_DIR / f"{slide}.h5",
                 "pt": d / CLAM_PT_DIR / f"{slide}.pt"}
+
+    @staticmethod
+    def peer_feature_candidates(features_dir: str | Path, slide: str) -> tuple[Path, ...]:
+        """Where a user's feature folder may hold a slide's bag, in the order MIL looks:
+        pathgen/TRIDENT/STAMP ``<slide>.h5``, then CLAM ``h5_files/`` and ``pt_files/``."""
+        clam = Layout.clam_export_files(features_dir, slide)
+        return slide_features_file(features_dir, slide), clam["h5"], clam["pt"]
 
     @staticmethod
     def trident_geometry_dir(job_dir: str | Path, magnification: str, patch_px: int, overlap: int) -> Path:
@@ -319,6 +329,16 @@ class Layout:
     def zeroshot_result(self, benchmark: str, model: str, prompting: str) -> Path:
         return self.zeroshot_run_files(self.zeroshot_run_dir(benchmark, model), prompting)["results"]
 
+    def zeroshot_results_found(self) -> list[Path]:
+        """Every results_<prompting>.json on disk under zeroshot_dir/<benchmark>/<model>/."""
+        pattern = self.zeroshot_run_files(Path("*", "*"), "*")["results"]
+        return sorted(self.zeroshot_dir.glob(pattern.as_posix()))
+
+    @staticmethod
+    def table_files(stem: str | Path) -> dict[str, Path]:
+        """<stem>.csv and <stem>.md of a results table written where a user asked (--out)."""
+        return {"csv": Path(f"{stem}.csv"), "md": Path(f"{stem}.md")}
+
     @property
     def clip_benchmark_dir(self) -> Path:
         """`pathgen zeroshot-export` output: CLIP_benchmark datasets and open_clip model folders."""
@@ -349,6 +369,11 @@ class Layout:
         """classes.json of a patch benchmark folder (written by the demo benchmark)."""
         return Path(root) / CLASSES_JSON
 
+    @staticmethod
+    def benchmark_prompts(root: Path) -> Path:
+        """CONCH-style prompt file a patch benchmark folder may carry (the demo benchmark's)."""
+        return Path(root) / PROMPTS_CONCH_JSON
+
     @property
     def mil_dir(self) -> Path:
         return self.eval_dir / "mil"
@@ -358,15 +383,54 @@ class Layout:
         return self.mil_dir / task / "splits"
 
     def mil_splits_summary(self, task: str) -> Path:
-        return self.mil_splits_dir(task) / SPLITS_SUMMARY_JSON
+        return self.mil_splits_companions(self.mil_splits_dir(task))["summary"]
 
     def mil_run_dir(self, task: str, encoder: str, model: str) -> Path:
         return self.mil_dir / task / encoder / model
 
     def mil_metrics(self, task: str, encoder: str, model: str) -> dict[str, Path]:
         """The mil rule's outputs (mean +- sd over folds)."""
-        d = self.mil_run_dir(task, encoder, model)
+        return self.mil_run_files(self.mil_run_dir(task, encoder, model))
+
+    @staticmethod
+    def mil_run_files(run_dir: str | Path) -> dict[str, Path]:
+        """A MIL run folder's summary files (mean +- sd over folds)."""
+        d = Path(run_dir)
         return {"metrics": d / METRICS_JSON, "table": d / METRICS_CSV}
+
+    @staticmethod
+    def mil_fold_files(run_dir: str | Path, k: int) -> dict[str, Path]:
+        """One fold's files in a MIL run folder; CLAM names the selected weights s_<k>_checkpoint.pt."""
+        d = Path(run_dir)
+        return {"json": d / f"fold_{k}.json", "csv": d / f"fold_{k}.csv",
+                "checkpoint": d / f"s_{k}_checkpoint.pt", "heatmaps": d / MIL_HEATMAPS_DIR / f"fold_{k}"}
+
+    @staticmethod
+    def mil_heatmap(heatmaps_dir: str | Path, slide: str) -> Path:
+        return Path(heatmaps_dir) / f"{slide}.png"
+
+    @staticmethod
+    def mil_split_file(splits_dir: str | Path, k: int) -> Path:
+        """CLAM's fold file splits_<k>.csv (columns train,val,test)."""
+        return Path(splits_dir) / f"splits_{k}.csv"
+
+    @staticmethod
+    def mil_split_files(splits_dir: str | Path) -> dict[int, Path]:
+        """The splits_<k>.csv files present in a folder, by k (ascending)."""
+        pattern = Layout.mil_split_file("", "*").name  # splits_*.csv
+        head, tail = pattern.split("*")
+        found = {}
+        for f in Path(splits_dir).glob(pattern):
+            k = f.name[len(head):len(f.name) - len(tail)]
+            if k.isdigit():
+                found[int(k)] = f
+        return dict(sorted(found.items()))
+
+    @staticmethod
+    def mil_splits_companions(splits_dir: str | Path) -> dict[str, Path]:
+        """The summary beside the fold files, and the fold assignment of generated folds."""
+        d = Path(splits_dir)
+        return {"summary": d / SPLITS_SUMMARY_JSON, "assignment": d / MIL_FOLD_ASSIGNMENT_CSV}
 
     def mil_table(self) -> dict[str, Path]:
         """The combined MIL table (rule mil_table)."""
@@ -494,6 +558,11 @@ class Layout:
         return self.slide_state_dir(stage) / f"{slide}.json"
 
     # -- bookkeeping -------------------------------------------------------------------
+    @staticmethod
+    def snakemake_profile_config(profile_dir: str | Path) -> Path:
+        """A Snakemake profile folder's settings file (Snakemake's name, not a pathgen output)."""
+        return Path(profile_dir) / "config.yaml"
+
     def log(self, rule: str, name: str = "all") -> Path:
         return self.root / "logs" / rule / f"{name}.log"
 

@@ -59,27 +59,6 @@ ALLOWLIST: dict[str, str] = {
     "pathgen/training/data.py":
         "to move: dataset_card.json beside a CSV, train.csv, count.json/sizes.json of shards "
         "-> paths.DATASET_CARD_JSON, Layout.shards_count",
-    "pathgen/mil/run.py":
-        "to move: fold_<k>.json/.csv, s_<k>_checkpoint.pt, metrics.json/.csv, heatmaps "
-        "-> paths.METRICS_JSON/METRICS_CSV + a Layout helper for fold files",
-    "pathgen/mil/splits.py":
-        "to move: splits_<k>.csv, splits_summary.json -> paths.SPLITS_SUMMARY_JSON",
-    "pathgen/mil/cli.py":
-        "to move: splits_summary.json -> Layout.mil_splits_summary(task)",
-    "pathgen/mil/bags.py":
-        "to move: reads a user's feature folder (<slide>.h5, h5_files/, pt_files/: CLAM layout)",
-    "pathgen/mil/synthetic.py":
-        "to move: writes a synthetic CLAM-layout feature folder (tests/bench)",
-    "pathgen/zeroshot/benchmarks.py":
-        "to move: classes.json / prompts_conch.json of a benchmark root -> "
-        "Layout.benchmark_classes, paths.PROMPTS_CONCH_JSON",
-    "pathgen/zeroshot/cli.py":
-        "to move: results_*.json glob and <stem>.csv/.md of `pathgen zeroshot-table` -> "
-        "Layout.zeroshot_table()",
-    "pathgen/zeroshot/prompts.py":
-        "to move: packaged default_templates.json (a resource, not an output)",
-    "pathgen/doctor.py":
-        "to move: <profile>/config.yaml of a Snakemake profile (an input, not an output)",
     "rules/report.smk":
         "to move: REPORT_HTML = report_dir / 'summary.html' -> L.report_html (rules/report.smk owner)",
 }

@@ -243,6 +243,16 @@ def test_evaluate_and_table_with_tiny_random_encoder(tmp_path):
     assert (out / "confusion_single.png").stat().st_size > 0
     rows = write_table(sorted(out.glob("results_*.json")), tmp_path / "t.csv", tmp_path / "t.md")
     assert len(rows) == 2 and "| demo | tiny-demo |" in (tmp_path / "t.md").read_text()
+    # `pathgen zeroshot-table` finds the same results under results_dir and writes table.csv/.md
+    # there, or <stem>.csv/.md for --out <stem>
+    from pathgen.cli import main
+
+    results_dir = ["--set", f"results_dir={tmp_path / 'results'}"]
+    assert main(["zeroshot-table", *results_dir]) == 0
+    assert len(pd.read_csv(tmp_path / "results/eval/zeroshot/table.csv")) == 2
+    assert (tmp_path / "results/eval/zeroshot/table.md").read_text() == (tmp_path / "t.md").read_text()
+    assert main(["zeroshot-table", *results_dir, "--out", str(tmp_path / "mine")]) == 0
+    assert (tmp_path / "mine.md").read_text() == (tmp_path / "t.md").read_text()
 
 
 def test_models_default_and_workflow_inputs(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ class BagInfo:
 
 
 def find_feature_file(features_dir: Path, slide_id: str) -> Path | None:
-    d = Path(features_dir)
-    for cand in (d / f"{slide_id}.h5", d / "h5_files" / f"{slide_id}.h5", d / "pt_files" / f"{slide_id}.pt"):
+    for cand in Layout.peer_feature_candidates(features_dir, slide_id):
         if cand.exists():
             return cand
     return None
+
+
+def _clam_h5_beside(pt_path: Path, slide_id: str) -> Path:
+    """CLAM's h5_files/<slide>.h5 (coords) next to its pt_files/<slide>.pt."""
+    return Layout.clam_export_files(pt_path.parent.parent, slide_id)["h5"]
 
 
 def _patch_size_level0(attrs: dict) -> float | None:
@@ -75,7 +80,7 @@ def probe(path: Path, slide_id: str) -> BagInfo:
             if not isinstance(t, torch.Tensor) or t.dim() != 2:
                 raise ConfigError(f"{path}: expected a 2-D feature tensor (CLAM pt_files)")
             attrs = {}
-            h5 = path.parent.parent / "h5_files" / f"{slide_id}.h5"
+            h5 = _clam_h5_beside(path, slide_id)
             if h5.exists():
                 with h5py.File(h5, "r") as f:
                     attrs = dict(f["coords"].attrs) if "coords" in f else {}
@@ -98,7 +103,7 @@ def read_bag(info: BagInfo) -> Bag:
     coords = None
     if path.suffix == ".pt":
         feats = torch.load(path, map_location="cpu", weights_only=True).float()
-        h5 = path.parent.parent / "h5_files" / f"{info.slide_id}.h5"
+        h5 = _clam_h5_beside(path, info.slide_id)
         if h5.exists():
             with h5py.File(h5, "r") as f:
                 coords = f["coords"][:] if "coords" in f else None

@@ -147,8 +147,9 @@ def _cmd_mil(args) -> int:
         mil = cfg.evaluation.mil
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if args.task:
-        from .api import splits_dir, task_splits
-        if not (splits_dir(cfg, args.task) / "splits_summary.json").exists():
+        from ..paths import Layout
+        from .api import task_splits
+        if not Layout(cfg).mil_splits_summary(args.task).exists():
             task_splits(cfg, args.task)
         for m in models:
             s = task_benchmark(cfg, args.task, args.encoder or cfg.features.encoder, m, args.device)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from ..atomic import atomic_path, write_json
+from ..paths import Layout
 from .bags import BagStore, index_bags
 from .heatmaps import draw_heatmap
 from .metrics import METRIC_NAMES, mean_sd
@@ -48,7 +49,8 @@ def write_predictions(path: Path, ids: list[str], y: np.ndarray, probs: np.ndarr
 
 
 def _load_done(out_dir: Path, k: int, fp: str) -> dict | None:
-    js, csv = out_dir / f"fold_{k}.json", out_dir / f"fold_{k}.csv"
+    files = Layout.mil_fold_files(out_dir, k)
+    js, csv = files["json"], files["csv"]
     if not (js.exists() and csv.exists()):
         return None
     try:
@@ -77,23 +79,24 @@ def run_benchmark(table: pd.DataFrame, classes: list[str], splits: list[dict] | 
             folds.append(done)
             continue
         res = train_fold(model, store, labels, split, len(classes), params, fold=k)
-        with atomic_path(out_dir / f"s_{k}_checkpoint.pt") as tmp:
+        files = Layout.mil_fold_files(out_dir, k)
+        with atomic_path(files["checkpoint"]) as tmp:
             torch.save(res.state_dict, tmp)
-        write_predictions(out_dir / f"fold_{k}.csv", res.test_ids, res.test_y, res.test_probs)
-        _heatmaps(out_dir / "heatmaps" / f"fold_{k}", res, store, model, params, classes,
-                  heatmap_slides, slide_paths or {})
+        write_predictions(files["csv"], res.test_ids, res.test_y, res.test_probs)
+        _heatmaps(files["heatmaps"], res, store, model, params, classes, heatmap_slides, slide_paths or {})
         rec = {"fold": k, "fingerprint": fp, "test": res.test, "val": res.val,
                "best_epoch": res.best_epoch, "select_by": params.select_by, "selection": res.selection,
                "n": {p: len([s for s in split[p] if s in store]) for p in split},
                "seconds": round(res.seconds, 3), "history": res.history}
-        write_json(out_dir / f"fold_{k}.json", rec)
+        write_json(files["json"], rec)
         log.info("%s/%s/%s fold %d: test AUROC %.3f acc %.3f (best epoch %d, %.1fs)", task, encoder,
                  model, k, res.test["auroc"], res.test["accuracy"], res.best_epoch, res.seconds)
         folds.append(rec)
     summary = summarise(folds, task=task, encoder=encoder, model=model, classes=classes,
                         skipped=index.skipped, params=params, in_memory=store.in_memory)
-    write_json(out_dir / "metrics.json", summary)
-    write_metrics_csv(out_dir / "metrics.csv", summary)
+    out = Layout.mil_run_files(out_dir)
+    write_json(out["metrics"], summary)
+    write_metrics_csv(out["table"], summary)
     return summary
 
 
@@ -115,7 +118,7 @@ def _heatmaps(out: Path, res, store: BagStore, model_name: str, params: TrainPar
     _, attn = predict(model, store, picks, params.device, want_attention=True)
     for sid in picks:
         bag = store[sid]
-        draw_heatmap(out / f"{sid}.png", attn[sid], bag.coords, bag.patch_size_level0,
+        draw_heatmap(Layout.mil_heatmap(out, sid), attn[sid], bag.coords, bag.patch_size_level0,
                      slide_paths.get(sid), title=sid)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import warnings
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ..atomic import atomic_path, write_json
 from ..config import ConfigError
+from ..paths import MIL_FOLD_ASSIGNMENT_CSV, Layout
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
@@ -92,17 +92,11 @@ def read_clam_split(path: Path) -> Split:
     return {p: [s.strip() for s in df[p].dropna() if s.strip()] for p in PARTS}
 
 
-def _fold_index(path: Path) -> int:
-    m = re.search(r"splits_(\d+)\.csv$", path.name)
-    return int(m.group(1)) if m else -1
-
-
 def read_splits(path: str | Path) -> list[Split]:
     """Folder of `splits_<k>.csv`, one CSV, or JSON -> list of folds (ordered by k)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("splits_*.csv"), key=_fold_index)
-        files = [f for f in files if _fold_index(f) >= 0]
+        files = list(Layout.mil_split_files(path).values())
         if not files:
             raise ConfigError(f"splits folder {path} holds no splits_<k>.csv files")
         return [read_clam_split(f) for f in files]
@@ -157,17 +151,17 @@ def save_splits(out_dir: Path, splits: list[Split], table: pd.DataFrame, classes
     out_dir = Path(out_dir)
     paths = []
     for k, s in enumerate(splits):
-        paths.append(out_dir / f"splits_{k}.csv")
+        paths.append(Layout.mil_split_file(out_dir, k))
         write_clam_split(paths[-1], s)
-    for stale in out_dir.glob("splits_*.csv"):  # folds of an earlier, larger k
-        if _fold_index(stale) >= len(splits):
+    for k, stale in Layout.mil_split_files(out_dir).items():  # folds of an earlier, larger k
+        if k >= len(splits):
             stale.unlink()
-    write_json(out_dir / "splits_summary.json", split_summary(splits, table, classes))
+    write_json(Layout.mil_splits_companions(out_dir)["summary"], split_summary(splits, table, classes))
     return paths
 
 
 # -- incremental generated folds ------------------------------------------------------------
-ASSIGNMENT_FILE = "fold_assignment.csv"
+ASSIGNMENT_FILE = MIL_FOLD_ASSIGNMENT_CSV
 _HEADER = "# pathgen fold assignment "
 Assignment = dict[str, list[str]]  # case_id -> part ("train"/"val"/"test") in fold 0..k-1
 
@@ -280,7 +274,7 @@ def incremental_splits(table: pd.DataFrame, out_dir: Path, classes: list[str], f
                        val_fraction: float, seed: int) -> list[Split]:
     """Generated folds that keep an earlier run's patients where they were (see module doc)."""
     _check_generatable(table, folds)
-    path = Path(out_dir) / ASSIGNMENT_FILE
+    path = Layout.mil_splits_companions(out_dir)["assignment"]
     settings = assignment_settings(folds, val_fraction, seed, classes)
     previous = read_assignment(path)
     splits = None

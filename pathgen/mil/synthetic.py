@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..paths import Layout, slide_features_file
+
 
 def synthetic_cohort(n_patients: int = 20, n_classes: int = 2, slides_per_patient=(1, 2),
                      seed: int = 0) -> pd.DataFrame:
@@ -24,6 +26,12 @@ def synthetic_cohort(n_patients: int = 20, n_classes: int = 2, slides_per_patien
         for s in range(rng.integers(slides_per_patient[0], slides_per_patient[1] + 1)):
             rows.append({"case_id": f"case_{p:03d}", "slide_id": f"slide_{p:03d}_{s}", "label": f"c{y}"})
     return pd.DataFrame(rows)
+
+
+def _feature_path(out_dir: Path, slide: str, layout: str) -> Path:
+    """CLAM keeps h5_files/ and pt_files/ subfolders; pathgen, TRIDENT and STAMP a flat folder."""
+    clam = Layout.clam_export_files(out_dir, slide)
+    return {"clam_h5": clam["h5"], "clam_pt": clam["pt"]}.get(layout) or slide_features_file(out_dir, slide)
 
 
 def write_synthetic_features(out_dir: Path, table: pd.DataFrame, classes: list[str], dim: int = 32,
@@ -38,8 +46,7 @@ def write_synthetic_features(out_dir: Path, table: pd.DataFrame, classes: list[s
     directions = rng.normal(size=(len(classes), dim))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     out_dir = Path(out_dir)
-    sub = {"clam_h5": "h5_files", "clam_pt": "pt_files"}.get(layout, "")
-    (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for sid, label in zip(table["slide_id"], table["label"]):
         y = classes.index(label)
         n = int(rng.integers(n_patches[0], n_patches[1] + 1)) if isinstance(n_patches, tuple) else int(n_patches)
@@ -51,10 +58,12 @@ def write_synthetic_features(out_dir: Path, table: pd.DataFrame, classes: list[s
         side = max(1, int(np.ceil(np.sqrt(n))))
         coords = np.array([(i % side, i // side) for i in range(n)], dtype=np.int64).reshape(n, 2) * patch_size
         feats = x.astype(dtype)
+        path = _feature_path(out_dir, sid, layout)
+        path.parent.mkdir(parents=True, exist_ok=True)
         if layout == "clam_pt":
-            torch.save(torch.from_numpy(feats), out_dir / sub / f"{sid}.pt")
+            torch.save(torch.from_numpy(feats), path)
             continue
-        with h5py.File(out_dir / sub / f"{sid}.h5", "w") as f:
+        with h5py.File(path, "w") as f:
             key = "feats" if layout == "stamp" else "features"
             chunks = (1, dim) if row_chunks and n else None
             f.create_dataset(key, data=feats, chunks=chunks, maxshape=(None, dim) if chunks else None)

@@ -11,6 +11,7 @@ import yaml
 
 from ..config.base import ConfigError
 from ..config.evaluation import ZeroShotBenchmark
+from ..paths import Layout
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "benchmarks.yaml"
 PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts" / "zeroshot"
@@ -74,17 +75,18 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
                                 "dataset there or fix evaluation.zeroshot.benchmarks."
                                 f"{name}.root)")
     classes = merged.get("classes")
-    if classes is None and (root / "classes.json").is_file():
+    classes_file = Layout.benchmark_classes(root)
+    if classes is None and classes_file.is_file():
         try:
-            classes = json.loads((root / "classes.json").read_text())
+            classes = json.loads(classes_file.read_text())
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{root / 'classes.json'} is not valid JSON: {err}") from None
+            raise ConfigError(f"{classes_file} is not valid JSON: {err}") from None
     if classes is None and layout == "imagefolder":
         classes = {d.name: d.name.replace("_", " ") for d in sorted(root.iterdir())
                    if d.is_dir() and not d.name.startswith(".")}
     if not classes or len(classes) < 2:
         raise ConfigError(f"benchmark {name}: needs at least two classes (set `classes` "
-                          f"{{code: text}}, or write {root / 'classes.json'})")
+                          f"{{code: text}}, or write {classes_file})")
     classes = {str(k): str(v) for k, v in classes.items()}
     template = merged.get("template") or _root_template(root) or DEFAULT_TEMPLATE
     if "{}" not in template:
@@ -92,8 +94,8 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
     prompts = {str(k): v for k, v in (merged.get("prompts") or {}).items()}
     single = {c: prompts.get(c) or template.format(t) for c, t in classes.items()}
     prompt_file = merged.get("prompt_file")
-    if prompt_file is None and (root / "prompts_conch.json").is_file():
-        prompt_file = str(root / "prompts_conch.json")  # written beside the demo benchmark
+    if prompt_file is None and Layout.benchmark_prompts(root).is_file():
+        prompt_file = str(Layout.benchmark_prompts(root))  # written beside the demo benchmark
     options = {k: merged[k] for k in ("csv_file", "image_key", "label_key", "image_dir",
                                        "split_key", "split_value", "partition") if merged.get(k)}
     return Benchmark(name=name, layout=layout, root=root, classes=list(classes),

@@ -113,15 +113,15 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
+    from ..paths import Layout
     from .report import write_table
-    from .run import zeroshot_dir
 
-    cfg = config_from_args(args)
-    files = args.results or sorted(zeroshot_dir(cfg).glob("*/*/results_*.json"))
+    L = Layout(config_from_args(args))
+    files = args.results or L.zeroshot_results_found()
     if not files:
-        raise FileNotFoundError(f"no zero-shot results under {zeroshot_dir(cfg)}; run `pathgen "
+        raise FileNotFoundError(f"no zero-shot results under {L.zeroshot_dir}; run `pathgen "
                                 "zeroshot` first")
-    stem = args.out or zeroshot_dir(cfg) / "table"
-    write_table(files, Path(f"{stem}.csv"), Path(f"{stem}.md"))
-    print(Path(f"{stem}.md").read_text())
+    out = Layout.table_files(args.out) if args.out else L.zeroshot_table()
+    write_table(files, out["csv"], out["md"])
+    print(out["md"].read_text())
     return 0

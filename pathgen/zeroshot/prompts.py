@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config.base import ConfigError
+from ..paths import DEFAULT_TEMPLATES_JSON
 from .benchmarks import PROMPT_DIR, Benchmark
 
 PLACEHOLDER = "CLASSNAME"
@@ -46,7 +47,7 @@ def ensemble_prompts(bm: Benchmark) -> dict[str, list[str]]:
             raise ConfigError(f"{bm.prompt_file}: classes {sorted(unknown)} are not classes of "
                               f"benchmark {bm.name} ({', '.join(bm.classes)})")
     if not templates:
-        _, templates = read_prompt_file(PROMPT_DIR / "default_templates.json")
+        _, templates = read_prompt_file(PROMPT_DIR / DEFAULT_TEMPLATES_JSON)
     out = {}
     for code in bm.classes:
         synonyms = classnames.get(code) or [bm.class_texts[code]]
