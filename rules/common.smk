@@ -102,6 +102,10 @@ def get_mil_task_settings(wc):
     return mil_api.get_task(CFG, wc.task).model_dump(mode="json")
 
 
+def get_mil_features_dir(wc):
+    return str(mil_api.task_features_dir(CFG, wc.task, wc.encoder))
+
+
 def get_zeroshot_inputs(wc):
     return zeroshot_inputs(CFG, wc.benchmark, wc.model)
 

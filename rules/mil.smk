@@ -57,6 +57,9 @@ if MIL_TASKS:
             **res("mil"),
         params:
             settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
+            task=get_mil_task_settings,
+            features_dir=get_mil_features_dir,
+            slides=mil_api.slide_files(CFG, SLIDES),
         script:
             "../workflow_scripts/mil.py"
 
