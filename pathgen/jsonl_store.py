@@ -1,8 +1,12 @@
-"""Append-only JSONL with resume: each finished item is flushed and fsynced, so a killed run
-loses at most the item in flight and a rerun skips every key already written.
+"""JSON Lines in one place: the validated reader, the atomic writer and the append-only
+resumable store every stage that processes items one by one uses (captioning, instruct).
 
-Used by stages that process items one by one (instruction generation; see also captioning).
-The final file is produced atomically by :meth:`ResumableJsonl.finalize`.
+:class:`ResumableJsonl`: each finished item is written unbuffered and fsynced, so a killed
+run loses at most the item in flight and a rerun skips every key already written. A write
+that fails (disk full, read-only, quota) is rolled back to the last complete record before
+the error is raised; if the rollback itself fails, the torn tail is cut when the file is next
+opened, and an append never glues a record onto a torn line. The final file is produced
+atomically by :meth:`ResumableJsonl.finalize`.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ log = logging.getLogger(__name__)
 
 class ResumableJsonl:
     """Records keyed by ``key(rec)``; the last record of a key wins (a retried item's new
-    record supersedes its old one)."""
+    record supersedes its old one). Subclasses turn a failed write into their own error type
+    by overriding :meth:`write_error`."""
 
     def __init__(self, partial_path: str | os.PathLike, key: Callable[[dict], Hashable]):
         self.path = Path(partial_path)
         self.key = key
         self.records: dict[Hashable, dict] = {}
-        self._load()
         self._fh = None
+        self._load()
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -50,14 +55,57 @@ class ResumableJsonl:
     def __contains__(self, key: Hashable) -> bool:
         return key in self.records
 
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # unbuffered: nothing is left in a Python buffer to be re-flushed (torn) at close
+        self._fh = open(self.path, "a+b", buffering=0)
+        fd = self._fh.fileno()
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # torn tail: start on a fresh line
+            self._write_all(fd, b"\n")
+        return fd
+
+    @staticmethod
+    def _write_all(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+    def write_error(self, err: OSError) -> Exception:
+        """The exception a failed append raises (after the rollback); the OSError itself here."""
+        return err
+
     def append(self, rec: dict) -> None:
-        if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("a", encoding="utf-8")
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        """Append + fsync one record; on OSError roll the file back to its last complete
+        record, drop the handle and raise :meth:`write_error`'s exception."""
+        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
+        start = None
+        try:
+            fd = self._fh.fileno() if self._fh is not None else self._open()
+            start = os.lseek(fd, 0, os.SEEK_END)
+            self._write_all(fd, line)
+            os.fsync(fd)
+        except OSError as err:
+            self._rollback(start)
+            exc = self.write_error(err)
+            if exc is err:
+                raise
+            raise exc from err
         self.records[self.key(rec)] = rec
+
+    def _rollback(self, start: int | None) -> None:
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            if start is not None:
+                os.ftruncate(fh.fileno(), start)
+        except OSError:
+            pass  # cut on the next open instead
+        try:
+            fh.close()
+        except OSError:
+            pass
 
     def close(self) -> None:
         if self._fh is not None:
@@ -82,23 +130,36 @@ class ResumableJsonl:
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
+    """All ``records`` to ``path``, one per line, atomically (a reader never sees half a file)."""
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Records of a JSON Lines file; a binary/non-UTF-8 or non-JSON line is a ValueError
-    naming the file and line."""
+def read_jsonl_lines(path: str | os.PathLike, error: type[Exception] = ValueError,
+                     fix: str = "") -> Iterator[tuple[int, dict]]:
+    """(line number, record) for every non-blank line of a JSON Lines file. A binary/non-UTF-8
+    line, a non-JSON line or a line that is not a JSON object raises ``error`` naming the file
+    and line, followed by the caller's ``fix`` text (e.g. ``"; re-run captioning"``)."""
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError(f"{path} line {i} is not UTF-8 text (a binary file?); expected "
-                                 "JSON Lines") from None
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path} line {i} is not valid JSON: {err}") from None
+                raise error(f"{path} line {i} is not UTF-8 text (a binary file?); expected "
+                            f"JSON Lines{fix}") from None
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise error(f"{path} line {i} is not valid JSON ({err}){fix}") from None
+            if not isinstance(rec, dict):
+                raise error(f"{path} line {i}: expected a JSON object per line{fix}")
+            yield i, rec
+
+
+def read_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError, fix: str = "") -> Iterator[dict]:
+    """Records of a JSON Lines file, checked as :func:`read_jsonl_lines` does."""
+    for _, rec in read_jsonl_lines(path, error, fix):
+        yield rec

@@ -24,6 +24,18 @@ DATASET_CARD_JSON = "dataset_card.json"
 PATHGEN_JSON = "pathgen.json"         # PathGen release format, rows in the open_clip CSV's order
 SHARDS_COUNT_JSON = "count.json"      # WebDataset shard folder: sample count
 SHARDS_SIZES_JSON = "sizes.json"      # WebDataset shard folder: {shard basename: samples} (open_clip)
+DATASET_CARD_MD = "dataset_card.md"
+GALLERY_HTML = "gallery.html"
+DATASET_IMAGES_DIR = "images"         # linked/copied patch images (paths in the CSV are relative to it)
+DATASET_SHARDS_DIR = "shards"         # WebDataset shards + count.json / sizes.json
+# Every file build_dataset writes, relative to the dataset folder (docs/architecture.md "Dataset").
+DATASET_OUTPUTS = {"pathgen_json": PATHGEN_JSON, "open_clip_csv": OPEN_CLIP_CSV,
+                   "shards_count": f"{DATASET_SHARDS_DIR}/{SHARDS_COUNT_JSON}",
+                   "card_json": DATASET_CARD_JSON, "card_md": DATASET_CARD_MD, "gallery": GALLERY_HTML}
+# captioning stage: side files beside each slide's final <slide>.jsonl (Layout.caption_files)
+CAPTIONS_REJECTS_SUFFIX = ".rejects.jsonl"  # records the filters rejected (or that failed)
+CAPTIONS_SUMMARY_SUFFIX = ".summary.json"   # per-slide counts, reasons, timings
+CAPTIONS_PARTIAL_SUFFIX = ".partial.jsonl"  # append-only agent outputs: the resume cache
 # training (<results>/training/)
 FINAL_PT = "final.pt"
 FINAL_JSON = "final.json"
@@ -222,6 +234,21 @@ class Layout:
     def captions(self, slide: str) -> Path:
         return self.captions_dir() / f"{slide}.jsonl"
 
+    @staticmethod
+    def caption_files(captions_jsonl: str | Path) -> dict[str, Path]:
+        """One slide's captioning files, named from its final ``<slide>.jsonl``: captions,
+        rejects, summary and the partial (resume) file, all in the same folder."""
+        out = Path(captions_jsonl)
+        stem = out.name.removesuffix(".jsonl")
+        return {"captions": out, "rejects": out.with_name(stem + CAPTIONS_REJECTS_SUFFIX),
+                "summary": out.with_name(stem + CAPTIONS_SUMMARY_SUFFIX),
+                "partial": out.with_name(stem + CAPTIONS_PARTIAL_SUFFIX)}
+
+    @staticmethod
+    def report_findings_cache(cache_dir: str | Path, report_sha256: str) -> Path:
+        """Cached findings of one pathology report (selection), keyed by a hash prefix."""
+        return Path(cache_dir) / f"{report_sha256[:24]}.json"
+
     # -- aggregates ----------------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
@@ -235,6 +262,11 @@ class Layout:
     @property
     def dataset_card(self) -> Path:
         return self.dataset_dir / DATASET_CARD_JSON
+
+    @staticmethod
+    def dataset_files(out_dir: str | Path) -> dict[str, Path]:
+        """Every file build_dataset writes in ``out_dir`` (DATASET_OUTPUTS, joined)."""
+        return {k: Path(out_dir) / v for k, v in DATASET_OUTPUTS.items()}
 
     @staticmethod
     def shards_count(shard_pattern: str | Path) -> Path:

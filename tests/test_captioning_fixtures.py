@@ -1,14 +1,15 @@
 """Synthetic H&E-like patches and selection fixtures shared by the captioning tests
-(documented selection columns, docs/architecture.md "Selection"). Drawn with plain numpy so
+(selection CSVs written with pathgen.selection.csv_schema, docs/architecture.md "Selection"). Drawn with plain numpy so
 the tissue types differ in exactly the measured quantities."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from pathgen.selection.csv_schema import SelectionRow, write_selection_csv
 
 MPP = 0.5  # µm/px of the synthetic patches
 NUCLEUS = (75, 45, 125)
@@ -73,13 +74,10 @@ def write_selection(root: Path, slide: str = "slide_a", kinds=("tumour", "stroma
         x, y = 512 * i, 1024
         rel = f"{slide}/{x}_{y}.jpg"
         Image.fromarray(synth_patch(kind, seed=i)).save(patches / rel, quality=95)
-        rows.append(dict(slide_id=slide, x=x, y=y, level=0, patch_size_level0=512, size_px=256,
-                         source="cluster", score=0.5, prompt="", cluster_id=i, image=rel))
+        rows.append(SelectionRow(slide_id=slide, x=x, y=y, level=0, patch_size_level0=512, size_px=256,
+                                 source="cluster", score="0.5000", prompt="", cluster_id=i, image=rel))
     csv_path = sel / f"{slide}.csv"
-    with csv_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_selection_csv(csv_path, rows)  # the selection stage's own writer (one schema)
     return csv_path, patches
 
 

@@ -33,25 +33,9 @@ PATTERNS["re-spells a pathgen.paths constant"] = re.compile(
 # Files that still build paths themselves. Each value says what is left and why it waits.
 ALLOWLIST: dict[str, str] = {
     # -- owned by other in-progress work --------------------------------------------------
-    "pathgen/captioning/stage.py":
-        "to move: output_paths() builds <slide>.rejects.jsonl / .summary.json / partial beside "
-        "the captions JSONL (captioning owner) -> Layout.captions_companions(slide)",
-    "pathgen/captioning/store.py":
-        "to move: partial_path() names <slide>.partial.jsonl (captioning owner) -> the same "
-        "Layout method as the other caption companions",
-    "pathgen/dataset/records.py":
-        "to move: companions() re-derives the same .rejects.jsonl / .summary.json names as "
-        "captioning/stage.output_paths (dataset owner) -> one Layout method for both",
-    "pathgen/dataset/build.py":
-        "to move: OUTPUTS spells open_clip.csv / dataset_card.json (dataset owner) -> use "
-        "paths.OPEN_CLIP_CSV, paths.DATASET_CARD_JSON",
-    "pathgen/dataset/writers.py":
-        "to move: shards/count.json (dataset owner) -> paths.SHARDS_COUNT_JSON / Layout.shards_count",
     "pathgen/report/build.py":
         "to move: reads open_clip.csv, dataset_card.json, table.csv, mil_table.csv, "
         "instruct_card.json, caption_tokens.png (report/build owner) -> paths constants",
-    "pathgen/selection/reports.py":
-        "to move: report-summary cache file <hash>.json (selection owner)",
     # -- outside this change's files (no owner named yet) ------------------------------------
     "pathgen/training/argv.py":
         "to move: stage_paths()/StagePaths build <stage>/logs/<name>/checkpoints/epoch_<N>.pt "

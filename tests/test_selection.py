@@ -291,6 +291,25 @@ def test_select_slide_writes_csv_and_patches(tmp_path):
     assert out_csv.read_text() == first
 
 
+def test_selection_csv_is_what_captioning_reads(tmp_path):
+    """One schema (selection/csv_schema.py): the writer's header is its field order, and the
+    captioning reader takes every row of a real select_slide output back."""
+    from pathgen.captioning.items import read_selection as read_items
+    from pathgen.selection.csv_schema import CAPTIONING_COLUMNS, SELECTION_COLUMNS, SelectionRow
+
+    assert set(CAPTIONING_COLUMNS) <= set(SELECTION_COLUMNS) == set(SelectionRow.__dataclass_fields__)
+    slide = tmp_path / "S1.tif"
+    color_slide(slide)
+    write_features(tmp_path / "S1.h5", np.eye(4, 8), [(0, 0), (128, 0), (256, 0), (0, 128)])
+    out_csv, pdir = tmp_path / "sel" / "S1.csv", tmp_path / "sel" / "patches" / "S1"
+    select_slide(tmp_path / "S1.h5", slide, "S1", out_csv, pdir, [], None, SelectionConfig(prompt_top_k=0))
+    assert out_csv.read_text().splitlines()[0] == ",".join(SELECTION_COLUMNS)
+    rows, items = read_selection(out_csv), read_items(out_csv, pdir.parent, target_mpp=0.5)
+    assert [(it.x, it.y, it.size, it.size_px, it.image) for it in items] == [
+        (int(r["x"]), int(r["y"]), int(r["patch_size_level0"]), int(r["size_px"]), r["image"]) for r in rows]
+    assert all(it.path.is_file() and it.slide_id == "S1" for it in items)
+
+
 def test_select_png_resized(tmp_path):
     slide = tmp_path / "S1.tif"
     color_slide(slide)

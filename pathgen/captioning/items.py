@@ -3,12 +3,10 @@ per-item agent reply types shared by the backends."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-SELECTION_COLUMNS = ("slide_id", "x", "y", "level", "patch_size_level0", "size_px", "image")
-
+from ..selection.csv_schema import CAPTIONING_COLUMNS, read_selection_rows
 
 class SelectionError(ValueError):
     pass
@@ -78,30 +76,24 @@ def read_selection(csv_path: str | Path, patches_dir: str | Path,
         raise SelectionError(f"selection CSV {csv_path} does not exist (run select_patches first)")
     items: list[PatchItem] = []
     seen: set[tuple[int, int]] = set()
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in SELECTION_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SelectionError(f"{csv_path} lacks columns {missing}; a selection CSV needs "
-                                 f"{','.join(SELECTION_COLUMNS)} (docs/architecture.md)")
-        for line, row in enumerate(reader, start=2):
-            try:
-                x, y = int(float(row["x"])), int(float(row["y"]))
-                level = int(float(row["level"] or 0))
-                size = int(float(row["patch_size_level0"]))
-                size_px = int(float(row["size_px"]))
-            except (TypeError, ValueError):
-                raise SelectionError(f"{csv_path} line {line}: x/y/level/patch_size_level0/"
-                                     f"size_px must be numbers, got {row}") from None
-            if (x, y) in seen:  # the same patch picked by prompt and cluster: caption once
-                continue
-            seen.add((x, y))
-            path = resolve_image(patches_dir, row["image"], row["slide_id"])
-            if check_files and not path.is_file():
-                raise SelectionError(f"{csv_path} line {line}: patch image {path} is missing; "
-                                     "`pathgen caption --patches-root` must be the folder the 'image' "
-                                     "column is relative to (selection/patches)")
-            items.append(PatchItem(row["slide_id"], x, y, level, size, size_px, row["image"],
-                                   path, target_mpp))
+    for line, row in read_selection_rows(csv_path, CAPTIONING_COLUMNS, SelectionError):
+        try:
+            x, y = int(float(row["x"])), int(float(row["y"]))
+            level = int(float(row["level"] or 0))
+            size = int(float(row["patch_size_level0"]))
+            size_px = int(float(row["size_px"]))
+        except (TypeError, ValueError):
+            raise SelectionError(f"{csv_path} line {line}: x/y/level/patch_size_level0/"
+                                 f"size_px must be numbers, got {row}") from None
+        if (x, y) in seen:  # the same patch picked by prompt and cluster: caption once
+            continue
+        seen.add((x, y))
+        path = resolve_image(patches_dir, row["image"], row["slide_id"])
+        if check_files and not path.is_file():
+            raise SelectionError(f"{csv_path} line {line}: patch image {path} is missing; "
+                                 "`pathgen caption --patches-root` must be the folder the 'image' "
+                                 "column is relative to (selection/patches)")
+        items.append(PatchItem(row["slide_id"], x, y, level, size, size_px, row["image"],
+                               path, target_mpp))
     return items
 

@@ -13,7 +13,6 @@ refuses the credentials or lacks the model) stops the run at once with
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import statistics
 import time
@@ -21,7 +20,9 @@ from collections import Counter
 from pathlib import Path
 
 from pathgen import __version__
-from pathgen.atomic import atomic_path, write_json
+from pathgen.atomic import write_json
+from pathgen.jsonl_store import write_jsonl
+from pathgen.paths import Layout
 
 from .backends import Backend, make_backend
 from .budget import TokenBudget
@@ -29,7 +30,7 @@ from .filters import REASONS, apply_filters
 from .items import CaptioningAborted, PatchItem, read_selection
 from .pipeline import AgentSettings, run_items
 from .prompts import load_templates
-from .store import CaptioningWriteError, PartialStore, partial_path, record_key
+from .store import CaptioningWriteError, PartialStore, record_key
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,8 @@ class CaptioningIncomplete(RuntimeError):
 
 
 def output_paths(out_jsonl: str | Path) -> dict[str, Path]:
-    out = Path(out_jsonl)
-    stem = out.name.removesuffix(".jsonl")
-    return {"captions": out, "rejects": out.with_name(stem + ".rejects.jsonl"),
-            "summary": out.with_name(stem + ".summary.json"), "partial": partial_path(out)}
+    """captions / rejects / summary / partial of one slide (named in pathgen.paths)."""
+    return Layout.caption_files(out_jsonl)
 
 
 def agent_settings(ccfg) -> AgentSettings:
@@ -52,13 +51,6 @@ def agent_settings(ccfg) -> AgentSettings:
         prompt_hash=ccfg.prompt_hash(), summary_retries=ccfg.summary_retries,
         provenance={"pathgen_version": __version__, "prompt_version": ccfg.prompt_version,
                     "clip_arch": ccfg.clip_arch, "token_budget": ccfg.token_budget})
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def summarize_records(records: list[dict], slide_id: str, backend: str, model: str,
@@ -142,9 +134,9 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
     summary = summarize_records(records, slide_id, backend.name, backend.model,
                                 settings.prompt_hash, time.perf_counter() - t0, new,
                                 backend.agent_models())
-    _write_jsonl(paths["rejects"], [r for r in records if not r["accepted"]])
+    write_jsonl(paths["rejects"], [r for r in records if not r["accepted"]])
     write_json(paths["summary"], summary)
-    _write_jsonl(paths["captions"], records)  # last: its existence means "slide complete"
+    write_jsonl(paths["captions"], records)  # last: its existence means "slide complete"
     log.info("%s: %d accepted, %d rejected %s", slide_id, summary["n_accepted"],
              summary["n_rejected"], {k: v for k, v in summary["reject_reasons"].items() if v})
     return summary

@@ -1,19 +1,17 @@
-"""Crash-safe per-item caption results: ``<slide>.partial.jsonl``, one record per line,
-flushed and fsynced per item (pathgen.jsonl_store). A kill loses at most the item in flight; a
-rerun skips every key already done (key = (x, y)); the last record of a key wins, so a failed
-item that is retried supersedes its old record.
+"""Crash-safe per-item caption results: ``<slide>.partial.jsonl`` (Layout.caption_files), one
+record per line, written by pathgen.jsonl_store.ResumableJsonl (unbuffered, fsynced per item,
+rolled back on a failed write, torn tail cut on open). A kill loses at most the item in
+flight; a rerun skips every key already done (key = (x, y)); the last record of a key wins,
+so a failed item that is retried supersedes its old record.
 
-A write that fails (disk full, read-only, quota) is rolled back to the last complete record
-and raised as :class:`CaptioningWriteError` naming the file and the errno; the run stops
-(pipeline.run_items) instead of waiting on a writer that is gone. If the rollback itself
-fails, the torn tail is cut when the file is next opened (ResumableJsonl._load), and an
-append never glues a record onto a torn line.
+A write that fails (disk full, read-only, quota) is raised as :class:`CaptioningWriteError`
+naming the file and the errno; the run stops (pipeline.run_items) instead of waiting on a
+writer that is gone.
 """
 
 from __future__ import annotations
 
 import errno as _errno
-import json
 import os
 from pathlib import Path
 
@@ -34,11 +32,6 @@ class CaptioningWriteError(CaptioningAborted):
             "the folder writable and rerun to resume.")
 
 
-def partial_path(out_jsonl: str | os.PathLike) -> Path:
-    out = Path(out_jsonl)
-    return out.with_name(out.name.removesuffix(".jsonl") + ".partial.jsonl")
-
-
 def record_key(rec: dict) -> tuple[int, int]:
     return (int(rec["x"]), int(rec["y"]))
 
@@ -52,47 +45,5 @@ class PartialStore(ResumableJsonl):
         return {k for k, r in self.records.items()
                 if r.get("status") == "ok" and r.get("prompt_hash") == prompt_hash}
 
-    def _open(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # unbuffered: nothing is left in a Python buffer to be re-flushed (torn) at close
-        self._fh = open(self.path, "a+b", buffering=0)
-        fd = self._fh.fileno()
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # torn tail: start on a fresh line
-            self._write_all(fd, b"\n")
-        return fd
-
-    @staticmethod
-    def _write_all(fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-
-    def append(self, rec: dict) -> None:
-        """Append + fsync one record; on OSError roll the file back to its last complete
-        record, drop the handle and raise :class:`CaptioningWriteError`."""
-        line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
-        start = None
-        try:
-            fd = self._fh.fileno() if self._fh is not None else self._open()
-            start = os.lseek(fd, 0, os.SEEK_END)
-            self._write_all(fd, line)
-            os.fsync(fd)
-        except OSError as err:
-            self._rollback(start)
-            raise CaptioningWriteError(self.path, err) from err
-        self.records[self.key(rec)] = rec
-
-    def _rollback(self, start: int | None) -> None:
-        fh, self._fh = self._fh, None
-        if fh is None:
-            return
-        try:
-            if start is not None:
-                os.ftruncate(fh.fileno(), start)
-        except OSError:
-            pass  # cut on the next open instead
-        try:
-            fh.close()
-        except OSError:
-            pass
+    def write_error(self, err: OSError) -> Exception:
+        return CaptioningWriteError(self.path, err)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from ..atomic import write_json, write_text
 from ..config.dataset import DatasetConfig
+from ..paths import (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX, DATASET_IMAGES_DIR, DATASET_OUTPUTS,
+                     DATASET_SHARDS_DIR, Layout)
 from ..slides import read_id_table, read_table
 from .card import build_card, card_markdown, gallery_html
 from .dedup import dedup_markdown, dedup_samples, features_for
@@ -23,17 +25,14 @@ from .writers import sample_key, sync_images, write_csv, write_shards
 
 log = logging.getLogger(__name__)
 
-# Output names inside the dataset folder (docs/architecture.md "Dataset").
-OUTPUTS = {"pathgen_json": "pathgen.json", "open_clip_csv": "open_clip.csv",
-           "shards_count": "shards/count.json", "card_json": "dataset_card.json",
-           "card_md": "dataset_card.md", "gallery": "gallery.html"}
-
-
-COMPANION_SUFFIXES = (".partial.jsonl", ".rejects.jsonl")
+# Output names inside the dataset folder (docs/architecture.md "Dataset"), named in pathgen.paths.
+OUTPUTS = DATASET_OUTPUTS
+# captioning's side files that a captions/*.jsonl glob also matches
+COMPANION_SUFFIXES = (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX)
 
 
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
-    return {k: Path(out_dir) / v for k, v in OUTPUTS.items()}
+    return Layout.dataset_files(out_dir)
 
 
 def read_file_ids(path: str | os.PathLike | None) -> dict[str, str]:
@@ -208,16 +207,16 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
         feats = features_for(slides, features, lambda sc: sc.path.parent.parent)
         samples, dedup_report = dedup_samples(samples, feats, dcfg.dedup_cosine, dcfg.dedup_neighbors,
                                               dcfg.dedup_exact_max, dcfg.dedup_nprobe)
-    removed = sync_images(samples, out / "images", dcfg.images)
+    removed = sync_images(samples, out / DATASET_IMAGES_DIR, dcfg.images)
     write_csv(paths["open_clip_csv"], samples, out, dcfg.csv_separator, dcfg.csv_img_key,
               dcfg.csv_caption_key, dcfg.csv_paths)
     write_pathgen_json(paths["pathgen_json"],
                        [{"slide_id": s["slide_id"], "x": s["x"], "y": s["y"],
                          "caption": s["caption"], "file_id": s["file_id"]} for s in samples])
-    shards = write_shards(out / "shards", samples, dcfg.shard_size)
+    shards = write_shards(out / DATASET_SHARDS_DIR, samples, dcfg.shard_size)
     write_text(paths["gallery"], gallery_html(samples, dcfg.gallery_size, dcfg.seed))
     files_info = {k: str(v) for k, v in paths.items()}
-    files_info.update(images_dir=str(out / "images"), shards_dir=str(out / "shards"))
+    files_info.update(images_dir=str(out / DATASET_IMAGES_DIR), shards_dir=str(out / DATASET_SHARDS_DIR))
     card = build_card(slides, samples, dcfg, {
         "files": files_info,
         "shards": {k: shards[k] for k in ("num_samples", "num_shards", "shard_size", "pattern")},

@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import jsonl_store
+from ..paths import Layout
 from ..slides import slide_id_problem
 
 log = logging.getLogger(__name__)
@@ -56,36 +58,18 @@ def slide_id_of(jsonl: Path) -> str:
 
 
 def companions(jsonl: Path) -> tuple[Path, Path]:
-    stem = slide_id_of(jsonl)
-    return jsonl.with_name(f"{stem}.rejects.jsonl"), jsonl.with_name(f"{stem}.summary.json")
+    """The rejects and summary files captioning writes beside ``jsonl`` (pathgen.paths)."""
+    files = Layout.caption_files(jsonl)
+    return files["rejects"], files["summary"]
+
+
+# Appended to a malformed-line error of a caption file (jsonl_store.read_jsonl_lines).
+_REREAD_FIX = "; re-run captioning for this slide"
 
 
 def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) for every non-blank line; bad bytes/JSON name the line."""
-    out = []
-    with path.open("rb") as fh:
-        for i, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DatasetInputError(f"{path} line {i} is not UTF-8 text (a binary file?); "
-                                        "caption files are JSON Lines; re-run captioning for "
-                                        "this slide") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DatasetInputError(f"{path} line {i} is not valid JSON ({err}); re-run "
-                                        "captioning for this slide") from None
-            if not isinstance(rec, dict):
-                raise DatasetInputError(f"{path} line {i}: expected a JSON object per line")
-            out.append((i, rec))
-    return out
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [rec for _, rec in read_jsonl_lines(path)]
+    return list(jsonl_store.read_jsonl_lines(path, DatasetInputError, _REREAD_FIX))
 
 
 def _is_coord(v) -> bool:

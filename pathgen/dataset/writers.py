@@ -24,7 +24,7 @@ import tarfile
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json
-from ..paths import SHARDS_SIZES_JSON
+from ..paths import DATASET_IMAGES_DIR, SHARDS_COUNT_JSON, SHARDS_SIZES_JSON
 
 SHARD_NAME = "shard-{:06d}.tar"
 
@@ -93,8 +93,8 @@ def write_csv(path: Path, samples: list[dict], dataset_dir: Path, sep: str, img_
             w = csv.writer(fh, delimiter=sep, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
             w.writerow([img_key, cap_key])
             for s in samples:
-                p = dataset_dir / "images" / s["rel_image"]
-                shown = str(p.absolute()) if paths == "absolute" else f"images/{s['rel_image']}"
+                p = dataset_dir / DATASET_IMAGES_DIR / s["rel_image"]
+                shown = str(p.absolute()) if paths == "absolute" else f"{DATASET_IMAGES_DIR}/{s['rel_image']}"
                 w.writerow([shown, clean_caption(s["caption"])])
     return len(samples)
 
@@ -121,7 +121,7 @@ def write_shards(shards_dir: Path, samples: list[dict], shard_size: int) -> dict
     """Write shards (reusing unchanged ones, found by fingerprint), shards/count.json and
     shards/sizes.json."""
     shards_dir.mkdir(parents=True, exist_ok=True)
-    count_file = shards_dir / "count.json"
+    count_file = shards_dir / SHARDS_COUNT_JSON
     old = {}
     if count_file.exists():
         try:

@@ -36,7 +36,7 @@ def load_captions(caption_files: Iterable[str | Path]) -> list[dict]:
     """Accepted caption records from per-slide caption JSONLs, in a stable order."""
     out = []
     for path in caption_files:
-        for rec in read_jsonl(path):
+        for rec in read_jsonl(path, fix="; caption files come from `pathgen caption` (re-run it)"):
             if rec.get("status", "ok") == "ok" and rec.get("accepted", True) and rec.get("caption"):
                 rec["_source_file"] = str(path)
                 out.append(rec)

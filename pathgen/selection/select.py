@@ -1,12 +1,10 @@
 """One slide's selection: features HDF5 + slide -> selection CSV + selected patch images.
 
-CSV columns (docs/architecture.md "Selection"):
-``slide_id,x,y,level,patch_size_level0,size_px,source,score,prompt,cluster_id,image``.
+CSV columns: selection/csv_schema.py (docs/architecture.md "Selection").
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -15,16 +13,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..atomic import atomic_dir, atomic_path
+from ..atomic import atomic_dir
 from ..config import ConfigError
 from ..config.selection import SelectionConfig
 from . import vectors
+from .csv_schema import SELECTION_COLUMNS, SelectionRow, read_selection_rows, write_selection_csv
 from .patches import save_patches
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ["slide_id", "x", "y", "level", "patch_size_level0", "size_px", "source", "score",
-               "prompt", "cluster_id", "image"]
+CSV_COLUMNS = list(SELECTION_COLUMNS)  # kept for callers of the old name
 
 TextEncoder = Callable[[list[str]], np.ndarray]
 
@@ -119,14 +117,11 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
         names = save_patches(slide_path, slide_id, xy, size0, out_px, Path(tmp_dir),
                              params.image_format, params.jpeg_quality)
     image_of = {order[i]: names[i] for i in range(len(order))}
-    with atomic_path(out_csv) as tmp:
-        with tmp.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(CSV_COLUMNS)
-            for r, c in enumerate(kept):
-                x, y = (int(v) for v in ff.coords[c.index])
-                w.writerow([slide_id, x, y, 0, size0, size_px, c.source, _fmt_score(c.score),
-                            c.prompt, c.cluster_id, image_of[r]])
+    write_selection_csv(out_csv, [
+        SelectionRow(slide_id, *(int(v) for v in ff.coords[c.index]), level=0, patch_size_level0=size0,
+                     size_px=size_px, source=c.source, score=_fmt_score(c.score), prompt=c.prompt,
+                     cluster_id=c.cluster_id, image=image_of[r])
+        for r, c in enumerate(kept)])
     stats.update(slide_id=slide_id, size_px=size_px, image_px=out_px, patch_size_level0=size0,
                  sources={s: sum(c.source == s for c in kept)
                           for s in (vectors.SOURCE_PROMPT, vectors.SOURCE_CLUSTER, vectors.SOURCE_BOTH)})
@@ -136,11 +131,5 @@ def select_slide(features_path: str | os.PathLike, slide_path: str | os.PathLike
 
 
 def read_selection(path: str | os.PathLike) -> list[dict]:
-    """Read a selection CSV back (for captioning and tests); checks the header."""
-    path = Path(path)
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"selection CSV {path} lacks columns {missing}")
-        return list(reader)
+    """Read a selection CSV back as dicts (tests, tools); checks the header."""
+    return [row for _, row in read_selection_rows(path)]
