@@ -17,6 +17,7 @@ import torch
 from .. import __version__
 from ..atomic import atomic_path, write_json
 from ..config import ConfigError, PathgenConfig
+from ..config.evaluation import ZeroShotConfig
 from ..config.features import EncoderSpec
 from ..paths import Layout
 from .benchmarks import Benchmark, resolve_benchmark
@@ -50,30 +51,37 @@ def score(image_emb: torch.Tensor, class_emb: torch.Tensor, logit_scale: float) 
 
 def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=None,
                        bm: Benchmark | None = None) -> dict[str, dict]:
-    """Evaluate ``model`` on ``benchmark`` for every configured prompting mode; returns the
-    result dicts (also written to disk)."""
+    """`pathgen zeroshot`: evaluate() with the config's benchmark, model and Layout's folder."""
     zs = cfg.evaluation.zeroshot
     if bm is None:
         if benchmark not in zs.benchmarks:
             raise KeyError(f"benchmark '{benchmark}' is not declared under "
                            f"evaluation.zeroshot.benchmarks (have: {', '.join(zs.benchmarks) or 'none'})")
         bm = resolve_benchmark(benchmark, zs.benchmarks[benchmark])
-    spec = _spec_or_none(cfg, model)
+    # Without a caller's encoder the model must be defined: model_spec names the known ones.
+    spec = model_spec(cfg, model) if encoder is None else _spec_or_none(cfg, model)
+    return evaluate(bm, model, spec, zs, Layout(cfg).zeroshot_run_dir(benchmark, model), encoder)
+
+
+def evaluate(bm: Benchmark, model: str, spec: EncoderSpec | None, zs: ZeroShotConfig, out_dir: Path,
+             encoder=None) -> dict[str, dict]:
+    """Evaluate ``model`` (built from ``spec`` unless ``encoder`` is given) on ``bm`` for every
+    prompting mode of ``zs`` (evaluation.zeroshot); writes the results in ``out_dir`` and
+    returns them. Rule zeroshot's entry point: settings and a folder, not the whole config."""
     if encoder is None:
         from ..encoders import load_encoder
 
-        encoder = load_encoder(model_spec(cfg, model), cfg, device=zs.device)
+        encoder = load_encoder(spec, device=zs.device)
         encoder.name = model
     samples = load_samples(bm, zs.seed)
-    log.info("%s x %s: %d images, %d classes", benchmark, model, len(samples), len(bm.classes))
+    log.info("%s x %s: %d images, %d classes", bm.name, model, len(samples), len(bm.classes))
     img = embed_images(samples, encoder, zs.batch_size, zs.num_workers)
-    out_dir = Layout(cfg).zeroshot_run_dir(benchmark, model)
     results = {}
     for mode in zs.prompting:
         prompts = single_prompts(bm) if mode == "single" else ensemble_prompts(bm)
         cls = class_embeddings(prompts, encoder.encode_texts, bm.classes).cpu()
         probs = score(img, cls, zs.logit_scale)
-        results[mode] = write_run(out_dir, mode, bm, model, encoder, samples, probs, prompts,
+        results[mode] = write_run(Path(out_dir), mode, bm, model, encoder, samples, probs, prompts,
                                   zs.bootstrap, zs.seed, spec)
     return results
 
