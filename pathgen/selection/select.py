@@ -16,6 +16,7 @@ import numpy as np
 from ..atomic import atomic_dir
 from ..config import ConfigError
 from ..config.selection import SelectionConfig
+from ..features.h5io import read_features
 from . import vectors
 from .csv_schema import SELECTION_COLUMNS, SelectionRow, read_selection_rows, write_selection_csv
 from .patches import save_patches
@@ -39,36 +40,16 @@ def _as_int(v) -> int:
 
 
 def read_feature_file(path: str | os.PathLike) -> FeatureFile:
-    """Features HDF5 (docs/architecture.md): `features` (N, D), `coords` (N, 2) + attrs.
-
-    Uses pathgen.features.h5io when installed; otherwise reads the documented schema with
-    h5py. Coords attributes (patch_size, patch_size_level0) are merged into `attrs`.
-    """
+    """Features HDF5 (docs/architecture.md): `features` (N, D), `coords` (N, 2) + attrs, read by
+    pathgen.features.h5io; the coords attributes (patch_size, patch_size_level0) are merged
+    into `attrs`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"features file {path} does not exist (run the features stage)")
-    try:
-        from pathgen.features.h5io import read_features  # type: ignore
-    except ImportError:
-        read_features = None
-    if read_features is not None:
-        feats, coords, attrs = read_features(path)
-        attrs = {**dict(attrs.get("coords") or {}), **dict(attrs)}
-    else:
-        import h5py
-
-        with h5py.File(path, "r") as h5:
-            for key in ("features", "coords"):
-                if key not in h5:
-                    raise ValueError(f"features file {path} has no '{key}' dataset "
-                                     f"(found {sorted(h5)}); re-run feature extraction")
-            feats = h5["features"][:]
-            coords = h5["coords"][:]
-            attrs = {**dict(h5["coords"].attrs), **dict(h5.attrs)}
+    feats, coords, attrs = read_features(path)
+    attrs = {**dict(attrs.get("coords") or {}), **dict(attrs)}
     feats = np.asarray(feats, dtype=np.float32)
     coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
-    if len(feats) != len(coords):
-        raise ValueError(f"features file {path}: {len(feats)} feature rows but {len(coords)} coords")
     if feats.ndim != 2:
         feats = feats.reshape(len(coords), -1)
     for key in ("patch_size", "patch_size_level0"):
