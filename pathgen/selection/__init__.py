@@ -4,12 +4,6 @@
 __all__ = ["choose_k", "per_cluster_quota", "kmeans_prototypes", "topk_per_prompt", "dedupe",
            "load_prompt_book", "select_slide", "read_selection", "CSV_COLUMNS", "run_selection"]
 
-
-def run_selection(*args, **kwargs):
-    from .runner import run_selection as _run
-
-    return _run(*args, **kwargs)
-
 from ..lazy import lazy_exports  # noqa: E402
 
 _EXPORTS = {
@@ -22,5 +16,6 @@ _EXPORTS = {
     "CSV_COLUMNS": ".select",
     "read_selection": ".select",
     "select_slide": ".select",
+    "run_selection": ".runner",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
