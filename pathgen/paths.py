@@ -41,6 +41,8 @@ FINAL_PT = "final.pt"
 FINAL_JSON = "final.json"
 LOSS_PNG = "loss.png"
 LOSS_CSV = "loss.csv"
+TRAIN_CSV = "train.csv"               # a training stage's merged pairs (several sources)
+OPEN_CLIP_OUT_LOG = "out.log"         # open_clip_train's log in <logs>/<name>/
 STAGE_JSON = "stage.json"             # per training stage: fingerprint + argv of its last start
 WARM_START_DIR = "warm_start"
 PREVIOUS_FINAL_PT = "previous_final.pt"
@@ -90,6 +92,7 @@ CLAM_PT_DIR = "pt_files"       # ... and pt_files/<slide>.pt (the tensor its MIL
 TRIDENT_PATCHES_DIR = "patches"  # TRIDENT Processor: <geometry>/patches/<slide>_patches.h5
 # report (<results>/report/)
 SUMMARY_HTML = "summary.html"
+CAPTION_TOKENS_PNG = "caption_tokens.png"   # report work folder: caption-length histogram
 REPORT_FIGURES_DIR = "figures"
 
 
@@ -549,6 +552,31 @@ class Layout:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    # -- files beside a user's inputs / inside open_clip's run folders ----------------------
+    @staticmethod
+    def dataset_card_beside(csv_path: Path) -> Path:
+        """The dataset_card.json pathgen's dataset stage writes beside its open_clip CSV."""
+        return Path(csv_path).parent / DATASET_CARD_JSON
+
+    @staticmethod
+    def shard_count_files(shards_dir: Path) -> dict[str, Path]:
+        """Sample counts beside WebDataset shards: pathgen's count.json, open_clip's sizes.json."""
+        d = Path(shards_dir)
+        return {"count": d / SHARDS_COUNT_JSON, "sizes": d / SHARDS_SIZES_JSON}
+
+    @staticmethod
+    def training_merged_csv(stage_data_dir: Path) -> Path:
+        return Path(stage_data_dir) / TRAIN_CSV
+
+    @staticmethod
+    def open_clip_checkpoint(checkpoints_dir: Path, epoch: int) -> Path:
+        """open_clip_train's checkpoint naming: <logs>/<name>/checkpoints/epoch_<N>.pt."""
+        return Path(checkpoints_dir) / f"epoch_{epoch}.pt"
+
+    @staticmethod
+    def open_clip_out_log(run_dir: Path) -> Path:
+        return Path(run_dir) / OPEN_CLIP_OUT_LOG
 
     @property
     def report_html(self) -> Path:

@@ -4,7 +4,7 @@
 report: "report_workflow.rst"
 
 
-REPORT_HTML = L.report_dir / "summary.html"
+REPORT_HTML = L.report_html
 ALL_TARGETS.append(str(REPORT_HTML))
 
 

@@ -32,19 +32,6 @@ PATTERNS["re-spells a pathgen.paths constant"] = re.compile(
 
 # Files that still build paths themselves. Each value says what is left and why it waits.
 ALLOWLIST: dict[str, str] = {
-    # -- owned by other in-progress work --------------------------------------------------
-    "pathgen/report/build.py":
-        "to move: reads open_clip.csv, dataset_card.json, table.csv, mil_table.csv, "
-        "instruct_card.json, caption_tokens.png (report/build owner) -> paths constants",
-    # -- outside this change's files (no owner named yet) ------------------------------------
-    "pathgen/training/argv.py":
-        "to move: stage_paths()/StagePaths build <stage>/logs/<name>/checkpoints/epoch_<N>.pt "
-        "and out.log -> build from Layout.training_stage_dir(stage)",
-    "pathgen/training/data.py":
-        "to move: dataset_card.json beside a CSV, train.csv, count.json/sizes.json of shards "
-        "-> paths.DATASET_CARD_JSON, Layout.shards_count",
-    "rules/report.smk":
-        "to move: REPORT_HTML = report_dir / 'summary.html' -> L.report_html (rules/report.smk owner)",
 }
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 
 import yaml
 
+from ..paths import (CAPTION_TOKENS_PNG, DATASET_CARD_JSON, INSTRUCT_CARD_JSON, LOSS_PNG, MIL_TABLE_CSV,
+                     OPEN_CLIP_CSV, PATHGEN_JSON, ZEROSHOT_TABLE_CSV)
 from .html import Section, embed_image, render_page
 
 
@@ -65,13 +67,13 @@ def _histogram_png(card: dict, out: Path) -> Path | None:
 
 def _gallery(dataset_dir: Path, n: int, seed: int) -> str:
     """A few pairs with their three texts, images embedded (the dataset's own gallery links files)."""
-    meta_path = dataset_dir / "pathgen.json"
-    csv_path = dataset_dir / "open_clip.csv"
+    meta_path = dataset_dir / PATHGEN_JSON
+    csv_path = dataset_dir / OPEN_CLIP_CSV
     if not (meta_path.exists() and csv_path.exists()):
         return ""
     import pandas as pd
 
-    card = json.loads((dataset_dir / "dataset_card.json").read_text())
+    card = json.loads((dataset_dir / DATASET_CARD_JSON).read_text())
     df = pd.read_csv(csv_path, sep=card.get("csv_separator", "\t"))
     if df.empty:
         return ""
@@ -121,16 +123,16 @@ def _overview_section(cfg: dict) -> Section:
 
 
 def _dataset_section(inp: ReportInputs, workdir: Path) -> Section | None:
-    if not (_exists(inp.dataset_dir) and (inp.dataset_dir / "dataset_card.json").exists()):
+    if not (_exists(inp.dataset_dir) and (inp.dataset_dir / DATASET_CARD_JSON).exists()):
         return None
-    card = json.loads((inp.dataset_dir / "dataset_card.json").read_text())
+    card = json.loads((inp.dataset_dir / DATASET_CARD_JSON).read_text())
     ds = Section("Caption dataset")
     tok = card.get("caption_tokens", {})
     ds.key_values({k: card.get(k) for k in ("n_slides", "n_records", "n_accepted", "n_rejected", "n_pairs")
                    if k in card} | {f"tokens {k}": v for k, v in tok.items() if not isinstance(v, dict)})
     if card.get("reject_reasons"):
         ds.key_values(card["reject_reasons"], "Rejected captions by reason")
-    png = _histogram_png(card, workdir / "caption_tokens.png")
+    png = _histogram_png(card, workdir / CAPTION_TOKENS_PNG)
     if png:
         ds.figures([png], ["Caption length in open_clip tokens"])
     gal = _gallery(inp.dataset_dir, inp.n_gallery, inp.seed)
@@ -143,7 +145,7 @@ def _training_section(inp: ReportInputs) -> Section | None:
     if not _exists(inp.training_dir):
         return None
     tr = Section("CLIP training")
-    losses = sorted(Path(inp.training_dir).rglob("loss.png"))
+    losses = sorted(Path(inp.training_dir).rglob(LOSS_PNG))
     tr.figures(losses, [f"training loss ({p.relative_to(inp.training_dir).parent})" for p in losses])
     meta = sorted(Path(inp.training_dir).rglob("training_meta.json")) + sorted(Path(inp.training_dir).glob("final*.json"))
     # baselines (training.baselines): training/baselines/<name>/final.json
@@ -168,7 +170,7 @@ def _zeroshot_section(inp: ReportInputs) -> Section | None:
     if not _exists(inp.zeroshot_dir):
         return None
     cms = sorted(Path(inp.zeroshot_dir).rglob("confusion_*.png"))
-    return _results_section("Zero-shot classification", inp.zeroshot_dir, "table.csv",
+    return _results_section("Zero-shot classification", inp.zeroshot_dir, ZEROSHOT_TABLE_CSV,
                             "Model × benchmark (95 % bootstrap CIs)", cms,
                             lambda p: f"{p.parent.parent.name} / {p.parent.name} / {p.stem}")
 
@@ -179,7 +181,7 @@ def _mil_section(inp: ReportInputs) -> Section | None:
     maps = sorted(Path(inp.mil_dir).rglob("heatmaps/**/*.png"))
     random.Random(inp.seed).shuffle(maps)
     maps = sorted(maps[: inp.n_heatmaps])
-    return _results_section("Slide-level MIL", inp.mil_dir, "mil_table.csv",
+    return _results_section("Slide-level MIL", inp.mil_dir, MIL_TABLE_CSV,
                             "Task × encoder × model (mean ± sd over folds)", maps,
                             lambda p: f"{p.parts[-5] if len(p.parts) > 5 else ''} {p.stem}")
 
@@ -193,9 +195,9 @@ def _comparison_section(inp: ReportInputs) -> Section | None:
         return None
     rows = []
     if _exists(inp.zeroshot_dir):
-        rows += zeroshot_rows(Path(inp.zeroshot_dir) / "table.csv", models)
+        rows += zeroshot_rows(Path(inp.zeroshot_dir) / ZEROSHOT_TABLE_CSV, models)
     if _exists(inp.mil_dir):
-        rows += mil_rows(Path(inp.mil_dir) / "mil_table.csv", models)
+        rows += mil_rows(Path(inp.mil_dir) / MIL_TABLE_CSV, models)
     if not rows:
         return None
     sec = Section("Captions vs baselines")
@@ -214,9 +216,9 @@ def _comparison_section(inp: ReportInputs) -> Section | None:
 
 
 def _instruct_section(inp: ReportInputs) -> Section | None:
-    if not (_exists(inp.instruct_dir) and (inp.instruct_dir / "instruct_card.json").exists()):
+    if not (_exists(inp.instruct_dir) and (inp.instruct_dir / INSTRUCT_CARD_JSON).exists()):
         return None
-    return Section("Instruction data").key_values(json.loads((inp.instruct_dir / "instruct_card.json").read_text()))
+    return Section("Instruction data").key_values(json.loads((inp.instruct_dir / INSTRUCT_CARD_JSON).read_text()))
 
 
 def build_report(inp: ReportInputs, out_html: Path, workdir: Path) -> None:

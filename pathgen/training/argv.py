@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.training import TrainingConfig, TrainStage
+from ..paths import Layout
 from .data import StageData
 
 ENTRY_MODULE = "pathgen.training.entry"  # torchrun target: registers pathgen archs, then open_clip
@@ -27,11 +28,11 @@ class StagePaths:
 
     @property
     def final_checkpoint(self) -> Path:
-        return self.checkpoints / f"epoch_{self.epochs}.pt"
+        return Layout.open_clip_checkpoint(self.checkpoints, self.epochs)
 
     @property
     def out_log(self) -> Path:
-        return self.run_dir / "out.log"
+        return Layout.open_clip_out_log(self.run_dir)
 
 
 def stage_paths(training_dir: Path, cfg: TrainingConfig, stage: TrainStage) -> StagePaths:

@@ -22,6 +22,7 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..config.base import ConfigError
 from ..config.training import TrainStage
+from ..paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def separator_for(csv_path: Path, declared: str | None, img_key: str, caption_ke
     columns containing both keys."""
     if declared is not None:
         return declared
-    card = csv_path.parent / "dataset_card.json"
+    card = Layout.dataset_card_beside(csv_path)
     if card.exists():
         try:
             sep = json.loads(card.read_text()).get("csv_separator")
@@ -148,7 +149,7 @@ def resolve_stage_data(stage: TrainStage, default_csv: Path, out_dir: Path,
     if not rewrite:
         sep, img_key, cap_key = firsts[0]
         return StageData("csv", str(Path(sources[0])), sep, img_key, cap_key, len(merged))
-    target = out_dir / "train.csv"
+    target = Layout.training_merged_csv(out_dir)
     if write:
         with atomic_path(target) as tmp:
             merged.to_csv(tmp, sep=MERGED_SEPARATOR, index=False)
@@ -162,9 +163,10 @@ def _keys_for(csv_path: Path, stage: TrainStage) -> tuple[str, str]:
     """Column names: the stage's when set away from open_clip's defaults, else the ones
     recorded in the dataset_card.json beside the CSV (pathgen's dataset stage), else defaults."""
     card = {}
-    if (csv_path.parent / "dataset_card.json").exists():
+    card_path = Layout.dataset_card_beside(csv_path)
+    if card_path.exists():
         try:
-            card = json.loads((csv_path.parent / "dataset_card.json").read_text())
+            card = json.loads(card_path.read_text())
         except json.JSONDecodeError:
             card = {}
     defaults = TrainStage.model_fields
@@ -183,7 +185,8 @@ def _wds_count(sources: list[str]) -> int | None:
     total = 0
     for src in sources:
         folder = Path(src).parent
-        count = folder / "count.json"
+        files = Layout.shard_count_files(folder)
+        count = files["count"]
         if count.exists():
             data = json.loads(count.read_text())
             n = data if isinstance(data, int) else next(
@@ -192,7 +195,7 @@ def _wds_count(sources: list[str]) -> int | None:
                 raise ConfigError(f"{count} has no num_samples/count key; set num_samples in the "
                                   "training stage")
             total += int(n)
-        elif (folder / "sizes.json").exists():
+        elif files["sizes"].exists():
             return None
         else:
             raise ConfigError(f"WebDataset source {src}: no count.json or sizes.json beside the "
