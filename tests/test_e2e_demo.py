@@ -21,6 +21,7 @@ def tiny_demo_config() -> dict:
     # 10 slides: holdout demo_004 (normal) + demo_008 (tumor); chunks of 5
     cfg["demo"].update(n_slides=10, width_px=2048, height_px=1536, holdout_fraction=0.25)
     cfg["training"].update(epochs=2)
+    cfg["cluster"].update(chunk_size=5)
     cfg["evaluation"]["mil"].update(models=["abmil"], epochs=3)
     cfg["evaluation"]["mil"]["tasks"]["demo_tumor"].update(folds=2)
     cfg["evaluation"]["zeroshot"].update(bootstrap=50)
