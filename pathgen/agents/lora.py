@@ -10,19 +10,11 @@ class AgentModelError(OSError):
     pass
 
 
-def resolve_device_dtype(device: str, dtype: str):
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    return device, getattr(torch, dtype)
-
-
 def load_base(model: str, tcfg, device: str | None = None):
     """(model, processor) through AutoModelForImageTextToText / AutoProcessor."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ..captioning.backends.transformers import resolve_device_dtype
 
     dev, dtype = resolve_device_dtype(device or tcfg.device, tcfg.dtype)
     kw = dict(trust_remote_code=tcfg.trust_remote_code)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
-from .labels import _SLIDE_EXTS, _slide_stem
+from .labels import _SLIDE_EXTS, _slide_stem, read_table
 
 log = logging.getLogger(__name__)
 COLUMNS = ["case_id", "slide_id", "label", "part"]
@@ -50,11 +50,7 @@ def _skipped(kind: str, names: list[str], why: str) -> None:
 
 
 def _read_any(path: Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"table {path} does not exist")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    return read_table(path, fix="check the path given to the preset")
 
 
 # -- CAMELYON16 -------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ _SLIDE_EXTS = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".bif", ".vms"
                ".h5", ".pt", ".czi", ".dcm")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, fix: str = "fix the task's `labels`/`slide_table`") -> pd.DataFrame:
+    """A CSV, or TSV by extension (.tsv/.txt), all columns as text."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"labels table {path} does not exist; fix the task's `labels`/`slide_table`")
+    if not path.is_file():
+        raise ConfigError(f"labels table {path} does not exist; {fix}")
     sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
     return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
 
@@ -45,9 +46,9 @@ def read_labels(labels: str | Path, classes: list[str], *, target: str = "label"
     `label_map`) are an error naming the file and the values.
     """
     labels = Path(labels)
-    df = _read_table(labels)
+    df = read_table(labels)
     if slide_table is not None:
-        slides = _read_table(Path(slide_table))
+        slides = read_table(Path(slide_table))
         for need, tab, path in (({"PATIENT", target}, df, labels),
                                 ({"PATIENT", "FILENAME"}, slides, Path(slide_table))):
             missing = need - set(tab.columns)

@@ -8,12 +8,8 @@ from pathlib import Path
 from ..cli import add_config_args, config_from_args
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "zeroshot", help="Zero-shot classification of a patch benchmark with one or more models",
-        description="Either --benchmark NAME (declared in evaluation.zeroshot.benchmarks) or "
-                    "--data DIR with --layout/--preset. Writes results_<prompting>.json "
-                    "(CLIP_benchmark schema), predictions and confusion matrices.")
+def _add_benchmark_source(p) -> None:
+    """Config options + which benchmark: a declared one, or a folder with its layout/preset."""
     add_config_args(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--benchmark", help="Name under evaluation.zeroshot.benchmarks.")
@@ -22,6 +18,15 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default=None, help="Definition from pathgen/data/benchmarks.yaml.")
     p.add_argument("--layout", default=None,
                    choices=["imagefolder", "csv", "pcam_h5", "sicap", "wsss4luad"])
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "zeroshot", help="Zero-shot classification of a patch benchmark with one or more models",
+        description="Either --benchmark NAME (declared in evaluation.zeroshot.benchmarks) or "
+                    "--data DIR with --layout/--preset. Writes results_<prompting>.json "
+                    "(CLIP_benchmark schema), predictions and confusion matrices.")
+    _add_benchmark_source(p)
     p.add_argument("--model", action="append", default=None,
                    help="Encoder name (repeatable; default: evaluation.zeroshot.models).")
     p.add_argument("--prompting", action="append", choices=["single", "ensemble"], default=None)
@@ -38,14 +43,7 @@ def register(subparsers) -> None:
                     "zeroshot_classification_templates.txt, ensemble_templates.json) and, per "
                     "--model that stock open_clip cannot build, an open_clip local-dir: folder; "
                     "prints the `clip_benchmark eval` commands.")
-    add_config_args(e)
-    src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--benchmark", help="Name under evaluation.zeroshot.benchmarks.")
-    src.add_argument("--data", type=Path, help="Dataset folder (ad-hoc benchmark).")
-    e.add_argument("--name", default=None, help="Benchmark name for --data (default: folder name).")
-    e.add_argument("--preset", default=None, help="Definition from pathgen/data/benchmarks.yaml.")
-    e.add_argument("--layout", default=None,
-                   choices=["imagefolder", "csv", "pcam_h5", "sicap", "wsss4luad"])
+    _add_benchmark_source(e)
     e.add_argument("--model", action="append", default=[],
                    help="Encoder name to export with its command (repeatable).")
     e.add_argument("--results-dir", default=None, help="Override results_dir.")

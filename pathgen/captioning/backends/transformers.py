@@ -21,7 +21,8 @@ from .base import AGENT_ROLES, Backend
 log = logging.getLogger(__name__)
 
 
-def _resolve_device_dtype(device: str, dtype: str):
+def resolve_device_dtype(device: str, dtype: str):
+    """'auto' -> cuda when available (bfloat16 there, float32 on CPU); also used by agents/lora."""
     import torch
 
     if device == "auto":
@@ -214,7 +215,7 @@ class TransformersBackend(Backend):
         model share its weights."""
         self.cfg = cfg
         self.model = cfg.model
-        device, dtype = _resolve_device_dtype(cfg.device, cfg.dtype)
+        device, dtype = resolve_device_dtype(cfg.device, cfg.dtype)
         trust = cfg.trust_remote_code
         self.vision = self.text = None
         if load_vision or not cfg.text_model:
