@@ -85,17 +85,27 @@ def submitted_rules(cfg) -> list[str]:
     rules = [r for r in CHUNKED_RULES if r != "make_demo_slide" or cfg.uses_demo]
     if cfg.uses_demo:
         rules += ["demo_labels", "demo_benchmark"]
+    from .training.workflow import model_feature_encoders
+
     rules.append("build_dataset")
     if cfg.training.enabled:
         rules.append("train_clip")
+        if cfg.training.baselines:
+            rules += ["baseline_data", "train_baseline"]
+    if model_feature_encoders(cfg):
+        rules.append("extract_model_features")
     zs = cfg.evaluation.zeroshot
     if zs.enabled and zs.benchmarks and zs.models:
         rules += ["zeroshot", "zeroshot_table"]
+        if zs.clip_benchmark_export:
+            rules.append("zeroshot_export")
     mil = cfg.evaluation.mil
     if mil.enabled and mil.tasks:
         rules += ["mil_splits", "mil", "mil_table"]
     if cfg.instruct.enabled:
         rules.append("build_instruct")
+    if cfg.agents.enabled:
+        rules += ["agents_build_data", "agents_train"]
     rules.append("build_report")
     local = set(cfg.cluster.local_rules)
     return [r for r in rules if r not in local]
@@ -103,13 +113,14 @@ def submitted_rules(cfg) -> list[str]:
 
 def largest_requests(cfg) -> list[Request]:
     """Each submitted rule's largest request, computed like res() in rules/common.smk."""
-    from .config.resources import CHUNKED_RULES
+    from .config.resources import CHUNKED_RULES, RESOURCES_OF
 
     chunk = cfg.chunk_size()
     out = []
     for rule in submitted_rules(cfg):
-        r = cfg.rule_resources(rule)
-        minutes = min(cfg.cluster.max_job_minutes, r.runtime * (chunk if rule in CHUNKED_RULES else 1))
+        base = RESOURCES_OF.get(rule, rule)
+        r = cfg.rule_resources(base)
+        minutes = min(cfg.cluster.max_job_minutes, r.runtime * (chunk if base in CHUNKED_RULES else 1))
         partition = r.slurm_partition or (cfg.cluster.gpu_partition if r.gpu else cfg.cluster.cpu_partition)
         out.append(Request(rule, partition or None, r.mem_mb, r.cpus_per_task or r.threads,
                            r.gpu, minutes, r.gpu_model))

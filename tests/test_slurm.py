@@ -42,6 +42,8 @@ import numpy as np
 import pytest
 import yaml
 
+from pathgen.config.resources import RESOURCES_OF
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
 from fixtures import (STATE, jobcomp_records, run_start_script, scontrol_jobs,  # noqa: E402,F401
                       skip_unless_cluster_possible, slurm_cluster)
@@ -66,9 +68,11 @@ RESOURCES = {
     "mil": {"mem_mb": 1500, "runtime": 9, "threads": 1, "gpu": 1},
     "build_instruct": {"mem_mb": 1600, "runtime": 10, "threads": 1},
     **{r: {"mem_mb": 500, "runtime": 5, "threads": 1}
-       for r in ("demo_labels", "mil_splits", "mil_table", "zeroshot_table", "build_report")},
+       for r in ("demo_labels", "mil_splits", "mil_table", "zeroshot_table", "build_report",
+                 "baseline_data")},
 }
 CHUNKED = ("make_demo_slide", "tile", "extract_features", "select_patches", "caption")
+RESOURCE_OF = RESOURCES_OF  # rules that ask for another rule's resources (rules/training.smk)
 
 
 def _absolute(value, root: Path):
@@ -117,10 +121,11 @@ def pathgen(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
 
 def expected_request(rule: str, wildcards: str, members: dict[str, list[str]]) -> dict:
     """What res() in rules/common.smk must send for this job."""
-    r = RESOURCES[rule]
-    if rule in CHUNKED:
+    base = RESOURCE_OF.get(rule, rule)
+    r = RESOURCES[base]
+    if base in CHUNKED:
         chunk = re.search(r"chunk_\d{5}", wildcards).group()
-        minutes = min(60, r["runtime"] * len(members[(rule, chunk)]))
+        minutes = min(60, r["runtime"] * len(members[(base, chunk)]))
     else:
         minutes = min(60, r["runtime"])
     return {"partition": "gpu" if r.get("gpu") else "cpu", "minutes": minutes,
@@ -151,6 +156,8 @@ def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  #
     from pathgen.config import load_config
     from pathgen.doctor import parse_minutes, submitted_rules
     from pathgen.paths import Layout
+    from pathgen.training.workflow import model_feature_encoders
+    from pathgen.zeroshot.layout import model_names
 
     local, cl = Workspace(tmp_path / "local"), Workspace(tmp_path / "slurm")
     for ws in (local, cl):
@@ -241,7 +248,8 @@ def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  #
                "mem": j["MinMemoryNode"], "cpus": j["CPUs/Task"], "gres": j.get("TresPerJob")}
         assert got == want, f"{rule} {wildcards}: SLURM got {got}, the config says {want}"
         # cpu-only jobs carry no GRES at all; GPU jobs exactly one GPU
-        assert ("gpu" in j.get("TRES", "") + j.get("TresPerJob", "")) == bool(RESOURCES[rule].get("gpu"))
+        assert ("gpu" in j.get("TRES", "") + j.get("TresPerJob", "")) == bool(
+            RESOURCES[RESOURCE_OF.get(rule, rule)].get("gpu"))
         rows.append(f"{rule}[{wildcards or '-'}]: -p {got['partition']} -t {got['minutes']} "
                     f"--mem {got['mem']} -c {got['cpus']}{' --gpus=1' if got['gres'] else ''}")
     # exactly the non-local rules, chunk rules once per chunk (and per stage)
@@ -249,7 +257,13 @@ def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  #
     assert not set(seen) & set(cfg_c.cluster.local_rules)
     chunk_jobs = {(r, re.search(r"chunk_\d{5}", w).group()) for r in CHUNKED for w in seen.get(r, [])}
     assert chunk_jobs == expected_jobs and all(len(seen[r]) == len({w for w in seen[r]}) for r in seen)
-    n_expected = len(expected_jobs) + 6  # build_dataset, train_clip, demo_benchmark, zeroshot x2, mil
+    # build_dataset, train_clip, demo_benchmark; zeroshot per model; mil per encoder x model;
+    # per baseline its data + training; trained CLIPs' features per chunk
+    mil_c = cfg_c.evaluation.mil
+    n_expected = len(expected_jobs) + 3 + len(model_names(cfg_c))
+    n_expected += len(mil_c.tasks) * len(mil_c.encoders) * len(mil_c.models)
+    n_expected += 2 * len(cfg_c.training.baselines)
+    n_expected += len(set(registry.values())) * len(model_feature_encoders(cfg_c))
     n_expected += 1 if cfg_c.instruct.enabled else 0
     assert len(jobs) == n_expected, (len(jobs), sorted(seen.items()))
     logs = list((cl.root / ".snakemake" / "slurm_logs").rglob("*.log"))
