@@ -200,6 +200,9 @@ def test_slurm_checks_against_canned_scontrol(monkeypatch, tmp_path):
         assert "Job violates accounting/QOS policy" in fails.pop(f"SLURM request {rule}")
     # train_clip's default 1440 min equals the gpu partition's MaxTime of 1 day: fits
     assert "Job violates" in fails.pop("SLURM request train_clip")
+    # the baseline trains and trained CLIPs' features are extracted with those rules' GPU requests
+    for rule in {"train_baseline", "extract_model_features"} & set(doctor.submitted_rules(cfg)):
+        assert "Job violates accounting/QOS policy" in fails.pop(f"SLURM request {rule}")
     assert not fails, fails
     assert ("SLURM job status", True) == next((n, ok) for n, ok, _ in checks if n == "SLURM job status")
     assert not [c for c in doctor.slurm_checks(cfg, profile, sbatch_test=False)
