@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from pathgen.chunk_run import retry_generation
+from pathgen.config.resources import RESOURCES_OF
 from pathgen.mil import api as mil_api
 from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
 from pathgen.zeroshot.workflow import export_inputs, export_params, zeroshot_inputs, zeroshot_params
@@ -16,7 +17,7 @@ def res(rule_name, chunks=None):
     A chunked per-slide job (``chunks``: chunk -> members) asks for one slide's memory, CPUs and GPU (its
     slides run one after another) and members x the per-slide runtime, capped at
     cluster.max_job_minutes; never N x the resources for N slides."""
-    r = CFG.rule_resources(rule_name)
+    r = CFG.rule_resources(RESOURCES_OF.get(rule_name, rule_name))  # aliases: config/resources.py
     cap = CFG.cluster.max_job_minutes  # every submission, aggregates too (training resumes)
     runtime = min(cap, r.runtime)
     if chunks is not None:
@@ -37,7 +38,7 @@ def res(rule_name, chunks=None):
 
 
 def threads_of(rule_name):
-    return CFG.rule_resources(rule_name).threads
+    return CFG.rule_resources(RESOURCES_OF.get(rule_name, rule_name)).threads
 
 
 def slide_path(wildcards):

@@ -79,9 +79,9 @@ if TRAIN_BASELINES:
             baseline="|".join(TRAIN_BASELINES),
         conda:
             "../envs/torch.yaml"
-        threads: threads_of("train_clip")
+        threads: threads_of("train_baseline")
         resources:
-            **res("train_clip"),
+            **res("train_baseline"),
         params:
             # the same schedule as train_clip: a change there retrains both
             training=CFG.training.model_dump(mode="json", exclude={"baselines", "slide_text"}),
@@ -105,9 +105,9 @@ if MODEL_FEATURES:
             model="|".join(map(re.escape, MODEL_FEATURES)),
         conda:
             "../envs/torch.yaml"
-        threads: threads_of("extract_features")
+        threads: threads_of("extract_model_features")
         resources:
-            **res("extract_features", CHUNKS),
+            **res("extract_model_features", CHUNKS),
         params:
             members=chunk_members(CHUNKS),
             settings=get_model_feature_settings,
