@@ -122,7 +122,7 @@ class Layout:
         return self.cfg.demo.out_dir
 
     def demo_slide(self, slide: str) -> Path:
-        return self.demo_dir / "slides" / f"{slide}.svs"
+        return demo_slide_files(self.demo_dir, slide)["slide"]
 
     @property
     def demo_zeroshot_dir(self) -> Path:
@@ -143,11 +143,11 @@ class Layout:
     @property
     def demo_labels(self) -> Path:
         """CSV case_id,slide_id,label,split (CLAM dataset format + a split column)."""
-        return self.demo_dir / "slide_labels.csv"
+        return demo_labels_file(self.demo_dir)
 
     def demo_regions(self, slide: str) -> Path:
         """GeoJSON FeatureCollection of ground-truth regions (property `classification`)."""
-        return self.demo_dir / "regions" / f"{slide}.geojson"
+        return demo_slide_files(self.demo_dir, slide)["regions"]
 
     def demo_holdout_ids(self, slide_ids: list[str]) -> list[str]:
         """Demo slides kept out of captioning and CLIP training (they feed the zero-shot set);
@@ -210,14 +210,14 @@ class Layout:
         return self.tiles_dir() / f"features_{encoder or self.encoder}"
 
     def features(self, slide: str, encoder: str | None = None) -> Path:
-        return self.features_dir(encoder) / f"{slide}.h5"
+        return slide_features_file(self.features_dir(encoder), slide)
 
     # -- selection / captions ----------------------------------------------------------
     def selection_dir(self) -> Path:
         return self.features_dir() / "selection"
 
     def selection(self, slide: str) -> Path:
-        return self.selection_dir() / f"{slide}.csv"
+        return slide_selection_file(self.selection_dir(), slide)
 
     def selection_patches_root(self) -> Path:
         """Parent of every slide's selected-patch folder (what `--patches-root` options take)."""
@@ -235,7 +235,7 @@ class Layout:
         return self.features_dir() / f"captions_{self._captions_tag}"
 
     def captions(self, slide: str) -> Path:
-        return self.captions_dir() / f"{slide}.jsonl"
+        return slide_captions_file(self.captions_dir(), slide)
 
     @staticmethod
     def caption_files(captions_jsonl: str | Path) -> dict[str, Path]:
@@ -317,19 +317,16 @@ class Layout:
 
     def training_outputs(self) -> dict[str, Path]:
         """The train_clip rule's outputs."""
-        return {"final": self.training_final, "meta": self.training_dir / FINAL_JSON,
-                "loss_png": self.training_run_dir / LOSS_PNG,
-                "loss_csv": self.training_run_dir / LOSS_CSV}
+        return training_files(self.training_dir, self.cfg.training.name)
 
     @property
     def warm_start_dir(self) -> Path:
-        return self.training_run_dir / WARM_START_DIR
+        return warm_start_files(self.training_dir, self.cfg.training.name)["checkpoint"].parent
 
     def warm_start_files(self) -> dict[str, Path]:
         """The previous run's final weights kept for `training.warm_start`. Not a rule output on
         purpose: Snakemake deletes a rule's outputs (final.pt) before rerunning it."""
-        return {"checkpoint": self.warm_start_dir / PREVIOUS_FINAL_PT,
-                "meta": self.warm_start_dir / PREVIOUS_FINAL_JSON}
+        return warm_start_files(self.training_dir, self.cfg.training.name)
 
     @staticmethod
     def stage_record(stage_dir: Path) -> Path:
@@ -633,3 +630,45 @@ class Layout:
 def slide_features_file(features_dir: str | Path, slide: str) -> Path:
     """<features dir>/<slide>.h5, the name Layout.features uses (for plain-path CLIs)."""
     return Path(features_dir) / f"{slide}.h5"
+
+
+def slide_selection_file(selection_dir: str | Path, slide: str) -> Path:
+    """<selection dir>/<slide>.csv, the name Layout.selection uses (jobs given the folder)."""
+    return Path(selection_dir) / f"{slide}.csv"
+
+
+def slide_captions_file(captions_dir: str | Path, slide: str) -> Path:
+    """<captions dir>/<slide>.jsonl, the name Layout.captions uses (jobs given the folder)."""
+    return Path(captions_dir) / f"{slide}.jsonl"
+
+
+def demo_slide_files(demo_dir: str | Path, slide: str) -> dict[str, Path]:
+    """A demo slide's SVS and ground-truth GeoJSON under demo.out_dir (jobs given the section)."""
+    return {"slide": Path(demo_dir) / "slides" / f"{slide}.svs",
+            "regions": Path(demo_dir) / "regions" / f"{slide}.geojson"}
+
+
+def demo_labels_file(demo_dir: str | Path) -> Path:
+    """<demo.out_dir>/slide_labels.csv, the name Layout.demo_labels uses."""
+    return Path(demo_dir) / "slide_labels.csv"
+
+
+def features_partial_file(features_h5: str | Path) -> Path:
+    """<features HDF5>.partial: the resumable file a features HDF5 is written into, beside it
+    (os.replace-d onto it when complete)."""
+    out = Path(features_h5)
+    return out.with_name(out.name + ".partial")
+
+
+def training_files(training_dir: str | Path, name: str) -> dict[str, Path]:
+    """A training run's outputs (Layout.training_outputs) in ``training_dir`` (training/ or
+    training/baselines/<baseline>/) for run ``name`` (training.name): jobs given the folder."""
+    run_dir = Path(training_dir) / name
+    return {"final": Path(training_dir) / FINAL_PT, "meta": Path(training_dir) / FINAL_JSON,
+            "loss_png": run_dir / LOSS_PNG, "loss_csv": run_dir / LOSS_CSV}
+
+
+def warm_start_files(training_dir: str | Path, name: str) -> dict[str, Path]:
+    """Layout.warm_start_files of run ``name`` in ``training_dir``."""
+    warm = Path(training_dir) / name / WARM_START_DIR
+    return {"checkpoint": warm / PREVIOUS_FINAL_PT, "meta": warm / PREVIOUS_FINAL_JSON}

@@ -29,11 +29,15 @@ if CFG.agents.enabled:
             **res("agents_build_data"),
         params:
             out_dir=L.agents_data_dir,
-            patches_root=L.selection_dir() / "patches",
-            # the teacher backend / llm corrupter shape the data too
+            patches_root=str(L.selection_patches_root()),
+            # teacher 'captions' reads the caption records, 'backend' the selection CSVs
+            captions_dir=str(L.captions_dir()),
+            selection_dir=str(L.selection_dir()),
+            # the teacher backend / llm corrupter (and the patches' µm/px) shape the data too
             settings={
                 "data": CFG.agents.data.model_dump(mode="json"),
                 "captioning": CFG.captioning.model_dump(mode="json"),
+                "target_mpp": CFG.tiling.geometry()[1],
             },
         script:
             "../workflow_scripts/agents_build_data.py"
@@ -56,6 +60,7 @@ if CFG.agents.enabled:
             **res("agents_train"),
         params:
             data_dir=L.agents_data_dir,
+            run_dir=get_agents_run_dir,
             settings=CFG.agents.train.model_dump(mode="json"),
         script:
             "../workflow_scripts/agents_train.py"

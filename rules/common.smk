@@ -133,6 +133,11 @@ def get_dataset_out_dir(wc, output):
     return str(Path(output.card_json).parent)
 
 
+def get_agents_run_dir(wc):
+    """One agent's training folder (checkpoints, loss.csv, run.json; model/ is the output)."""
+    return str(L.agents_run_dir(wc.agent))
+
+
 def encoder_definition(name):
     """An encoder's full definition (as a params value: editing `encoders.<name>` reruns its users)."""
     return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None

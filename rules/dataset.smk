@@ -3,6 +3,7 @@
 # per-slide files; images/ and shards/*.tar are written beside the declared outputs and
 # reused on reruns.
 from pathgen.dataset.build import OUTPUTS as _DATASET_OUTPUTS
+from pathgen.dataset.build import run_file_ids
 
 DATASET_FILES = {k: str(L.dataset_dir / v) for k, v in _DATASET_OUTPUTS.items()}
 ALL_TARGETS.extend(DATASET_FILES.values())
@@ -28,5 +29,9 @@ rule build_dataset:
         images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
         # every dataset setting (caption_stage, dedup_cosine, ...): a change rebuilds the dataset
         settings=CFG.dataset.model_dump(mode="json"),
+        # the ids themselves (sample sheet `file_id` column, dataset.file_ids): edits rebuild it
+        file_ids=run_file_ids(CFG.slides.sample_sheet, CFG.dataset.file_ids),
+        captions_dir=str(L.captions_dir()),
+        features_dir=str(L.features_dir()),
     script:
         "../workflow_scripts/build_dataset.py"

@@ -156,7 +156,8 @@ def test_teacher_backend_describes_selected_patches(tmp_path):
     csv_path, patches = write_selection(tmp_path, "slide_m", kinds=("tumour", "stroma", "lymphoid"))
     csv2, _ = write_selection(tmp_path, "slide_n", kinds=("stroma", "adipose"))
     cfg = validate_config({"demo": {"enabled": True}, "agents": {"data": {"teacher": "backend"}}})
-    card = build_stage(cfg, [csv_path, csv2], tmp_path / "data", patches)
+    card = build_stage(cfg.agents.data, cfg.captioning, [csv_path, csv2], tmp_path / "data", patches,
+                       target_mpp=MPP)
     assert card["teacher"].startswith("backend:morphometric:")
     recs = _load(tmp_path / "data" / "describe_train.json") + _load(tmp_path / "data" / "describe_val.json")
     assert len(recs) == 5 and all(len(_exchange(r)[1].split()) >= 8 for r in recs)

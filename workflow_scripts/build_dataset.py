@@ -1,17 +1,19 @@
-"""Snakemake script of rule `build_dataset` (logic: pathgen.dataset.build)."""
+"""Snakemake script of rule `build_dataset` (logic: pathgen.dataset.build.build_dataset).
 
-from pathgen.config import validate_config
-from pathgen.dataset.build import build_dataset, file_ids_from_sheet
+Everything comes from the rule: params hold the dataset settings, the run's file ids (sample
+sheet + dataset.file_ids, read when the DAG was built) and the captions/features folders;
+the input, the caption chunk outcomes (which slides finished)."""
+
+from pathgen.config.dataset import DatasetConfig
+from pathgen.dataset.build import build_dataset
 from pathgen.logs import setup_logging
-from pathgen.paths import Layout
+from pathgen.paths import slide_captions_file, slide_features_file
 from pathgen.slide_state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])
-cfg = validate_config(sm.config, "the workflow config")
-L = Layout(cfg)
+p = sm.params
 slides = slides_with_status(sm.input.captions)
-captions = [str(L.captions(s)) for s in slides]
-build_dataset(captions, sm.params.out_dir, cfg.dataset, images_root=sm.params.images_root,
-              file_ids=file_ids_from_sheet(cfg.slides.sample_sheet),
-              features={s: L.features(s) for s in slides})  # read only for dataset.dedup_cosine
+build_dataset([str(slide_captions_file(p.captions_dir, s)) for s in slides], p.out_dir,
+              DatasetConfig.model_validate(p.settings), images_root=p.images_root, file_ids=p.file_ids,
+              features={s: slide_features_file(p.features_dir, s) for s in slides})  # for dataset.dedup_cosine

@@ -81,8 +81,9 @@ def _build(args) -> int:
     cfg = config_from_args(args)
     d = cfg.agents.data
     update = {k: v for k, v in (("teacher", args.teacher), ("corrupter", args.corrupter)) if v}
-    cfg.agents.data = d.model_validate({**d.model_dump(), **update})
-    card = build_stage(cfg, args.inputs, args.out, args.patches_root)
+    d = d.model_validate({**d.model_dump(), **update})
+    card = build_stage(d, cfg.captioning, args.inputs, args.out, args.patches_root,
+                       target_mpp=cfg.tiling.geometry()[1])
     print(f"{json.dumps(card['n'])} ({card['corrupter']} corrupter) -> {args.out}")
     return 0
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
+from ..config.agents import AgentsDataConfig
+from ..config.captioning import CaptioningConfig
 from ..paths import Layout
 from .build import build_data
 from .teacher import pairs_from_backend, pairs_from_files
@@ -14,29 +17,31 @@ from .teacher import pairs_from_backend, pairs_from_files
 log = logging.getLogger(__name__)
 
 
-def build_stage(cfg, inputs: list[str | Path], out_dir: str | Path,
-                patches_root: str | Path | None) -> dict:
-    """``cfg``: PathgenConfig. agents.data.teacher 'captions': ``inputs`` are caption JSONLs
-    or descriptions files; 'backend': selection CSVs the captioning backend describes."""
+def build_stage(dcfg: AgentsDataConfig, ccfg: CaptioningConfig, inputs: list[str | Path],
+                out_dir: str | Path, patches_root: str | Path | None,
+                target_mpp: float | None = None) -> dict:
+    """``dcfg``: agents.data; ``ccfg``: captioning (the teacher backend, the llm corrupter's
+    chat and the prompt templates). Teacher 'captions': ``inputs`` are caption JSONLs or
+    descriptions files; 'backend': selection CSVs the captioning backend describes, their
+    patches at ``target_mpp`` µm/px (tiling's target)."""
     from ..captioning.prompts import load_templates
 
-    d, c = cfg.agents.data, cfg.captioning
-    if d.teacher == "backend":
+    if dcfg.teacher == "backend":
         if patches_root is None:
             raise ValueError("agents.data.teacher 'backend' needs the patches folder the selection "
                              "CSVs' 'image' column is relative to (--patches-root)")
-        pairs, skipped = pairs_from_backend(inputs, patches_root, cfg, d.min_words)
-        teacher = f"backend:{c.backend}:{c.model_id()}"
+        pairs, skipped = pairs_from_backend(inputs, patches_root, ccfg, target_mpp, dcfg.min_words)
+        teacher = f"backend:{ccfg.backend}:{ccfg.model_id()}"
     else:
-        pairs, skipped = pairs_from_files(inputs, patches_root, d.teacher_field, d.min_words)
-        teacher = f"files:{d.teacher_field}"
+        pairs, skipped = pairs_from_files(inputs, patches_root, dcfg.teacher_field, dcfg.min_words)
+        teacher = f"files:{dcfg.teacher_field}"
     chat = None
-    if d.corrupter == "llm":
+    if dcfg.corrupter == "llm":
         from ..instruct.chat import chat_for
 
-        chat = chat_for(cfg)
+        chat = chat_for(SimpleNamespace(captioning=ccfg))  # chat_for reads only .captioning
     image_folder = patches_root if patches_root is not None else Path(inputs[0]).parent
-    return build_data(pairs, out_dir, d, load_templates(c.prompt_version, c.prompts_dir),
+    return build_data(pairs, out_dir, dcfg, load_templates(ccfg.prompt_version, ccfg.prompts_dir),
                       image_folder, chat=chat, teacher=teacher, skipped=skipped)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..config.captioning import CaptioningConfig
 from ..jsonl_store import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -143,16 +144,15 @@ async def _describe_all(items, backend, templates, concurrency: int) -> list[tup
         await backend.aclose()
 
 
-def pairs_from_backend(selections: Iterable[str | Path], patches_root: str | Path, cfg,
-                       min_words: int = 1) -> tuple[list[TeacherPair], dict]:
-    """The configured captioning backend (``cfg``: PathgenConfig) describes the patches of
-    selection CSVs; a failed or too short reply is skipped and counted."""
+def pairs_from_backend(selections: Iterable[str | Path], patches_root: str | Path, c: CaptioningConfig,
+                       mpp: float | None, min_words: int = 1) -> tuple[list[TeacherPair], dict]:
+    """The captioning backend of ``c`` (the captioning section) describes the patches of
+    selection CSVs (``mpp``: µm/px of a patch at its size_px, tiling's target); a failed or
+    too short reply is skipped and counted."""
     from ..captioning.backends import make_backend
     from ..captioning.items import read_selection
     from ..captioning.prompts import load_templates
 
-    c = cfg.captioning
-    mpp = cfg.tiling.geometry()[1]
     items = [it for s in selections for it in read_selection(s, patches_root, mpp)]
     backend = make_backend(c)
     templates = load_templates(c.prompt_version, c.prompts_dir)

@@ -52,6 +52,14 @@ def file_ids_from_sheet(sample_sheet: str | os.PathLike | None) -> dict[str, str
     return {row["slide_id"]: row["file_id"] for _, row in rows if row.get("file_id")}
 
 
+def run_file_ids(sample_sheet: str | os.PathLike | None,
+                 file_ids_table: str | os.PathLike | None) -> dict[str, str]:
+    """slide_id -> file_id of a run: dataset.file_ids, then the sample sheet's `file_id`
+    column (it wins, as in build_dataset). Read when the DAG is built, so the ids themselves
+    are rule build_dataset's params: editing either table reruns it."""
+    return {**read_file_ids(file_ids_table), **file_ids_from_sheet(sample_sheet)}
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
