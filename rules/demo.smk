@@ -1,5 +1,7 @@
 # Embedded demo: synthetic Aperio slides with ground truth (only when demo.enabled and no
 # real slides are configured), their label table, and the holdout zero-shot benchmark.
+from pathgen.demo import workflow as demo_workflow
+
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
 # What shapes one demo slide: not n_slides, the holdout share or the benchmark settings, so
 # growing the cohort never redraws a slide (pathgen/demo/cohort.py).
@@ -15,6 +17,8 @@ DEMO_BENCHMARK_KEYS = {
 }
 DEMO_BENCHMARK_SETTINGS = CFG.demo.model_dump(mode="json", include=DEMO_BENCHMARK_KEYS)
 DEMO_ZS = L.demo_zeroshot_files()
+# The holdout slides' SVS + ground truth the benchmark is cut from (made by make_demo_slide).
+DEMO_HOLDOUT_SOURCES = demo_workflow.holdout_sources(CFG, HOLDOUT_IDS)
 
 if CFG.uses_demo:
     ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS["classes"])])
@@ -78,7 +82,7 @@ if CFG.uses_demo:
         params:
             demo=DEMO_SLIDE_SETTINGS,
             benchmark=DEMO_BENCHMARK_SETTINGS,
-            holdout=HOLDOUT_IDS,
+            sources=DEMO_HOLDOUT_SOURCES,
             tiling=CFG.tiling.model_dump(mode="json"),
         script:
             "../workflow_scripts/demo_benchmark.py"

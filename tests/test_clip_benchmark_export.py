@@ -264,6 +264,7 @@ def test_clip_benchmark_cli_scores_the_export_as_pathgen(tmp_path):
     pathgen on CPU."""
     from pathgen.demo.benchmark import demo_benchmark
     from pathgen.demo.generate import generate_demo
+    from pathgen.demo.workflow import holdout_sources
     from pathgen.zeroshot.export import export_benchmark
     from pathgen.zeroshot.run import evaluate_benchmark
 
@@ -273,8 +274,9 @@ def test_clip_benchmark_cli_scores_the_export_as_pathgen(tmp_path):
                                      "width_px": 1536, "height_px": 1024, "holdout_fraction": 0.5,
                                      "zeroshot_min_purity": 0.75},
                             "tiling": {"patch_size_um": 64, "target_mpp": 1.0}})
-    generate_demo(demo)
-    demo_benchmark(demo)
+    generate_demo(demo.demo)
+    src = holdout_sources(demo)
+    demo_benchmark(demo.demo, demo.tiling, src["slides"], src["regions"], tmp_path / "demo" / "zeroshot")
     bench = tmp_path / "demo" / "zeroshot"
     torch.set_num_threads(1)
     cfg = _cfg(tmp_path, bench, _demo_checkpoint(bench, tmp_path / "final.pt"), 0)

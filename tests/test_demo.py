@@ -145,13 +145,14 @@ def test_cohort_is_stable_as_it_grows():
 
 def test_generate_and_benchmark(tmp_path):
     from pathgen.demo.benchmark import demo_benchmark
+    from pathgen.demo.workflow import holdout_sources
 
     cfg = validate_config({"results_dir": str(tmp_path / "res"),
                            "demo": {"out_dir": str(tmp_path / "demo"), "n_slides": 4,
                                     "width_px": 1536, "height_px": 1024, "holdout_fraction": 0.5,
                                     "zeroshot_min_purity": 0.75},
                            "tiling": {"patch_size_um": 64, "target_mpp": 1.0}})
-    generate_demo(cfg)
+    generate_demo(cfg.demo)
     lay = Layout(cfg)
     rows = list(csv.DictReader(open(lay.demo_labels)))
     # holdout_fraction 0.5: case_001 (demo_001 + demo_002) and case_002 (demo_003) held out
@@ -161,10 +162,11 @@ def test_generate_and_benchmark(tmp_path):
         has_tumor = any(f["properties"]["classification"]["name"] == "tumor" for f in gj["features"])
         assert has_tumor == (r["label"] == "tumor")
     mtime = lay.demo_slide("demo_000").stat().st_mtime_ns
-    generate_demo(cfg)  # rerun keeps finished slides
+    generate_demo(cfg.demo)  # rerun keeps finished slides
     assert lay.demo_slide("demo_000").stat().st_mtime_ns == mtime
 
-    info = demo_benchmark(cfg)
+    src = holdout_sources(cfg)
+    info = demo_benchmark(cfg.demo, cfg.tiling, src["slides"], src["regions"], lay.demo_zeroshot_dir)
     zs = tmp_path / "demo" / "zeroshot"
     man = list(csv.DictReader(open(zs / "manifest.csv")))
     assert man and {m["slide_id"] for m in man} <= {"demo_001", "demo_002", "demo_003"}

@@ -84,7 +84,7 @@ def demo(tmp_path_factory):
     cfg = validate_config({"results_dir": str(d / "res"),
                            "demo": {"out_dir": str(d / "demo"), "n_slides": 3, "width_px": 1536,
                                     "height_px": 1024}})
-    ids = generate_demo(cfg)
+    ids = generate_demo(cfg.demo)
     return cfg, ids, d
 
 

@@ -1,8 +1,10 @@
-"""Snakemake script for rule demo_labels (logic: pathgen.demo.generate.write_labels)."""
+"""Snakemake script for rule demo_labels (logic: pathgen.demo.generate.write_labels); the demo
+section comes from the rule's params."""
 
-from pathgen.config import validate_config
+from pathgen.config.inputs import DemoConfig
 from pathgen.demo.generate import write_labels
 from pathgen.logs import setup_logging
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-write_labels(validate_config(snakemake.config), snakemake.output.labels)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm.log[0])
+write_labels(DemoConfig.model_validate(sm.params.demo), sm.output.labels)

@@ -15,5 +15,5 @@ def run(ctx, slide) -> dict:
     from ..demo.generate import generate_one
 
     L = ctx.layout
-    info = generate_one(ctx.cfg, slide, L.demo_slide(slide), L.demo_regions(slide))
+    info = generate_one(ctx.cfg.demo, slide, L.demo_slide(slide), L.demo_regions(slide))
     return {k: info[k] for k in ("label", "split") if k in info}

@@ -23,7 +23,9 @@ import numpy as np
 import openslide
 
 from ..atomic import atomic_dir
-from ..config import ConfigError, PathgenConfig
+from ..config import ConfigError
+from ..config.inputs import DemoConfig
+from ..config.tiling import TilingConfig
 from ..paths import CLASSES_JSON, MANIFEST_CSV, PROMPTS_CONCH_JSON, TEMPLATE_FILE, Layout
 from .classes import BY_CODE, TISSUE_CLASSES
 from .generate import rasterize_regions
@@ -138,17 +140,14 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
             "patch_um": patch_um, "target_mpp": target_mpp}
 
 
-def demo_benchmark(cfg: PathgenConfig, out_dir: Path | None = None) -> dict:
-    """The benchmark for a config: the demo's holdout slides (cohort.py), tiling geometry."""
-    from .cohort import demo_holdout_ids
-
-    lay = Layout(cfg)
-    d = cfg.demo
-    hold = demo_holdout_ids(d.n_slides, d.holdout_fraction, d.seed)
-    if not hold:
+def demo_benchmark(demo: DemoConfig, tiling: TilingConfig, slides: dict[str, Path],
+                   regions: dict[str, Path], out_dir: Path) -> dict:
+    """The benchmark cut from the holdout demo ``slides`` (slide_id -> SVS; ``regions``: their
+    ground truth) at the tiling geometry, with the `demo` section's zeroshot_* settings."""
+    if not slides:
         raise ConfigError("no holdout slides: set demo.holdout_fraction > 0")
-    um, mpp, px = cfg.tiling.geometry()
-    d = cfg.demo
-    return build_benchmark({s: lay.demo_slide(s) for s in hold}, {s: lay.demo_regions(s) for s in hold},
-                           Path(out_dir or lay.demo_zeroshot_dir), um, mpp, px, d.zeroshot_min_purity,
-                           d.zeroshot_max_per_class, d.zeroshot_stride, d.zeroshot_template, d.seed)
+    um, mpp, px = tiling.geometry()
+    return build_benchmark({s: Path(p) for s, p in slides.items()},
+                           {s: Path(p) for s, p in regions.items()}, Path(out_dir), um, mpp, px,
+                           demo.zeroshot_min_purity, demo.zeroshot_max_per_class, demo.zeroshot_stride,
+                           demo.zeroshot_template, demo.seed)

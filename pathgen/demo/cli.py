@@ -53,16 +53,20 @@ def _slides(args) -> int:
     from .generate import generate_demo
 
     cfg = _cfg(args)
-    done = generate_demo(cfg, args.slide or None, force=args.force)
+    done = generate_demo(cfg.demo, args.slide or None, force=args.force)
     print(f"{len(done)} demo slides in {cfg.demo.out_dir / 'slides'}")
     return 0
 
 
 def _benchmark(args) -> int:
+    from ..paths import Layout
     from .benchmark import demo_benchmark
+    from .workflow import holdout_sources
 
     cfg = _cfg(args)
-    info = demo_benchmark(cfg, args.output)
+    src = holdout_sources(cfg)
+    info = demo_benchmark(cfg.demo, cfg.tiling, src["slides"], src["regions"],
+                          args.output or Layout(cfg).demo_zeroshot_dir)
     print(json.dumps(info["counts"]))
     return 0
 

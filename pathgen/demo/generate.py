@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 
 from ..atomic import write_json, write_text
-from ..config import ConfigError, PathgenConfig
+from ..config import ConfigError
+from ..config.inputs import DemoConfig
+from ..paths import demo_labels_file, demo_slide_files
 from ..tiling.polygons import valid_geometry
 from .aperio import write_aperio_svs
 from .cohort import DemoSlide, demo_cohort  # noqa: F401 (re-exported)
@@ -26,9 +28,9 @@ from .synth import LR, generate_slide
 log = logging.getLogger(__name__)
 
 
-def cohort_for(cfg: PathgenConfig) -> dict[str, DemoSlide]:
-    d = cfg.demo
-    return {s.slide_id: s for s in demo_cohort(d.n_slides, d.holdout_fraction, d.seed)}
+def cohort_for(demo: DemoConfig) -> dict[str, DemoSlide]:
+    """slide_id -> its case, label and split, for the `demo` section's cohort."""
+    return {s.slide_id: s for s in demo_cohort(demo.n_slides, demo.holdout_fraction, demo.seed)}
 
 
 def labels_csv_text(cohort: list[DemoSlide]) -> str:
@@ -41,8 +43,8 @@ def labels_csv_text(cohort: list[DemoSlide]) -> str:
     return buf.getvalue()
 
 
-def write_labels(cfg: PathgenConfig, path: str | Path) -> Path:
-    write_text(path, labels_csv_text(list(cohort_for(cfg).values())))
+def write_labels(demo: DemoConfig, path: str | Path) -> Path:
+    write_text(path, labels_csv_text(list(cohort_for(demo).values())))
     return Path(path)
 
 
@@ -107,14 +109,15 @@ def rasterize_regions(geojson: dict, width: int, height: int, scale: int) -> np.
 
 
 # -- one slide / the whole demo ----------------------------------------------------------------
-def generate_one(cfg: PathgenConfig, slide_id: str, svs_path: str | Path,
+def generate_one(demo: DemoConfig, slide_id: str, svs_path: str | Path,
                  regions_path: str | Path) -> dict:
-    """Draw demo slide `slide_id` and write its SVS and ground-truth GeoJSON (atomically)."""
-    cohort = cohort_for(cfg)
+    """Draw demo slide `slide_id` of the `demo` section's cohort and write its SVS and
+    ground-truth GeoJSON (atomically)."""
+    cohort = cohort_for(demo)
     if slide_id not in cohort:
-        raise ConfigError(f"{slide_id!r} is not a demo slide id (demo.n_slides={cfg.demo.n_slides}: "
-                          f"demo_000..demo_{cfg.demo.n_slides - 1:03d})")
-    d, rec = cfg.demo, cohort[slide_id]
+        raise ConfigError(f"{slide_id!r} is not a demo slide id (demo.n_slides={demo.n_slides}: "
+                          f"demo_000..demo_{demo.n_slides - 1:03d})")
+    d, rec = demo, cohort[slide_id]
     t0 = time.perf_counter()
     slide = generate_slide(d.seed, rec.index, rec.label == "tumor", d.width_px, d.height_px, d.mpp)
     if slide.label != rec.label:  # cannot happen with the forced tumour focus; guard the contract
@@ -131,19 +134,17 @@ def generate_one(cfg: PathgenConfig, slide_id: str, svs_path: str | Path,
             "draw_s": t1 - t0, "write_s": t2 - t1, **slide.meta}
 
 
-def generate_demo(cfg: PathgenConfig, slide_ids: list[str] | None = None, force: bool = False) -> list[str]:
-    """Write all (or the given) demo slides plus slide_labels.csv; finished slides are kept."""
-    from ..paths import Layout
-
-    lay = Layout(cfg)
-    cohort = cohort_for(cfg)
+def generate_demo(demo: DemoConfig, slide_ids: list[str] | None = None, force: bool = False) -> list[str]:
+    """Write all (or the given) demo slides plus slide_labels.csv under demo.out_dir; finished
+    slides are kept."""
     done = []
-    for sid in slide_ids or list(cohort):
-        svs, reg = lay.demo_slide(sid), lay.demo_regions(sid)
+    for sid in slide_ids or list(cohort_for(demo)):
+        files = demo_slide_files(demo.out_dir, sid)
+        svs, reg = files["slide"], files["regions"]
         if not force and svs.exists() and reg.exists():
             log.info("%s exists, kept (use --force to redraw)", svs)
         else:
-            generate_one(cfg, sid, svs, reg)
+            generate_one(demo, sid, svs, reg)
         done.append(sid)
-    write_labels(cfg, lay.demo_labels)
+    write_labels(demo, demo_labels_file(demo.out_dir))
     return done
