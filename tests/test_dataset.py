@@ -99,6 +99,22 @@ def test_reader_tolerates_WSI_id_and_explains(tmp_path):
         read_pathgen_json(p)
 
 
+def test_reader_takes_json_lines_through_the_validated_reader(tmp_path):
+    """One caption object per line is read too (pathgen.jsonl_store.read_jsonl); a bad line is
+    named by file and line number."""
+    p = tmp_path / "release.jsonl"
+    p.write_text('{"wsi_id": "A", "position": ["1", "2"], "caption": "c1"}\n\n'
+                 '{"wsi_id": "B", "position": ["3", "4"], "caption": "c2", "file_id": "u"}\n')
+    assert read_pathgen_json(p) == [{"wsi_id": "A", "x": 1, "y": 2, "caption": "c1", "file_id": None},
+                                    {"wsi_id": "B", "x": 3, "y": 4, "caption": "c2", "file_id": "u"}]
+    p.write_text('{"wsi_id": "A", "position": ["1", "2"], "caption": "c1"}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"neither JSON .* line 2: expected a JSON object"):
+        read_pathgen_json(p)
+    p.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="line 1 is not UTF-8"):
+        read_pathgen_json(p)
+
+
 @pytest.mark.parametrize("sep", ["\t", ","])
 def test_csv_reads_back_with_recorded_separator(tmp_path, two_slides, sep):
     _, files = two_slides

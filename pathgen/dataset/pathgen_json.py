@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..atomic import write_json
+from ..jsonl_store import read_jsonl
 
 
 def to_release(records: list[dict], file_ids: dict[str, str] | None = None) -> list[dict]:
@@ -37,22 +38,27 @@ def _get(item: dict, name: str):
     return item[lower[name.lower()]] if name.lower() in lower else None
 
 
+def _load(path: Path):
+    """The file's JSON document, or its records when it is JSON Lines (one caption object per
+    line, read by the one validated JSONL reader)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        json_err = err
+    try:
+        return list(read_jsonl(path))
+    except ValueError as err:
+        raise ValueError(f"{path} is neither JSON ({json_err}) nor JSON Lines ({err}); expected a list of "
+                         '{"wsi_id", "position": ["x", "y"], "caption"} objects') from None
+
+
 def read_pathgen_json(path: str | Path) -> list[dict]:
     """Load a PathGen release JSON (ours or the original) into
     ``{wsi_id, x, y, caption, file_id}`` dicts; errors say which item and key is wrong."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"PathGen JSON {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        try:  # tolerate JSON Lines
-            data = [json.loads(ln) for ln in lines]
-        except json.JSONDecodeError:
-            raise ValueError(f"{path} is not JSON ({err}); expected a list of "
-                             '{"wsi_id", "position": ["x", "y"], "caption"} objects') from None
+    data = _load(path)
     if isinstance(data, dict):
         for key in ("data", "annotations", "items"):
             if isinstance(data.get(key), list):
