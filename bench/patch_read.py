@@ -154,6 +154,7 @@ def bench_ceiling(path, coords, size0, workers) -> tuple[float, int]:
 
 
 def peak_rss_extraction(path, coords, size0, workers) -> dict:
+    from pathgen.config.features import FeaturesConfig
     from pathgen.features.extract import extract_features
     from pathgen.tiling.h5io import coords_attrs, write_coords
 
@@ -185,8 +186,8 @@ def peak_rss_extraction(path, coords, size0, workers) -> dict:
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         t = time.perf_counter()
-        extract_features(path, cpath, Path(tmp) / "f.h5", "tiny-demo", batch_size=64,
-                         num_workers=workers, device="cpu")
+        extract_features(path, cpath, Path(tmp) / "f.h5", "tiny-demo",
+                         FeaturesConfig(batch_size=64, num_workers=workers, device="cpu"))
         secs = time.perf_counter() - t
         stop.set()
         th.join()

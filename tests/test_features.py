@@ -13,7 +13,9 @@ import torch
 from pathgen.cli import main as pathgen_main
 from pathgen.encoders import load_encoder
 from pathgen.features import read_features
-from pathgen.features.extract import _partial_path, extract_features
+from pathgen.config.features import FeaturesConfig
+from pathgen.features.extract import extract_features
+from pathgen.paths import features_partial_file
 from pathgen.features.h5io import FeaturesFileError, ROOT_ATTRS
 from pathgen.reading import TiledJpegReader
 from pathgen.tiling.h5io import coords_attrs, read_coords, write_coords
@@ -48,7 +50,7 @@ def slide(tmp_path_factory):
 def test_features_file_contract(slide, enc, tmp_path):
     path, cpath, _ = slide
     out = tmp_path / "features_tiny-demo" / "s1.h5"
-    summary = extract_features(path, cpath, out, enc, batch_size=3, num_workers=0)
+    summary = extract_features(path, cpath, out, enc, FeaturesConfig(batch_size=3, num_workers=0))
     coords, cattrs = read_coords(cpath)
     feats, fcoords, attrs = read_features(out)
     assert summary["n_patches"] == len(coords) == 20
@@ -69,14 +71,14 @@ def test_features_file_contract(slide, enc, tmp_path):
         patches = r.read_patches(coords[[0, 7]], cattrs["patch_size_level0"], enc.image_size)
     direct = enc.encode_images(enc.normalize_uint8(torch.from_numpy(patches))).numpy()
     assert np.allclose(feats[[0, 7]], direct, atol=1e-4)
-    assert not _partial_path(out).exists()
+    assert not features_partial_file(out).exists()
 
 
 def test_workers_and_float16_give_same_features(slide, enc, tmp_path):
     path, cpath, _ = slide
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    extract_features(path, cpath, a, enc, batch_size=4, num_workers=0)
-    extract_features(path, cpath, b, enc, batch_size=5, num_workers=2, dtype="float16")
+    extract_features(path, cpath, a, enc, FeaturesConfig(batch_size=4, num_workers=0))
+    extract_features(path, cpath, b, enc, FeaturesConfig(batch_size=5, num_workers=2, dtype="float16"))
     fa, _, _ = read_features(a)
     fb, _, attrs = read_features(b)
     assert fb.dtype == np.float16 and attrs["dtype"] == "float16"
@@ -107,23 +109,23 @@ def test_resume_after_crash(slide, enc, tmp_path, monkeypatch):
 
     monkeypatch.setattr(enc, "encode_images", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        extract_features(path, cpath, out, enc, batch_size=4, num_workers=0)
-    assert not out.exists() and _partial_path(out).exists()
+        extract_features(path, cpath, out, enc, FeaturesConfig(batch_size=4, num_workers=0))
+    assert not out.exists() and features_partial_file(out).exists()
     monkeypatch.setattr(enc, "encode_images", real)
-    summary = extract_features(path, cpath, out, enc, batch_size=4, num_workers=0)
+    summary = extract_features(path, cpath, out, enc, FeaturesConfig(batch_size=4, num_workers=0))
     assert summary["encoded"] == 20 - 8  # two batches of 4 were kept
     ref = tmp_path / "ref.h5"
-    extract_features(path, cpath, ref, enc, batch_size=4, num_workers=0)
+    extract_features(path, cpath, ref, enc, FeaturesConfig(batch_size=4, num_workers=0))
     assert np.allclose(read_features(out)[0], read_features(ref)[0], atol=1e-6)
 
 
 def test_partial_from_other_settings_is_discarded(slide, enc, tmp_path):
     path, cpath, _ = slide
     out = tmp_path / "d.h5"
-    with h5py.File(_partial_path(out), "w") as f:
+    with h5py.File(features_partial_file(out), "w") as f:
         f.attrs["pathgen_run_key"] = "something else"
         f.create_dataset("done", data=np.ones(20, bool))
-    summary = extract_features(path, cpath, out, enc, batch_size=8, num_workers=0)
+    summary = extract_features(path, cpath, out, enc, FeaturesConfig(batch_size=8, num_workers=0))
     assert summary["encoded"] == 20
 
 

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from pathgen.cli import main
+from pathgen.config.features import FeaturesConfig
 from pathgen.config.tiling import TilingConfig
 from pathgen.demo.aperio import write_aperio_svs
 from pathgen.demo.synth import generate_slide
@@ -136,7 +137,7 @@ def test_mil_loader_finds_features(upsampled, tmp_path):
     svs, d = upsampled
     feats = tmp_path / "features_tiny-demo"
     extract_features(svs, d / "coords" / "slideA.h5", feats / "slideA.h5", "tiny-demo",
-                     batch_size=8, num_workers=0, device="cpu", dtype="float16")
+                     FeaturesConfig(batch_size=8, num_workers=0, device="cpu", dtype="float16"))
     assert main(["export", "clam", "--features", str(feats), "--out", str(tmp_path / "clam")]) == 0
     n = len(read_coords(d / "coords" / "slideA.h5")[0])
     bag, _ = clam_mil_load(tmp_path / "clam", "slideA")

@@ -302,7 +302,9 @@ def enc():
 
 def test_features_finalised_by_rename_not_copy(feat_slide, enc, tmp_path, monkeypatch):
     from pathgen.features import read_features
-    from pathgen.features.extract import _partial_path, extract_features
+    from pathgen.config.features import FeaturesConfig
+    from pathgen.features.extract import extract_features
+    from pathgen.paths import features_partial_file
 
     slide, coords, n = feat_slide
     out = tmp_path / "f" / "s1.h5"
@@ -316,9 +318,9 @@ def test_features_finalised_by_rename_not_copy(feat_slide, enc, tmp_path, monkey
         return real_replace(src, dst)
 
     monkeypatch.setattr("pathgen.features.extract.os.replace", replace)
-    extract_features(slide, coords, out, enc, batch_size=32, num_workers=0)
+    extract_features(slide, coords, out, enc, FeaturesConfig(batch_size=32, num_workers=0))
     assert os.stat(out).st_ino == seen["ino"]  # the partial itself became the output
-    assert not _partial_path(out).exists()
+    assert not features_partial_file(out).exists()
     import h5py
 
     with h5py.File(out, "r") as f:
@@ -328,7 +330,9 @@ def test_features_finalised_by_rename_not_copy(feat_slide, enc, tmp_path, monkey
 
 def test_features_failed_rename_keeps_finished_partial(feat_slide, enc, tmp_path, monkeypatch):
     from pathgen.features import read_features
-    from pathgen.features.extract import FeatureWriteError, _partial_path, extract_features
+    from pathgen.config.features import FeaturesConfig
+    from pathgen.features.extract import FeatureWriteError, extract_features
+    from pathgen.paths import features_partial_file
 
     slide, coords, n = feat_slide
     out = tmp_path / "s1.h5"
@@ -338,14 +342,14 @@ def test_features_failed_rename_keeps_finished_partial(feat_slide, enc, tmp_path
 
     monkeypatch.setattr("pathgen.features.extract.os.replace", broken)
     with pytest.raises(FeatureWriteError) as ei:
-        extract_features(slide, coords, out, enc, batch_size=32, num_workers=0)
-    assert_refused(ei, str(_partial_path(out)), "complete and kept", "rerun")
-    assert _partial_path(out).exists() and not out.exists()
+        extract_features(slide, coords, out, enc, FeaturesConfig(batch_size=32, num_workers=0))
+    assert_refused(ei, str(features_partial_file(out)), "complete and kept", "rerun")
+    assert features_partial_file(out).exists() and not out.exists()
     monkeypatch.undo()
-    summary = extract_features(slide, coords, out, enc, batch_size=32, num_workers=0)
+    summary = extract_features(slide, coords, out, enc, FeaturesConfig(batch_size=32, num_workers=0))
     assert summary["encoded"] == 0  # nothing re-encoded: the finished partial was kept
     ref = tmp_path / "ref.h5"
-    extract_features(slide, coords, ref, enc, batch_size=32, num_workers=0)
+    extract_features(slide, coords, ref, enc, FeaturesConfig(batch_size=32, num_workers=0))
     assert np.allclose(read_features(out)[0], read_features(ref)[0], atol=1e-6)
 
 
@@ -354,12 +358,13 @@ import resource, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 import torch; torch.set_num_threads(1)
+from pathgen.config.features import FeaturesConfig
 from pathgen.features.extract import extract_features
 limit = int(sys.argv[1])
 if limit:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes past it: EFBIG
-extract_features({slide!r}, {coords!r}, sys.argv[2], "tiny-demo", batch_size=8, num_workers=0,
-                 device="cpu")
+extract_features({slide!r}, {coords!r}, sys.argv[2], "tiny-demo",
+                 FeaturesConfig(batch_size=8, num_workers=0, device="cpu"))
 print("OK")
 """
 
@@ -369,26 +374,28 @@ def test_features_write_error_is_clear_and_no_segfault(feat_slide, enc, tmp_path
     exit 1 with the path and errno, no SIGSEGV, the incomplete partial removed, a finished
     neighbour untouched, and the rerun succeeds."""
     from pathgen.features import read_features
-    from pathgen.features.extract import _partial_path, extract_features
+    from pathgen.config.features import FeaturesConfig
+    from pathgen.features.extract import extract_features
+    from pathgen.paths import features_partial_file
 
     slide, coords, n = feat_slide
     script = tmp_path / "fill.py"
     script.write_text(FILL_UP.format(repo=str(REPO), slide=str(slide), coords=str(coords)))
     d = tmp_path / "features_tiny-demo"
     done = d / "done.h5"
-    extract_features(slide, coords, done, enc, batch_size=32, num_workers=0)
+    extract_features(slide, coords, done, enc, FeaturesConfig(batch_size=32, num_workers=0))
     done_bytes = done.read_bytes()
     out = d / "s1.h5"
     proc = subprocess.run([PY, str(script), str(40_000), str(out)], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])  # not -11 / 139
     err = proc.stderr
-    assert "FeatureWriteError" in err and str(_partial_path(out)) in err, err[-3000:]
+    assert "FeatureWriteError" in err and str(features_partial_file(out)) in err, err[-3000:]
     assert f"errno {errno.EFBIG} EFBIG" in err and "then rerun" in err
-    assert not out.exists() and not _partial_path(out).exists()
+    assert not out.exists() and not features_partial_file(out).exists()
     assert done.read_bytes() == done_bytes  # finished work untouched
     assert sorted(p.name for p in d.iterdir()) == ["done.h5"]
-    extract_features(slide, coords, out, enc, batch_size=32, num_workers=0)  # the rerun
+    extract_features(slide, coords, out, enc, FeaturesConfig(batch_size=32, num_workers=0))  # the rerun
     assert np.allclose(read_features(out)[0], read_features(done)[0], atol=1e-6)
 
 

@@ -19,16 +19,15 @@ def encoder(ctx):
         fc = ctx.cfg.features
         # reading workers take their own processes; torch gets the job's remaining cores
         set_torch_threads(max(1, ctx.threads - fc.num_workers))
-        ctx.cache["encoder"] = load_encoder(fc.encoder, ctx.cfg, fc.device)
+        ctx.cache["encoder"] = load_encoder(ctx.cfg.encoder_spec(fc.encoder), device=fc.device,
+                                            name=fc.encoder)
     return ctx.cache["encoder"]
 
 
 def run(ctx, slide) -> dict:
     from ..features.extract import extract_features
 
-    fc, L = ctx.cfg.features, ctx.layout
+    L = ctx.layout
     res = extract_features(ctx.slide_path(slide), L.coords(slide), L.features(slide),
-                           encoder=encoder(ctx), cfg=ctx.cfg, batch_size=fc.batch_size,
-                           num_workers=fc.num_workers, device=fc.device, dtype=fc.dtype,
-                           reader=fc.reader, tile_cache_mb=fc.tile_cache_mb, progress=False)
+                           encoder(ctx), ctx.cfg.features, progress=False)
     return {"n_patches": res["n_patches"]}

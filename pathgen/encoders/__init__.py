@@ -43,9 +43,11 @@ def resolve_spec(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None) -> 
 
 
 def load_encoder(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None,
-                 device: str = "cpu") -> Encoder:
-    """Build an encoder on ``device`` ('auto' = cuda if available), in eval mode."""
-    name, spec = resolve_spec(spec_or_name, cfg)
+                 device: str = "cpu", name: str | None = None) -> Encoder:
+    """Build an encoder on ``device`` ('auto' = cuda if available), in eval mode. ``name``:
+    the config's name of a resolved spec (it is part of :attr:`Encoder.identifier`)."""
+    resolved, spec = resolve_spec(spec_or_name, cfg)
+    name = name or resolved
     dev = resolve_device(device)
     enc = builder_for(spec.kind)(name, spec, dev)
     enc.autocast_dtype = resolve_autocast_dtype(spec.precision, dev)

@@ -33,13 +33,9 @@ def register(subparsers) -> None:
     e.set_defaults(func=_list)
 
 
-def _pick(flag, default):
-    return default if flag is None else flag
-
-
 def _run(args: argparse.Namespace) -> int:
     from ..cli import config_from_args
-    from ..encoders import EncoderError
+    from ..encoders import EncoderError, load_encoder
     from ..logs import progress_enabled
     from ..reading import ReadError
     from ..tiling.h5io import CoordsFileError
@@ -47,15 +43,14 @@ def _run(args: argparse.Namespace) -> int:
     from .extract import extract_features, set_torch_threads
 
     cfg = config_from_args(args)
-    fc = cfg.features
+    fc = cfg.features.model_copy(update={k: v for k, v in {
+        "encoder": args.encoder, "batch_size": args.batch_size, "num_workers": args.workers,
+        "device": args.device, "dtype": args.dtype, "reader": args.reader}.items() if v is not None})
     set_torch_threads(args.threads)
     try:
-        summary = extract_features(
-            args.slide, args.coords, args.out, encoder=_pick(args.encoder, fc.encoder), cfg=cfg,
-            batch_size=_pick(args.batch_size, fc.batch_size),
-            num_workers=_pick(args.workers, fc.num_workers), device=_pick(args.device, fc.device),
-            dtype=_pick(args.dtype, fc.dtype), reader=_pick(args.reader, fc.reader),
-            tile_cache_mb=fc.tile_cache_mb, progress=progress_enabled())
+        enc = load_encoder(fc.encoder, cfg, fc.device)  # unknown names list the known ones
+        summary = extract_features(args.slide, args.coords, args.out, enc, fc,
+                                   progress=progress_enabled())
     except (EncoderError, CoordsFileError, SlideError, ReadError) as err:
         print(f"pathgen features: {err}", file=sys.stderr)
         return 2

@@ -31,7 +31,9 @@ import h5py
 import numpy as np
 import torch
 
+from ..config.features import EncoderSpec, FeaturesConfig
 from ..encoders import Encoder, load_encoder
+from ..paths import features_partial_file
 from ..reading import open_reader
 from ..reading.loader import PatchBatches, patch_loader
 from ..tiling.h5io import read_coords
@@ -39,10 +41,6 @@ from .h5io import create_datasets, root_attrs, write_features
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 16  # batches between flushes of the partial file
-
-
-def _partial_path(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
 
 
 class FeatureWriteError(OSError):
@@ -242,20 +240,23 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 
 
 def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
-                     out: str | os.PathLike, encoder: Encoder | str = "tiny-demo", cfg=None,
-                     batch_size: int = 64, num_workers: int = 1, device: str = "auto",
-                     dtype: str = "float32", reader: str = "auto", tile_cache_mb: int = 256,
-                     progress: bool = False) -> dict[str, Any]:
-    """Encode every patch of ``coords_path`` on ``slide`` into ``out``; returns a summary."""
-    out = Path(out)
+                     out: str | os.PathLike, encoder: Encoder | EncoderSpec | str = "tiny-demo",
+                     fcfg: FeaturesConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Encode every patch of ``coords_path`` on ``slide`` into ``out``; returns a summary.
+
+    ``encoder``: a loaded :class:`Encoder` (a chunk job loads it once), an ``EncoderSpec`` or
+    a built-in encoder name (loaded on ``fcfg.device``). ``fcfg``: the reading/batching knobs
+    (batch_size, num_workers, device, dtype, reader, tile_cache_mb; its ``encoder`` is unused)."""
+    fcfg = fcfg or FeaturesConfig()
+    out, dtype = Path(out), fcfg.dtype
     coords, coords_attrs = read_coords(coords_path)
-    enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, cfg, device)
+    enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, device=fcfg.device)
     size0 = float(coords_attrs["patch_size_level0"])
     n, dim = len(coords), enc.embed_dim
     t0 = time.perf_counter()
 
     if n:
-        with open_reader(slide, reader, tile_cache_mb) as r:
+        with open_reader(slide, fcfg.reader, fcfg.tile_cache_mb) as r:
             read_desc = r.describe(size0, enc.image_size)
     else:  # nothing to read: do not require a readable slide for an empty file
         read_desc = {"reader": "none", "patch_size_level0": size0, "out_size": enc.image_size}
@@ -267,15 +268,14 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
         log.info("%s: no patches; wrote empty features file %s", slide, out)
         return {"slide": str(slide), "n_patches": 0, "seconds": 0.0, "out": str(out)}
 
-    partial = _partial_path(out)
+    partial = features_partial_file(out)
     partial.parent.mkdir(parents=True, exist_ok=True)
     key = _run_key(enc, preprocessing, dtype, coords)
     f, fh, done = _open_partial(partial, key, n, dim, dtype, coords, coords_attrs, attrs)
     todo = np.flatnonzero(~done)
     if f is not None:
         _check_space(partial, len(todo), dim, dtype)
-        _encode_into(f, fh, partial, slide, coords, size0, enc, batch_size, reader, tile_cache_mb,
-                     num_workers, dtype, todo, n, progress)
+        _encode_into(f, fh, partial, slide, coords, size0, enc, fcfg, todo, progress)
     try:
         os.replace(partial, out)  # same folder: atomic, the finished partial becomes `out`
     except OSError as err:
@@ -289,19 +289,20 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
             "out": str(out), "reader": read_desc}
 
 
-def _encode_into(f, fh, partial, slide, coords, size0, enc, batch_size, reader, tile_cache_mb,
-                 num_workers, dtype, todo, n, progress) -> None:
+def _encode_into(f, fh, partial, slide, coords, size0, enc, fcfg: FeaturesConfig, todo,
+                 progress) -> None:
     """Encode the ``todo`` rows into the open partial, then finish it (done mask and run key
     dropped, fsynced, closed). Write errors: FeatureWriteError, partial removed; any other
     error (a crash, Ctrl-C): the partial is closed and stays resumable."""
     closed = False
     try:
         ds, done_ds = f["features"], f["done"]
-        batches = PatchBatches(slide, coords, size0, enc.image_size, batch_size, reader,
-                               tile_cache_mb, indices=todo)
+        n, dtype = len(coords), fcfg.dtype
+        batches = PatchBatches(slide, coords, size0, enc.image_size, fcfg.batch_size, fcfg.reader,
+                               fcfg.tile_cache_mb, indices=todo)
         pin = enc.device.type == "cuda"
         with _progress(n, n - len(todo), progress, Path(slide).stem) as bar:
-            for i, (idx, patches) in enumerate(patch_loader(batches, num_workers, pin)):
+            for i, (idx, patches) in enumerate(patch_loader(batches, fcfg.num_workers, pin)):
                 feats = enc.encode_images(enc.normalize_uint8(patches)).cpu().numpy()
                 idx = idx.numpy()
                 order = np.argsort(idx)
