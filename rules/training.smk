@@ -19,7 +19,7 @@ if CFG.training.enabled:
 
     rule train_clip:
         input:
-            train_inputs(CFG),
+            **train_inputs(CFG),
         output:
             final=TRAIN_FILES["final"],
             meta=TRAIN_FILES["meta"],
@@ -68,7 +68,7 @@ if TRAIN_BASELINES:
 
     rule train_baseline:
         input:
-            get_baseline_train_inputs,
+            unpack(get_baseline_train_inputs),
         output:
             **{k: str(v) for k, v in BASELINE_L.training_outputs().items()},
         log:

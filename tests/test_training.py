@@ -14,7 +14,8 @@ from pathgen.config.training import TrainStage
 from pathgen.training.argv import build_argv, launcher, stage_paths
 from pathgen.training.curves import parse_out_log
 from pathgen.training.data import resolve_stage_data
-from pathgen.training.run import train
+from pathgen.training.run import train as train_on
+from pathgen.training.workflow import train_arguments
 
 # Smaller than pathgen-tiny-vit so one epoch takes seconds on a shared CPU.
 MICRO = {"embed_dim": 32,
@@ -49,6 +50,11 @@ def cfg_for(tmp_path: Path, **training):
                 warmup=1, workers=0, log_every_n_steps=1, lr=1e-3)
     base.update(training)
     return validate_config({"results_dir": str(tmp_path / "results"), "training": base})
+
+
+def train(cfg, baseline=None, **kw):
+    """run.train with the arguments `pathgen train` resolves from the whole config."""
+    return train_on(**train_arguments(cfg, baseline), **kw)
 
 
 def test_separator_from_dataset_card_is_passed_explicitly(tmp_path):

@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
+from test_training import train
 
 from pathgen.config import ConfigError, validate_config
 from pathgen.dataset.pathgen_json import write_pathgen_json
 from pathgen.paths import Layout
 from pathgen.report.comparison import compared_models, mil_rows, verdict, zeroshot_rows
 from pathgen.training.baselines import build_slide_text_dataset, read_slide_labels, slide_text_pairs
-from pathgen.training.run import train
-from pathgen.training.workflow import baseline_data_inputs, model_feature_encoders, train_inputs
+from pathgen.training.workflow import SLIDE_TEXT_SOURCES, baseline_data_inputs, model_feature_encoders, train_inputs
 
 SLIDES = {"s1": "tumor", "s2": "normal"}
 
@@ -39,6 +39,11 @@ def caption_dataset(root: Path, slides=("s1", "s2", "s3"), per_slide: int = 3) -
     return root
 
 
+def sources(ds: Path) -> dict[str, Path]:
+    """The caption-dataset files the baseline reads, in ``ds`` (as rule baseline_data passes them)."""
+    return {k: v for k, v in Layout.dataset_files(ds).items() if k in SLIDE_TEXT_SOURCES}
+
+
 def labels_csv(path: Path, labels=SLIDES) -> Path:
     pd.DataFrame({"case_id": [f"c_{s}" for s in labels], "slide_id": list(labels),
                   "label": list(labels.values())}).to_csv(path, index=False)
@@ -58,7 +63,7 @@ def test_pairs_are_the_same_patches_with_the_slide_sentence(tmp_path):
     ds = caption_dataset(tmp_path / "dataset")
     cfg = demo_cfg(tmp_path)
     st = cfg.training.slide_text
-    pairs, card = slide_text_pairs(ds, read_slide_labels(st.labels, "label"), st.sentence)
+    pairs, card = slide_text_pairs(sources(ds), read_slide_labels(st.labels, "label"), st.sentence)
     src = pd.read_csv(ds / "open_clip.csv", sep="\t")
     assert list(pairs["filepath"]) == list(src["filepath"][:6])  # s3 has no label: left out
     assert list(pairs["title"]) == ["A slide diagnosed as a malignant tumor."] * 3 + \
@@ -71,7 +76,9 @@ def test_build_writes_a_dataset_the_trainer_reads(tmp_path):
     labels_csv(tmp_path / "labels.csv", {**SLIDES, "s3": "normal"})  # every slide labelled
     caption_dataset(Layout(cfg).dataset_dir)
     out = Layout(cfg, "slide_text").training_data_files()
-    card = build_slide_text_dataset(cfg, out)
+    inputs = baseline_data_inputs(cfg)  # what rule baseline_data passes
+    card = build_slide_text_dataset(cfg.training.slide_text, {k: Path(inputs[k]) for k in SLIDE_TEXT_SOURCES},
+                                    Path(inputs["labels"]), out)
     written = pd.read_csv(out["csv"], sep=card["csv_separator"])
     assert len(written) == 9 and json.loads(out["card"].read_text())["baseline"] == "slide_text"
     # the baseline trains on it with the main CLIP's schedule, in its own folder
@@ -108,10 +115,10 @@ def test_inconsistent_or_unlabelled_datasets_are_clear_errors(tmp_path):
     cfg = demo_cfg(tmp_path)
     st = cfg.training.slide_text
     with pytest.raises(ConfigError, match="no captioned slide has a label"):
-        slide_text_pairs(ds, {"other": "tumor"}, st.sentence)
+        slide_text_pairs(sources(ds), {"other": "tumor"}, st.sentence)
     write_pathgen_json(ds / "pathgen.json", [{"slide_id": "s1", "x": 0, "y": 0, "caption": "c"}])
     with pytest.raises(ConfigError, match="rebuild the caption dataset"):
-        slide_text_pairs(ds, SLIDES, st.sentence)
+        slide_text_pairs(sources(ds), SLIDES, st.sentence)
     bad = tmp_path / "bad.csv"
     bad.write_text("slide,label\ns1,tumor\n")
     with pytest.raises(ConfigError, match="slide_id"):
@@ -138,8 +145,9 @@ def test_layout_and_workflow_inputs_of_a_baseline(tmp_path):
     L, B = Layout(cfg), Layout(cfg, "slide_text")
     assert B.training_final == L.training_dir / "baselines" / "slide_text" / "final.pt"
     assert B.warm_start_dir.is_relative_to(B.training_dir) and L.training_default_csv == L.dataset_csv
-    assert train_inputs(cfg, "slide_text") == sorted(str(p) for p in B.training_data_files().values())
-    assert train_inputs(cfg) == sorted([str(L.dataset_csv), str(L.dataset_card)])
+    pairs = B.training_data_files()
+    assert train_inputs(cfg, "slide_text") == {"default_csv": str(pairs["csv"]), "default_card": str(pairs["card"])}
+    assert train_inputs(cfg) == {"default_csv": str(L.dataset_csv), "default_card": str(L.dataset_card)}
     name = cfg.training.baseline_encoder("slide_text")
     enc = {"kind": "open_clip", "arch": "pathgen-tiny-vit"}
     with_mil = validate_config({

@@ -1,9 +1,16 @@
-"""Snakemake script for rule train_baseline (logic: pathgen.training.run.train, baseline=...)."""
+"""Snakemake script for rule train_baseline (logic: pathgen.training.run.train, baseline=...).
 
-from pathgen.config import validate_config
+As train_clip (the same params.training schedule), on the baseline's pairs (input) into its
+folder (output); only the training section is validated, not the whole config."""
+
+from pathlib import Path
+
+from pathgen.config.training import TrainingConfig
 from pathgen.logs import setup_logging
 from pathgen.training.run import train
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])
-train(validate_config(sm.config), threads=sm.threads, baseline=sm.wildcards.baseline)
+default_csv = getattr(sm.input, "default_csv", None)  # absent when every stage names its data
+train(TrainingConfig.model_validate(sm.params.training), Path(sm.output.final).parent,
+      Path(default_csv) if default_csv else None, threads=sm.threads, baseline=sm.wildcards.baseline)

@@ -1,8 +1,17 @@
-"""Snakemake script for rule train_clip (logic: pathgen.training.run.train)."""
+"""Snakemake script for rule train_clip (logic: pathgen.training.run.train).
 
-from pathgen.config import validate_config
+The job runs on what the rule passes: params.training (the training section, its rerun
+trigger), the default pairs from input, the training folder from output; it validates only
+the training section, not the whole config."""
+
+from pathlib import Path
+
+from pathgen.config.training import TrainingConfig
 from pathgen.logs import setup_logging
 from pathgen.training.run import train
 
-setup_logging(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
-train(validate_config(snakemake.config), threads=snakemake.threads)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm.log[0])
+default_csv = getattr(sm.input, "default_csv", None)  # absent when every stage names its data
+train(TrainingConfig.model_validate(sm.params.training), Path(sm.output.final).parent,
+      Path(default_csv) if default_csv else None, threads=sm.threads)

@@ -4,6 +4,7 @@
 label sentence (training.slide_text.template) instead of its own caption -- what a CLIP learns
 from slide-level report text alone. Rows follow the caption dataset's open_clip CSV; the slide
 of each row comes from the PathGen JSON written beside it in the same order (``wsi_id``).
+The caption dataset's files are given one by one (keys of paths.Layout.dataset_files).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_path, write_json
-from ..config import ConfigError, PathgenConfig
+from ..config import ConfigError
+from ..config.training import SlideTextConfig
 from ..dataset.pathgen_json import read_pathgen_json
-from ..paths import DATASET_CARD_JSON, OPEN_CLIP_CSV, PATHGEN_JSON, Layout
 from .data import read_pairs_csv, separator_for
-from .workflow import slide_text_labels
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,16 @@ def read_slide_labels(path: Path, column: str) -> dict[str, str]:
     return dict(zip(df["slide_id"], df[column]))
 
 
-def slide_text_pairs(dataset_dir: Path, labels: dict[str, str], sentence) -> tuple[pd.DataFrame, dict]:
-    """(pairs with the caption CSV's columns, counts): every image of the caption dataset with
-    ``sentence(label of its slide)``; patches of unlabelled slides are left out."""
-    card = _card(dataset_dir)
-    csv_path = Path(dataset_dir) / OPEN_CLIP_CSV
+def slide_text_pairs(dataset: dict[str, Path], labels: dict[str, str], sentence) -> tuple[pd.DataFrame, dict]:
+    """(pairs with the caption CSV's columns, counts): every image of the caption dataset
+    (``dataset``: its open_clip_csv, card_json and pathgen_json) with ``sentence(label of its
+    slide)``; patches of unlabelled slides are left out."""
+    card = _card(Path(dataset["card_json"]))
+    csv_path = Path(dataset["open_clip_csv"])
+    dataset_dir = csv_path.parent
     img_key, cap_key = card.get("csv_img_key", "filepath"), card.get("csv_caption_key", "title")
     df = read_pairs_csv(csv_path, separator_for(csv_path, None, img_key, cap_key), img_key, cap_key)
-    records = read_pathgen_json(Path(dataset_dir) / PATHGEN_JSON)
+    records = read_pathgen_json(Path(dataset["pathgen_json"]))
     if len(records) != len(df):
         raise ConfigError(f"{dataset_dir}: {len(df)} CSV rows but {len(records)} PathGen JSON "
                           "records; rebuild the caption dataset (rule build_dataset)")
@@ -60,7 +62,7 @@ def slide_text_pairs(dataset_dir: Path, labels: dict[str, str], sentence) -> tup
                     ", ".join(unlabelled[:10]))
     out = df.loc[keep, [img_key]].copy()
     # relative image paths (dataset.csv_paths: relative) are relative to the dataset folder
-    out[img_key] = [p if Path(p).is_absolute() else str((Path(dataset_dir) / p).resolve())
+    out[img_key] = [p if Path(p).is_absolute() else str((dataset_dir / p).resolve())
                     for p in out[img_key]]
     out[cap_key] = [sentence(labels[s]) for s, k in zip(slides, keep) if k]
     if out.empty:
@@ -73,24 +75,22 @@ def slide_text_pairs(dataset_dir: Path, labels: dict[str, str], sentence) -> tup
                  "csv_caption_key": cap_key, **counts}
 
 
-def _card(dataset_dir: Path) -> dict:
+def _card(path: Path) -> dict:
     import json
 
-    path = Path(dataset_dir) / DATASET_CARD_JSON
     if not path.is_file():
         raise FileNotFoundError(f"caption dataset card {path} does not exist (rule build_dataset)")
     return json.loads(path.read_text())
 
 
-def build_slide_text_dataset(cfg: PathgenConfig, out: dict[str, Path], dataset_dir: Path | None = None,
-                             labels: Path | None = None) -> dict:
-    """Write the slide_text baseline's open_clip CSV + card (``out``: Layout.training_data_files;
-    ``dataset_dir``/``labels`` default to the run's caption dataset and slide_text labels)."""
-    st = cfg.training.slide_text
-    src = Path(dataset_dir) if dataset_dir is not None else Layout(cfg).dataset_dir
-    table = read_slide_labels(Path(labels) if labels is not None else slide_text_labels(cfg),
-                              st.label_column)
-    pairs, card = slide_text_pairs(src, table, st.sentence)
+def build_slide_text_dataset(st: SlideTextConfig, dataset: dict[str, Path], labels: Path,
+                             out: dict[str, Path]) -> dict:
+    """Write the slide_text baseline's open_clip CSV + card (``out``: Layout.training_data_files)
+    from the caption dataset's files (``dataset``, see slide_text_pairs) and the CLAM labels
+    table ``labels``, with the training.slide_text settings ``st``."""
+    table = read_slide_labels(Path(labels), st.label_column)
+    pairs, card = slide_text_pairs(dataset, table, st.sentence)
+    src = Path(dataset["open_clip_csv"]).parent
     with atomic_path(out["csv"]) as tmp:
         pairs.to_csv(tmp, sep=card["csv_separator"], index=False)
     card = {"baseline": "slide_text", "source": str(src), **card}

@@ -46,6 +46,7 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..config.training import TrainStage
     from .run import describe, train
+    from .workflow import train_arguments
 
     cfg = config_from_args(args)
     updates = {}
@@ -61,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         setattr(cfg.training, key, value)
     if args.baseline and args.baseline not in cfg.training.baselines:
         cfg.training.baselines = [*cfg.training.baselines, args.baseline]
-    result = train(cfg, dry_run=args.dry_run, threads=args.threads, baseline=args.baseline)
+    result = train(**train_arguments(cfg, args.baseline), dry_run=args.dry_run, threads=args.threads)
     print(describe(result))
     if not args.dry_run:
         print(f"final checkpoint: {result.final}")
@@ -76,6 +77,7 @@ def _baseline_data(args: argparse.Namespace) -> int:
 
     from ..paths import Layout
     from .baselines import build_slide_text_dataset
+    from .workflow import SLIDE_TEXT_SOURCES, slide_text_labels
 
     cfg = config_from_args(args)
     if args.template:
@@ -84,6 +86,9 @@ def _baseline_data(args: argparse.Namespace) -> int:
         cfg.training.slide_text.template = args.template
     out = ({"csv": Path(args.out) / OPEN_CLIP_CSV, "card": Path(args.out) / DATASET_CARD_JSON}
            if args.out else Layout(cfg, "slide_text").training_data_files())
-    card = build_slide_text_dataset(cfg, out, args.dataset, args.labels)
+    dataset = Layout.dataset_files(args.dataset or Layout(cfg).dataset_dir)
+    labels = Path(args.labels) if args.labels else slide_text_labels(cfg)
+    card = build_slide_text_dataset(cfg.training.slide_text, {k: dataset[k] for k in SLIDE_TEXT_SOURCES},
+                                    labels, out)
     print(f"{card['n_pairs']} pairs from {card['n_slides']} slides -> {out['csv']}")
     return 0

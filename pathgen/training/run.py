@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_json
-from ..config import ConfigError, PathgenConfig
-from ..config.training import TrainingConfig, TrainStage
-from ..paths import Layout
+from ..config import ConfigError
+from ..config.training import BASELINES, TrainingConfig, TrainStage
+from ..paths import Layout, training_files, warm_start_files
 from .argv import StagePaths, build_argv, launcher, resolve_device, stage_paths
 from .curves import parse_out_log, plot_loss
 from .data import StageData, resolve_stage_data
@@ -96,23 +96,24 @@ def _run_torchrun(cmd: list[str], extra_configs: list[str]) -> None:
 class _Setup:
     """What every step of a training run shares: settings, paths, device and launcher."""
     tc: TrainingConfig
-    layout: Layout
+    training_dir: Path      # training/ or training/baselines/<baseline>/
+    default_csv: Path | None  # what a stage with empty `data` trains on
+    baseline: str | None
     device: str
     prefix: list[str]       # torchrun command (several GPUs), or [] (in-process)
     extra: list[str]        # extra model-config files (training.model_config_file)
 
     @property
-    def default_csv(self) -> Path:
-        return self.layout.training_default_csv
+    def encoder_name(self) -> str:
+        return self.tc.baseline_encoder(self.baseline) if self.baseline else self.tc.register_as
 
     @property
-    def encoder_name(self) -> str:
-        b = self.layout.baseline
-        return self.tc.baseline_encoder(b) if b else self.tc.register_as
+    def outputs(self) -> dict[str, Path]:
+        return training_files(self.training_dir, self.tc.name)
 
     @property
     def warm_files(self) -> dict[str, Path]:
-        return self.layout.warm_start_files()
+        return warm_start_files(self.training_dir, self.tc.name)
 
 
 @dataclass
@@ -128,12 +129,15 @@ class _StagePlan:
     restart: bool           # old checkpoints must be discarded first
 
 
-def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None,
+def train(tc: TrainingConfig, training_dir: Path, default_csv: Path | None = None, *,
+          dry_run: bool = False, threads: int | None = None,
           baseline: str | None = None) -> TrainResult:
-    """Run (or, with ``dry_run``, only plan) every stage; ``threads`` caps torch CPU threads.
-    ``baseline`` (one of training.baselines): the same stages and schedule, in that baseline's
-    folder, with its generated pairs in place of the caption dataset."""
-    setup = _set_up(cfg, threads, baseline)
+    """Run (or, with ``dry_run``, only plan) every stage of ``tc`` in ``training_dir``, writing
+    its outputs there (paths.training_files); ``threads`` caps torch CPU threads.
+    ``default_csv``: the pairs a stage with empty `data` trains on (the caption dataset's
+    open_clip CSV, or a baseline's pairs). ``baseline`` (e.g. slide_text): name the weights
+    as that baseline's encoder (training.register_as-<baseline>) in final.json."""
+    setup = _set_up(tc, Path(training_dir), default_csv, threads, baseline)
     result = TrainResult(final=None)
     previous, chain = None, ""
     for i, stage in enumerate(setup.tc.stages):
@@ -149,9 +153,15 @@ def train(cfg: PathgenConfig, dry_run: bool = False, threads: int | None = None,
     return result
 
 
-def _set_up(cfg: PathgenConfig, threads: int | None, baseline: str | None = None) -> _Setup:
+def _set_up(tc: TrainingConfig, training_dir: Path, default_csv: Path | None,
+            threads: int | None, baseline: str | None) -> _Setup:
     """Register pathgen's model configs, check the architecture, pick device and launcher."""
-    tc = cfg.training
+    if baseline is not None and baseline not in BASELINES:
+        raise ConfigError(f"unknown training baseline '{baseline}'; known: {', '.join(BASELINES)}")
+    no_data = [s.name for s in tc.stages if not s.data]
+    if no_data and default_csv is None:
+        raise ConfigError(f"training stages {no_data} have no `data` and no default dataset was "
+                          "given: set training.stages[].data or build the caption dataset")
     extra = [str(tc.model_config_file)] if tc.model_config_file else []
     register_model_configs(extra)
     check_arch(tc.arch)
@@ -159,10 +169,8 @@ def _set_up(cfg: PathgenConfig, threads: int | None, baseline: str | None = None
     prefix = launcher(tc, device)
     if threads and device == "cpu":
         torch.set_num_threads(threads)
-    if baseline is not None and baseline not in tc.baselines:
-        raise ConfigError(f"training baseline '{baseline}' is not in training.baselines "
-                          f"({tc.baselines}); add it there")
-    return _Setup(tc, Layout(cfg, baseline), device, prefix, extra)
+    return _Setup(tc, training_dir, Path(default_csv) if default_csv else None, baseline, device,
+                  prefix, extra)
 
 
 def _plan_stage(setup: _Setup, i: int, stage: TrainStage, previous: Path | None, chain: str,
@@ -170,7 +178,7 @@ def _plan_stage(setup: _Setup, i: int, stage: TrainStage, previous: Path | None,
     """Data, start weights, argv and fingerprint of stage ``i``; whether it is done, must
     restart, or warm-starts. ``chain``: the previous stage's identity."""
     tc = setup.tc
-    paths = stage_paths(setup.layout.training_dir, tc, stage)
+    paths = stage_paths(setup.training_dir, tc, stage)
     if i == 0:
         pretrained = tc.pretrained if dry_run else resolve_pretrained(tc.pretrained, tc.arch)
     else:
@@ -245,7 +253,7 @@ def _run_stage(setup: _Setup, stage: TrainStage, plan: _StagePlan) -> None:
 
 def _finish(setup: _Setup, result: TrainResult, last_checkpoint: Path, chain: str) -> None:
     """Export final.pt, keep it for a warm start, write the loss curve and final.json."""
-    outs = setup.layout.training_outputs()
+    outs = setup.outputs
     export_final(last_checkpoint, outs["final"])
     result.final = outs["final"]
     keep_for_warm_start(outs["final"], setup.warm_files, setup.tc, chain)
@@ -258,7 +266,7 @@ def _write_loss_curve(setup: _Setup, result: TrainResult, outs: dict[str, Path])
     tc = setup.tc
     points = []
     for stage in tc.stages:
-        out_log = stage_paths(setup.layout.training_dir, tc, stage).out_log
+        out_log = stage_paths(setup.training_dir, tc, stage).out_log
         if out_log.exists():
             points += parse_out_log(out_log, stage.name)
     if not points:
@@ -281,7 +289,7 @@ def _write_meta(setup: _Setup, result: TrainResult, last_checkpoint: Path,
     write_json(outs["meta"], {
         "checkpoint": str(outs["final"]), "source": str(last_checkpoint), "arch": tc.arch,
         "force_quick_gelu": tc.force_quick_gelu, "image_size": tc.image_size,
-        "initial_weights": tc.pretrained, "name": tc.name, "baseline": setup.layout.baseline,
+        "initial_weights": tc.pretrained, "name": tc.name, "baseline": setup.baseline,
         "warm_start": tc.warm_start, "warm_start_from": result.warm_start_from,
         "encoder": {setup.encoder_name: {"kind": "open_clip", "arch": tc.arch,
                                      "pretrained": str(outs["final"]),

@@ -1,4 +1,6 @@
-"""Helpers for rules/training.smk (kept here so the rules file holds only rules)."""
+"""Workflow glue of the training area (may take the whole config): parse-time helpers for
+rules/training.smk (kept here so the rules file holds only rules), what `pathgen train`
+resolves from the config, and the chunk-job entry of rule extract_model_features."""
 
 from __future__ import annotations
 
@@ -7,21 +9,41 @@ from pathlib import Path
 from ..config import ConfigError, PathgenConfig
 from ..paths import Layout
 
+# The caption-dataset files the slide_text baseline reads (keys of Layout.dataset_files).
+SLIDE_TEXT_SOURCES = ("open_clip_csv", "card_json", "pathgen_json")
 
-def train_inputs(cfg: PathgenConfig, baseline: str | None = None) -> list[str]:
-    """Files the training stages read: CSV sources (empty `data` = the generated dataset and
-    its card, or the baseline's pairs and card) and count.json of WebDataset sources."""
+
+def train_inputs(cfg: PathgenConfig, baseline: str | None = None) -> dict[str, str | list[str]]:
+    """Named inputs of rule train_clip / train_baseline: ``default_csv`` + ``default_card`` (the
+    caption dataset's, or the baseline's pairs; only when a stage has empty `data`), ``sources``
+    (CSV sources of the stages and count.json of WebDataset ones) and ``model_config``
+    (training.model_config_file, whose contents shape the architecture)."""
     L = Layout(cfg, baseline)
-    default = ([str(p) for p in L.training_data_files().values()] if baseline
-               else [str(L.dataset_csv), str(L.dataset_card)])
-    files: list[str] = []
-    for stage in cfg.training.stages:
-        if not stage.data:
-            files += default
-        files += [d for d in stage.data if d.lower().endswith((".csv", ".tsv"))]
-        files += [str(Layout.shards_count(d)) for d in stage.data
-                  if ".tar" in d and Layout.shards_count(d).exists()]
-    return sorted(set(files))
+    tc = cfg.training
+    files: dict[str, str | list[str]] = {}
+    if any(not s.data for s in tc.stages):
+        card = L.training_data_files()["card"] if baseline else L.dataset_card
+        files.update(default_csv=str(L.training_default_csv), default_card=str(card))
+    sources = {d for s in tc.stages for d in s.data if d.lower().endswith((".csv", ".tsv"))}
+    sources |= {str(Layout.shards_count(d)) for s in tc.stages for d in s.data
+                if ".tar" in d and Layout.shards_count(d).exists()}
+    if sources:
+        files["sources"] = sorted(sources)
+    if tc.model_config_file:
+        files["model_config"] = str(tc.model_config_file)
+    return files
+
+
+def train_arguments(cfg: PathgenConfig, baseline: str | None = None) -> dict:
+    """The arguments of pathgen.training.run.train for this config (what `pathgen train` passes;
+    the rules pass the same from their params, input and output)."""
+    if baseline is not None and baseline not in cfg.training.baselines:
+        raise ConfigError(f"training baseline '{baseline}' is not in training.baselines "
+                          f"({cfg.training.baselines}); add it there")
+    L = Layout(cfg, baseline)
+    default = L.training_default_csv if any(not s.data for s in cfg.training.stages) else None
+    return {"tc": cfg.training, "training_dir": L.training_dir, "default_csv": default,
+            "baseline": baseline}
 
 
 def slide_text_labels(cfg: PathgenConfig) -> Path:
@@ -36,10 +58,10 @@ def slide_text_labels(cfg: PathgenConfig) -> Path:
 
 
 def baseline_data_inputs(cfg: PathgenConfig) -> dict[str, str]:
-    """Inputs of rule baseline_data: the caption dataset (CSV, card) and the slide labels."""
-    L = Layout(cfg)
-    return {"csv": str(L.dataset_csv), "card": str(L.dataset_card),
-            "labels": str(slide_text_labels(cfg))}
+    """Inputs of rule baseline_data: the caption dataset's files it reads (SLIDE_TEXT_SOURCES)
+    and the slide labels."""
+    ds = Layout.dataset_files(Layout(cfg).dataset_dir)
+    return {**{k: str(ds[k]) for k in SLIDE_TEXT_SOURCES}, "labels": str(slide_text_labels(cfg))}
 
 
 def trained_models(cfg: PathgenConfig) -> dict[str, str | None]:
@@ -58,3 +80,28 @@ def model_feature_encoders(cfg: PathgenConfig) -> list[str]:
         return []
     trained = trained_models(cfg)
     return [e for e in mil.encoders if e in trained and e != cfg.features.encoder]
+
+
+def run_model_features(sm) -> dict:
+    """Job entry of rule extract_model_features (``sm``: Snakemake's `snakemake` object): the
+    `features` chunk stage with the trained model. The model's definition and the features
+    settings come from params.settings (the rerun trigger); the chunk runner (glue, as for
+    rule extract_features) takes the run's slides and folders from the workflow config."""
+    from ..chunk_run import StageContext, run_chunk
+    from ..config import validate_config
+    from ..logs import setup_logging
+    from .model_features import resolve_model_features
+
+    setup_logging(sm.log[0])
+    params = dict(sm.params.items())
+    mf = resolve_model_features(params["settings"], sm.input.weights)
+    if mf.name != sm.wildcards.model:
+        raise ConfigError(f"extract_model_features {sm.wildcards.model}: params.settings are of "
+                          f"encoder '{mf.name}'")
+    run_cfg = validate_config(sm.config, "the workflow config")
+    cfg = run_cfg.model_copy(update={"features": mf.features,
+                                     "encoders": {**run_cfg.encoders, mf.name: mf.spec}})
+    ctx = StageContext(cfg, settings=mf.settings, extra=params, threads=sm.threads,
+                       log_path=str(sm.log[0]))
+    return run_chunk("features", sm.wildcards.chunk, list(params["members"]), ctx, sm.output.done,
+                     on_error=cfg.on_slide_error)
