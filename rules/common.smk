@@ -3,7 +3,7 @@ from pathlib import Path
 
 from pathgen.chunk_run import retry_generation
 from pathgen.config.resources import RESOURCES_OF
-from pathgen.mil import api as mil_api
+from pathgen.mil import workflow as mil_workflow
 from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
 from pathgen.zeroshot.workflow import export_inputs, export_params, zeroshot_inputs, zeroshot_params
 from pathgen.workflow_env import put_checkout_on_pythonpath
@@ -66,7 +66,7 @@ def chunk_outputs(stage, chunks):
 def mil_feature_chunks(wc):
     """Chunk outcomes of the features a MIL task reads (none for a user's own folder): the
     task runs on the labelled slides whose features finished."""
-    if mil_api.get_task(CFG, wc.task).features_dir is not None:
+    if mil_workflow.get_task(CFG.evaluation.mil, wc.task).features_dir is not None:
         return []
     encoder = getattr(wc, "encoder", CFG.features.encoder)
     if encoder in model_feature_encoders(CFG):  # a trained CLIP's (rule extract_model_features)
@@ -96,15 +96,15 @@ def get_case_ids(wc):
 
 
 def get_mil_task_inputs(wc):
-    return mil_api.task_inputs(CFG, wc.task)
+    return mil_workflow.task_inputs(CFG, wc.task)
 
 
 def get_mil_task_settings(wc):
-    return mil_api.get_task(CFG, wc.task).model_dump(mode="json")
+    return mil_workflow.task_settings(CFG, wc.task)
 
 
 def get_mil_features_dir(wc):
-    return str(mil_api.task_features_dir(CFG, wc.task, wc.encoder))
+    return str(mil_workflow.task_features_dir(CFG, wc.task, wc.encoder))
 
 
 def get_zeroshot_inputs(wc):

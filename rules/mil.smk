@@ -6,7 +6,7 @@ MIL = CFG.evaluation.mil
 MIL_TASKS = list(MIL.tasks) if MIL.enabled else []
 
 if MIL_TASKS:
-    MIL_ENCODERS = mil_api.mil_encoders(CFG)
+    MIL_ENCODERS = mil_workflow.mil_encoders(CFG)
     MIL_TABLE = L.mil_table()
     MIL_RUN = L.mil_metrics("{task}", "{encoder}", "{model}")
     ALL_TARGETS.extend([str(MIL_TABLE["csv"]), str(MIL_TABLE["md"])])
@@ -59,13 +59,13 @@ if MIL_TASKS:
             settings=MIL.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
             task=get_mil_task_settings,
             features_dir=get_mil_features_dir,
-            slides=mil_api.slide_files(CFG, SLIDES),
+            slides=mil_workflow.slide_files(CFG, SLIDES),
         script:
             "../workflow_scripts/mil.py"
 
     rule mil_table:
         input:
-            metrics=[str(p) for p in mil_api.all_metrics_files(CFG)],
+            metrics=[str(p) for p in mil_workflow.all_metrics_files(CFG)],
         output:
             csv=MIL_TABLE["csv"],
             md=MIL_TABLE["md"],

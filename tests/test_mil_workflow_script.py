@@ -1,4 +1,4 @@
-"""Rule mil's script runs on what the rule passes it (params, input, output), not on the config."""
+"""Rules mil and mil_splits run on what the rule passes them (params, input, output), not on the config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pathgen.config import validate_config
-from pathgen.mil import api
+from pathgen.mil import workflow as mil_workflow
 from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.paths import Layout
 
@@ -28,25 +28,46 @@ def _cfg(tmp_path):
 
 def test_script_needs_no_config_and_matches_the_cli_entry_point(tmp_path):
     cfg = _cfg(tmp_path)
-    api.task_splits(cfg, "synth")
-    expected = api.task_benchmark(cfg, "synth", "synthenc", "abmil")
+    mil_workflow.config_task_splits(cfg, "synth")
+    expected = mil_workflow.task_benchmark(cfg, "synth", "synthenc", "abmil")
     L = Layout(cfg)
     out = tmp_path / "rule_out"
     mil = cfg.evaluation.mil
     # what rules/mil.smk passes (the same helpers its params call)
     sm = SimpleNamespace(
-        config={}, threads=1, log=[str(tmp_path / "mil.log")],
+        threads=1, log=[str(tmp_path / "mil.log")],
         wildcards=SimpleNamespace(task="synth", encoder="synthenc", model="abmil"),
         input=SimpleNamespace(features=[], splits=str(L.mil_splits_summary("synth"))),
         output=SimpleNamespace(metrics=str(Layout.mil_run_files(out)["metrics"])),
         params=SimpleNamespace(settings=mil.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
-                               task=api.get_task(cfg, "synth").model_dump(mode="json"),
-                               features_dir=str(api.task_features_dir(cfg, "synth", "synthenc")),
-                               slides=api.slide_files(cfg, {})))
+                               task=mil_workflow.task_settings(cfg, "synth"),
+                               features_dir=str(mil_workflow.task_features_dir(cfg, "synth", "synthenc")),
+                               slides=mil_workflow.slide_files(cfg, {})))
     runpy.run_path(str(REPO / "workflow_scripts" / "mil.py"), init_globals={"snakemake": sm})
     got = json.loads(Layout.mil_run_files(out)["metrics"].read_text())
     assert got["mean"] == expected["mean"] and got["task"] == "synth" and got["n_folds"] == 2
     assert Layout.mil_fold_files(out, 1)["checkpoint"].is_file()
+
+
+def test_splits_script_uses_params_only(tmp_path):
+    """rule mil_splits: the task and the seed from params (a non-default seed: the folds must
+    be the ones `pathgen mil-splits --task` writes with it), the folder from the output."""
+    import yaml
+
+    cfg = _cfg(tmp_path)
+    cfg.evaluation.mil.seed = 11
+    mil_workflow.config_task_splits(cfg, "synth")
+    L = Layout(cfg)
+    out = tmp_path / "rule_splits"
+    sm = SimpleNamespace(
+        log=[str(tmp_path / "s.log")], wildcards=SimpleNamespace(task="synth"),
+        input=SimpleNamespace(features=[]), output=SimpleNamespace(summary=str(out / L.mil_splits_summary("synth").name)),
+        params=SimpleNamespace(task=mil_workflow.task_settings(cfg, "synth"), seed=11))
+    runpy.run_path(str(REPO / "workflow_scripts" / "mil_splits.py"), init_globals={"snakemake": sm})
+    want, got = Layout.mil_split_files(L.mil_splits_dir("synth")), Layout.mil_split_files(out)
+    assert sorted(want) == sorted(got) == [0, 1]
+    assert all(got[k].read_text() == want[k].read_text() for k in want)
+    assert yaml.safe_load(Path(sm.output.summary).read_text())["n_folds"] == 2
 
 
 def test_task_settings_round_trip_through_params(tmp_path):

@@ -87,11 +87,11 @@ def _classes(arg: str | None, labels: Path, target: str, slide_table: Path | Non
 
 
 def _cmd_splits(args) -> int:
-    from .api import task_splits
     from .splits import make_splits
     from .labels import read_labels
+    from .workflow import config_task_splits
     if args.task:
-        paths = task_splits(config_from_args(args), args.task)
+        paths = config_task_splits(config_from_args(args), args.task)
     else:
         if not (args.labels and args.out):
             raise ConfigError("mil-splits needs --task, or --labels and --out")
@@ -127,7 +127,6 @@ def _cmd_table(args) -> int:
 def _cmd_mil(args) -> int:
     import torch
 
-    from .api import task_benchmark
     from .run import run_benchmark
     from .splits import make_splits
     from .labels import read_labels
@@ -148,9 +147,9 @@ def _cmd_mil(args) -> int:
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if args.task:
         from ..paths import Layout
-        from .api import task_splits
+        from .workflow import config_task_splits, task_benchmark
         if not Layout(cfg).mil_splits_summary(args.task).exists():
-            task_splits(cfg, args.task)
+            config_task_splits(cfg, args.task)
         for m in models:
             s = task_benchmark(cfg, args.task, args.encoder or cfg.features.encoder, m, args.device)
             _print(s)

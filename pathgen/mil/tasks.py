@@ -6,19 +6,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..config import ConfigError, PathgenConfig
-from ..config.evaluation import MilTaskConfig
-from ..paths import Layout
+from ..config import ConfigError
+from ..config.evaluation import MilConfig, MilTaskConfig
 
 log = logging.getLogger("pathgen.mil.api")
 
 
-def get_task(cfg: PathgenConfig, task: str) -> MilTaskConfig:
+def get_task(mil: MilConfig, task: str) -> MilTaskConfig:
+    """Task `task` of the evaluation.mil section."""
     try:
-        return cfg.evaluation.mil.tasks[task]
+        return mil.tasks[task]
     except KeyError:
         raise ConfigError(f"no MIL task '{task}' in evaluation.mil.tasks; defined: "
-                          f"{', '.join(cfg.evaluation.mil.tasks) or 'none'}") from None
+                          f"{', '.join(mil.tasks) or 'none'}") from None
 
 
 def task_table(t: MilTaskConfig, available: set[str] | None = None):
@@ -37,12 +37,12 @@ def task_table(t: MilTaskConfig, available: set[str] | None = None):
     return table
 
 
-def task_splits(cfg: PathgenConfig, task: str, available: set[str] | None = None) -> list[Path]:
+def task_splits(t: MilTaskConfig, out_dir: Path, seed: int, available: set[str] | None = None) -> list[Path]:
+    """The splits of task ``t`` (evaluation.mil.tasks.<task>) in ``out_dir`` (Layout.mil_splits_dir);
+    ``seed``: evaluation.mil.seed; ``available`` as in :func:`task_table`."""
     from .splits import make_splits
 
-    t = get_task(cfg, task)
-    table = task_table(t, available)
-    return make_splits(table, t.classes, Layout(cfg).mil_splits_dir(task), given=t.splits, folds=t.folds,
-                       val_fraction=t.val_fraction, seed=cfg.evaluation.mil.seed)
+    return make_splits(task_table(t, available), t.classes, Path(out_dir), given=t.splits, folds=t.folds,
+                       val_fraction=t.val_fraction, seed=seed)
 
 
