@@ -47,6 +47,98 @@ def canned_reply(body: dict) -> str:
     return DESCRIPTION if has_image else CAPTION
 
 
+def _completion(body: dict, text: str) -> bytes:
+    return json.dumps({"id": "mock", "object": "chat.completion", "model": body.get("model"),
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text}}]}).encode()
+
+
+def _refusal(fault: str, body: dict) -> tuple | None:
+    """(code, payload, headers) of a fault answered at once (before service), else None."""
+    if fault == "429" or fault.startswith("429:"):
+        after = fault.partition(":")[2] or "0.05"
+        return 429, b'{"error": "rate limited"}', [("Retry-After", after)]
+    if fault == "500":
+        return 500, b'{"error": "internal"}', ()
+    if fault in _ERRORS:
+        code, typ, msg = _ERRORS[fault]
+        err = {"object": "error", "message": msg.format(model=body.get("model")),
+               "type": typ, "param": None, "code": code}
+        return code, json.dumps(err).encode(), ()
+    return None
+
+
+# faults answered after the service time: a 200 whose body is broken
+_BROKEN_REPLIES = {"malformed": b"<html>upstream error</html>",
+                   "nochoices": b'{"id": "x", "object": "chat.completion"}'}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request of a :class:`MockChatServer` (reached as ``self.server.mock``)."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, like real servers
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def setup(self):
+        super().setup()
+        with self.server.mock.lock:
+            self.server.mock._conns.add(self.connection)
+
+    def finish(self):
+        with self.server.mock.lock:
+            self.server.mock._conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:  # cut by kill()
+            pass
+
+    def _send(self, code, payload: bytes, headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self):
+        mock = self.server.mock
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if mock.dead:  # killed: hang up without a reply, like a crashed server
+            self.close_connection = True
+            return
+        if self.path != "/v1/chat/completions":
+            return self._send(404, b'{"error": "not found"}')
+        body = json.loads(raw)
+        fault = mock._take_fault(body, self.headers)
+        refused = _refusal(fault, body)
+        if refused is not None:
+            return self._send(*refused)
+        with mock.slots:  # at most `capacity` in service; the rest queue here
+            if fault == "timeout":
+                time.sleep(mock.hang_s)
+            time.sleep(mock.latency_s * (2 if fault == "slow" else 1))
+        if fault in _BROKEN_REPLIES:
+            return self._send(200, _BROKEN_REPLIES[fault])
+        if mock.dead:  # killed while this request was in service
+            self.close_connection = True
+            return
+        try:
+            self._send(200, _completion(body, mock.reply(body)))
+        except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):  # clients hanging up: not news
+        pass
+
+
 class MockChatServer:
     def __init__(self, capacity: int = 32, latency_s: float = 0.2, faults=(), hang_s: float = 5.0,
                  reply=canned_reply, host: str = "127.0.0.1", port: int = 0, fault_for=None,
@@ -62,93 +154,24 @@ class MockChatServer:
         self.bodies: list[dict] = []
         self.dead = False
         self._conns: set = set()  # open client sockets (kill() cuts them)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, like real servers
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def setup(self):
-                super().setup()
-                with server.lock:
-                    server._conns.add(self.connection)
-
-            def finish(self):
-                with server.lock:
-                    server._conns.discard(self.connection)
-                try:
-                    super().finish()
-                except OSError:  # cut by kill()
-                    pass
-
-            def _send(self, code, payload: bytes, headers=()):
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if server.dead:  # killed: hang up without a reply, like a crashed server
-                    self.close_connection = True
-                    return
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, b'{"error": "not found"}')
-                body = json.loads(raw)
-                picked = server.fault_for(body) if server.fault_for else None
-                auth = self.headers.get("Authorization")
-                if server.api_key is not None and auth != f"Bearer {server.api_key}":
-                    picked = "401"
-                if server.served_models is not None and body.get("model") not in server.served_models:
-                    picked = "404model"
-                with server.lock:
-                    fault = picked or (server.faults.popleft() if server.faults else "ok")
-                    server.log.append((time.time(), fault))
-                    server.bodies.append(body)
-                    server.headers.append(dict(self.headers.items()))
-                if fault == "429" or fault.startswith("429:"):
-                    after = fault.partition(":")[2] or "0.05"
-                    return self._send(429, b'{"error": "rate limited"}', [("Retry-After", after)])
-                if fault == "500":
-                    return self._send(500, b'{"error": "internal"}')
-                if fault in _ERRORS:
-                    code, typ, msg = _ERRORS[fault]
-                    err = {"object": "error", "message": msg.format(model=body.get("model")),
-                           "type": typ, "param": None, "code": code}
-                    return self._send(code, json.dumps(err).encode())
-                with server.slots:  # at most `capacity` in service; the rest queue here
-                    if fault == "timeout":
-                        time.sleep(server.hang_s)
-                    time.sleep(server.latency_s * (2 if fault == "slow" else 1))
-                if fault == "malformed":
-                    return self._send(200, b"<html>upstream error</html>")
-                if fault == "nochoices":
-                    return self._send(200, b'{"id": "x", "object": "chat.completion"}')
-                if server.dead:  # killed while this request was in service
-                    self.close_connection = True
-                    return
-                text = server.reply(body)
-                payload = {"id": "mock", "object": "chat.completion", "model": body.get("model"),
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": text}}]}
-                try:
-                    self._send(200, json.dumps(payload).encode())
-                except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout)
-                    pass
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request, client_address):  # clients hanging up: not news
-                pass
-
-        self.httpd = Server((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
+        self.httpd = _Server((host, port), _Handler)
+        self.httpd.mock = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _take_fault(self, body: dict, headers) -> str:
+        """This request's fault (per-request pick, auth, served model, then the script) and
+        its record in log/bodies/headers."""
+        picked = self.fault_for(body) if self.fault_for else None
+        if self.api_key is not None and headers.get("Authorization") != f"Bearer {self.api_key}":
+            picked = "401"
+        if self.served_models is not None and body.get("model") not in self.served_models:
+            picked = "404model"
+        with self.lock:
+            fault = picked or (self.faults.popleft() if self.faults else "ok")
+            self.log.append((time.time(), fault))
+            self.bodies.append(body)
+            self.headers.append(dict(headers.items()))
+        return fault
 
     def settle(self, quiet_s: float = 0.2, timeout_s: float = 10.0) -> int:
         """Wait until no request has arrived for `quiet_s`; returns the request count.
