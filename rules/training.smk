@@ -5,7 +5,12 @@
 # in results/training/baselines/<baseline>/; the trained CLIPs' features feed the MIL tasks.
 import re
 
-from pathgen.training.workflow import baseline_data_inputs, model_feature_encoders, train_inputs
+from pathgen.training.workflow import (
+    baseline_data_inputs,
+    model_feature_encoders,
+    train_inputs,
+    train_params,
+)
 
 TRAIN_FILES = {k: str(v) for k, v in L.training_outputs().items()}
 TRAIN_BASELINES = list(CFG.training.baselines) if CFG.training.enabled else []
@@ -35,7 +40,7 @@ if CFG.training.enabled:
         resources:
             **res("train_clip"),
         params:
-            training=CFG.training.model_dump(mode="json", exclude={"baselines", "slide_text"}),
+            training=train_params(CFG),
         script:
             "../workflow_scripts/train_clip.py"
 
@@ -84,7 +89,7 @@ if TRAIN_BASELINES:
             **res("train_baseline"),
         params:
             # the same schedule as train_clip: a change there retrains both
-            training=CFG.training.model_dump(mode="json", exclude={"baselines", "slide_text"}),
+            training=train_params(CFG),
         script:
             "../workflow_scripts/train_baseline.py"
 

@@ -34,6 +34,13 @@ def train_inputs(cfg: PathgenConfig, baseline: str | None = None) -> dict[str, s
     return files
 
 
+def train_params(cfg: PathgenConfig) -> dict:
+    """params.training of rules train_clip and train_baseline (their rerun trigger): the whole
+    training section but the baselines' own data settings. Everything else that shapes the
+    model is a file (train_inputs) or a folder of the outputs."""
+    return cfg.training.model_dump(mode="json", exclude={"baselines", "slide_text"})
+
+
 def train_arguments(cfg: PathgenConfig, baseline: str | None = None) -> dict:
     """The arguments of pathgen.training.run.train for this config (what `pathgen train` passes;
     the rules pass the same from their params, input and output)."""
