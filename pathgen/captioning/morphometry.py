@@ -128,6 +128,75 @@ def _object_stats(labels: np.ndarray, grey: np.ndarray):
     return (area[present], cy[present], cx[present], ecc[present], mean_grey[present])
 
 
+def _white_and_tissue(img: np.ndarray, grey: np.ndarray, px_um2: float) -> tuple[np.ndarray, np.ndarray]:
+    """(white, tissue) masks: bright unsaturated pixels are white; white specks under 20 µm²
+    count as tissue."""
+    sat = img.max(axis=2) - img.min(axis=2)
+    white = (grey > WHITE_GREY) & (sat < WHITE_MAX_SAT)
+    tissue = morphology.remove_small_objects(~white, max_size=max(1, int(20 / px_um2)))
+    return ~tissue, tissue
+
+
+def _white_spaces(white: np.ndarray, px_um2: float, lumen_min_area_um2: float) -> dict:
+    """White areas: enclosed ones (lumina, vacuoles, fat cells) and all large compartments
+    (fat cells cut by the field edge are still fat; glass is one compartment beside tissue)."""
+    h, w = white.shape
+    _, _, wstats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=4)
+    w_area = wstats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    x0, y0 = wstats[1:, cv2.CC_STAT_LEFT], wstats[1:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + wstats[1:, cv2.CC_STAT_WIDTH], y0 + wstats[1:, cv2.CC_STAT_HEIGHT]
+    inner = (x0 > 0) & (y0 > 0) & (x1 < w) & (y1 < h)
+    big = inner & (w_area >= lumen_min_area_um2 / px_um2)
+    lumina = int(big.sum())
+    return {"lumina": lumina, "lumen_fraction": float(w_area[big].sum() / (h * w)) if lumina else 0.0,
+            "white_compartments": int((w_area >= FAT_MIN_UM2 / px_um2).sum())}
+
+
+@dataclass(frozen=True)
+class _Nuclei:
+    """The segmented H-positive objects, split into nuclei and debris, with the nuclei's
+    per-object measures and classes."""
+
+    mask: np.ndarray         # pixels of any H-positive object
+    cy: np.ndarray
+    cx: np.ndarray
+    is_nuc: np.ndarray       # per object
+    is_debris: np.ndarray    # per object
+    areas: np.ndarray        # per nucleus, µm²
+    ecc: np.ndarray          # per nucleus
+    dark: np.ndarray         # per nucleus: 1 - mean grey
+    px: float                # nuclear pixels
+    lymphoid: np.ndarray     # per nucleus
+    large: np.ndarray        # per nucleus
+
+
+def _nuclei(labels: np.ndarray, grey: np.ndarray, px_um2: float, nucleus_min_area_um2: float) -> _Nuclei:
+    area_px, cy, cx, ecc_all, grey_mean = _object_stats(labels, grey)
+    areas = area_px * px_um2
+    is_nuc = areas >= nucleus_min_area_um2
+    n_areas, ecc = areas[is_nuc], ecc_all[is_nuc]
+    lymphoid = (n_areas >= LYMPH_AREA_UM2[0]) & (n_areas <= LYMPH_AREA_UM2[1]) & (ecc < LYMPH_MAX_ECC)
+    return _Nuclei(labels > 0, cy, cx, is_nuc, (areas >= DEBRIS_MIN_UM2) & ~is_nuc, n_areas, ecc,
+                   1.0 - grey_mean[is_nuc], float(area_px[is_nuc].sum()), lymphoid,
+                   n_areas >= LARGE_NUCLEUS_UM2)
+
+
+def _nuclear_stats(n: _Nuclei, tissue_px: int, tissue_mm2: float) -> dict:
+    a, ecc, dark = n.areas, n.ecc, n.dark
+    nn = max(len(a), 1)
+    return dict(
+        nuclei=int(n.is_nuc.sum()), nuclei_per_mm2=float(n.is_nuc.sum() / tissue_mm2),
+        nuclear_area_um2=float(a.mean()) if len(a) else 0.0,
+        nuclear_area_p10_um2=float(np.percentile(a, 10)) if len(a) else 0.0,
+        nuclear_area_p90_um2=float(np.percentile(a, 90)) if len(a) else 0.0,
+        area_cv=_cv(a), eccentricity=float(ecc.mean()) if len(ecc) else 0.0,
+        eccentricity_cv=_cv(ecc), chromatin_darkness=float(dark.mean()) if len(dark) else 0.0,
+        nc_fraction=n.px / max(tissue_px, 1),
+        debris=int(n.is_debris.sum()), debris_per_mm2=float(n.is_debris.sum() / tissue_mm2),
+        spindle_fraction=float((ecc >= SPINDLE_ECC).sum() / nn), lymphoid_fraction=float(n.lymphoid.sum() / nn),
+        large_fraction=float(n.large.sum() / nn))
+
+
 def measure_patch(rgb: np.ndarray, mpp: float, nucleus_min_area_um2: float = 6.0,
                   lumen_min_area_um2: float = 150.0) -> Measurements:
     if rgb.ndim != 3 or rgb.shape[2] < 3:
@@ -139,61 +208,24 @@ def measure_patch(rgb: np.ndarray, mpp: float, nucleus_min_area_um2: float = 6.0
     px_um2 = mpp * mpp
     img = rgb.astype(np.float32) / 255.0
     grey = img.mean(axis=2)
-    sat = img.max(axis=2) - img.min(axis=2)
-    white = (grey > WHITE_GREY) & (sat < WHITE_MAX_SAT)
-    tissue = morphology.remove_small_objects(~white, max_size=max(1, int(20 / px_um2)))
-    white = ~tissue
+    white, tissue = _white_and_tissue(img, grey, px_um2)
     tissue_px = int(tissue.sum())
     tissue_mm2 = max(tissue_px * px_um2 / 1e6, 1e-9)
 
-    # White areas: enclosed ones (lumina, vacuoles, fat cells) and all large compartments
-    # (fat cells cut by the field edge are still fat; glass is one compartment beside tissue).
-    n_w, wl, wstats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=4)
-    w_area = wstats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    x0, y0 = wstats[1:, cv2.CC_STAT_LEFT], wstats[1:, cv2.CC_STAT_TOP]
-    x1, y1 = x0 + wstats[1:, cv2.CC_STAT_WIDTH], y0 + wstats[1:, cv2.CC_STAT_HEIGHT]
-    inner = (x0 > 0) & (y0 > 0) & (x1 < w) & (y1 < h)
-    big = inner & (w_area >= lumen_min_area_um2 / px_um2)
-    lumina = int(big.sum())
-    lumen_fraction = float(w_area[big].sum() / (h * w)) if lumina else 0.0
-    white_compartments = int((w_area >= FAT_MIN_UM2 / px_um2).sum())
-
     hed = color.rgb2hed(rgb)
     hema, eosin = hed[..., 0], hed[..., 1]
-    labels, _thr = segment_nuclei(hema, tissue, mpp)
-    area_px, cy, cx, ecc_all, grey_mean = _object_stats(labels, grey)
-    areas = area_px * px_um2
-    is_nuc = areas >= nucleus_min_area_um2
-    is_debris = (areas >= DEBRIS_MIN_UM2) & ~is_nuc
-    n_areas, ecc, dark = areas[is_nuc], ecc_all[is_nuc], 1.0 - grey_mean[is_nuc]
-    nuc_px = float(area_px[is_nuc].sum())
-    nuclear = labels > 0
-    spindle = ecc >= SPINDLE_ECC
-    lymphoid = (n_areas >= LYMPH_AREA_UM2[0]) & (n_areas <= LYMPH_AREA_UM2[1]) & (ecc < LYMPH_MAX_ECC)
-    large = n_areas >= LARGE_NUCLEUS_UM2
-    nn = max(len(n_areas), 1)
-
-    stroma_bg = tissue & ~nuclear
+    nuc = _nuclei(segment_nuclei(hema, tissue, mpp)[0], grey, px_um2, nucleus_min_area_um2)
+    stroma_bg = tissue & ~nuc.mask
     bg_px = max(int(stroma_bg.sum()), 1)
-    eos_frac = float((stroma_bg & (eosin > E_POS)).sum() / max(tissue_px, 1))
-    hema_frac = float((stroma_bg & (hema > H_CYTO)).sum() / bg_px)
-
-    blocks = _block_map(h, w, mpp, white, stroma_bg & (hema > H_CYTO), cy, cx, is_nuc, is_debris,
-                        lymphoid, large)
+    blocks = _block_map(h, w, mpp, white, stroma_bg & (hema > H_CYTO), nuc.cy, nuc.cx, nuc.is_nuc,
+                        nuc.is_debris, nuc.lymphoid, nuc.large)
     return Measurements(
         mpp=float(mpp), field_um=float(max(h, w) * mpp),
         tissue_fraction=tissue_px / (h * w), white_fraction=float(white.mean()),
-        nuclei=int(is_nuc.sum()), nuclei_per_mm2=float(is_nuc.sum() / tissue_mm2),
-        nuclear_area_um2=float(n_areas.mean()) if len(n_areas) else 0.0,
-        nuclear_area_p10_um2=float(np.percentile(n_areas, 10)) if len(n_areas) else 0.0,
-        nuclear_area_p90_um2=float(np.percentile(n_areas, 90)) if len(n_areas) else 0.0,
-        area_cv=_cv(n_areas), eccentricity=float(ecc.mean()) if len(ecc) else 0.0,
-        eccentricity_cv=_cv(ecc), chromatin_darkness=float(dark.mean()) if len(dark) else 0.0,
-        nc_fraction=nuc_px / max(tissue_px, 1), eosin_fraction=eos_frac, hema_fraction=hema_frac,
-        lumina=lumina, lumen_fraction=lumen_fraction, white_compartments=white_compartments,
-        debris=int(is_debris.sum()), debris_per_mm2=float(is_debris.sum() / tissue_mm2),
-        spindle_fraction=float(spindle.sum() / nn), lymphoid_fraction=float(lymphoid.sum() / nn),
-        large_fraction=float(large.sum() / nn), **blocks,
+        eosin_fraction=float((stroma_bg & (eosin > E_POS)).sum() / max(tissue_px, 1)),
+        hema_fraction=float((stroma_bg & (hema > H_CYTO)).sum() / bg_px),
+        **_white_spaces(white, px_um2, lumen_min_area_um2), **_nuclear_stats(nuc, tissue_px, tissue_mm2),
+        **blocks,
     )
 
 
