@@ -378,15 +378,15 @@ class Layout:
 
     def clip_benchmark_dataset(self, benchmark: str) -> Path:
         """The --dataset_root of `clip_benchmark eval --dataset wds/<benchmark>`."""
-        return self.clip_benchmark_dir / "wds" / benchmark
+        return clip_benchmark_paths(self.clip_benchmark_dir, benchmark)["dataset"]
 
     def clip_benchmark_model(self, model: str) -> Path:
         """An open_clip `local-dir:` model folder (open_clip_config.json + weights)."""
-        return self.clip_benchmark_dir / "models" / model
+        return clip_benchmark_paths(self.clip_benchmark_dir, "", model)["model"]
 
     def clip_benchmark_result(self, benchmark: str, model: str, prompting: str) -> Path:
         """Where the printed `clip_benchmark eval` command writes its --output."""
-        return self.clip_benchmark_dir / "results" / benchmark / model / f"results_{prompting}.json"
+        return clip_benchmark_paths(self.clip_benchmark_dir, benchmark, model, prompting)["result"]
 
     @staticmethod
     def clip_benchmark_files(dataset_root: Path) -> dict[str, Path]:
@@ -672,3 +672,12 @@ def warm_start_files(training_dir: str | Path, name: str) -> dict[str, Path]:
     """Layout.warm_start_files of run ``name`` in ``training_dir``."""
     warm = Path(training_dir) / name / WARM_START_DIR
     return {"checkpoint": warm / PREVIOUS_FINAL_PT, "meta": warm / PREVIOUS_FINAL_JSON}
+
+
+def clip_benchmark_paths(cb_dir: str | Path, benchmark: str, model: str = "",
+                         prompting: str = "") -> dict[str, Path]:
+    """Under the clip_benchmark folder (Layout.clip_benchmark_dir): a benchmark's wds dataset
+    root, a model's open_clip `local-dir:` folder and one `clip_benchmark eval` --output."""
+    d = Path(cb_dir)
+    return {"dataset": d / "wds" / benchmark, "model": d / "models" / model,
+            "result": d / "results" / benchmark / model / f"results_{prompting}.json"}

@@ -1,7 +1,6 @@
 # Zero-shot patch classification: one job per benchmark x model (all prompting modes),
 # then one combined table. Benchmarks and models come from evaluation.zeroshot.
-from pathgen.zeroshot.layout import model_names
-from pathgen.zeroshot.workflow import alternatives
+from pathgen.zeroshot.workflow import alternatives, model_names, run_params
 
 ZS = CFG.evaluation.zeroshot
 ZS_BENCHMARKS = list(ZS.benchmarks)
@@ -32,6 +31,7 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             **res("zeroshot"),
         params:
             settings=get_zeroshot_params,
+            run=run_params(CFG),
         script:
             "../workflow_scripts/zeroshot.py"
 

@@ -200,7 +200,7 @@ def _cfg(tmp_path, root, ckpt, bootstrap=20):
 def test_results_json_names_a_loadable_model(tmp_path):
     import open_clip
 
-    from pathgen.zeroshot.run import evaluate_benchmark
+    from pathgen.zeroshot.workflow import evaluate_benchmark
 
     root = tmp_path / "bench"
     for k, code in enumerate(("tumor", "normal")):
@@ -265,8 +265,8 @@ def test_clip_benchmark_cli_scores_the_export_as_pathgen(tmp_path):
     from pathgen.demo.benchmark import demo_benchmark
     from pathgen.demo.generate import generate_demo
     from pathgen.demo.workflow import holdout_sources
-    from pathgen.zeroshot.export import export_benchmark
-    from pathgen.zeroshot.run import evaluate_benchmark
+    from pathgen.zeroshot.workflow import config_export
+    from pathgen.zeroshot.workflow import evaluate_benchmark
 
     exe = _clip_benchmark_venv()
     demo = validate_config({"results_dir": str(tmp_path / "res"),
@@ -283,7 +283,7 @@ def test_clip_benchmark_cli_scores_the_export_as_pathgen(tmp_path):
     ours = evaluate_benchmark(cfg, "demo", "demo-ckpt")
     preds = pd.read_csv(tmp_path / "results/eval/zeroshot/demo/demo-ckpt/predictions_single.csv")
     assert preds["pred"].nunique() >= 3  # varied predictions: equal acc1 is informative
-    info = export_benchmark(cfg, "demo", ["demo-ckpt"])
+    info = config_export(cfg, "demo", ["demo-ckpt"])
     # clip_benchmark has no --device: it takes CUDA when visible; both sides run on the CPU
     env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}",
            "CUDA_VISIBLE_DEVICES": ""}

@@ -157,7 +157,7 @@ def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  #
     from pathgen.doctor import parse_minutes, submitted_rules
     from pathgen.paths import Layout
     from pathgen.training.workflow import model_feature_encoders
-    from pathgen.zeroshot.layout import model_names
+    from pathgen.zeroshot.workflow import model_names
 
     local, cl = Workspace(tmp_path / "local"), Workspace(tmp_path / "slurm")
     for ws in (local, cl):

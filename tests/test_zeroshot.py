@@ -220,7 +220,7 @@ def test_shipped_prompt_files_cover_presets():
 # -- end to end ------------------------------------------------------------------------------
 def test_evaluate_and_table_with_tiny_random_encoder(tmp_path):
     from pathgen.zeroshot.report import write_table
-    from pathgen.zeroshot.run import evaluate_benchmark
+    from pathgen.zeroshot.workflow import evaluate_benchmark
 
     torch.set_num_threads(1)
     root = tmp_path / "bench"
@@ -256,7 +256,7 @@ def test_evaluate_and_table_with_tiny_random_encoder(tmp_path):
 
 
 def test_models_default_and_workflow_inputs(tmp_path):
-    from pathgen.zeroshot.run import model_names, model_spec
+    from pathgen.zeroshot.workflow import model_names, model_spec
     from pathgen.zeroshot.workflow import zeroshot_inputs
 
     cfg = validate_config({"results_dir": str(tmp_path / "r"), "evaluation": {"zeroshot": {

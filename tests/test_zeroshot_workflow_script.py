@@ -1,5 +1,5 @@
-"""Rule zeroshot's script runs on the rule's params and output plus the evaluation.zeroshot
-section only (no whole-config validation), and matches `pathgen zeroshot`."""
+"""Rules zeroshot and zeroshot_export run on the rule's params, wildcards and output only (no
+workflow config), and match `pathgen zeroshot` / `pathgen zeroshot-export`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from PIL import Image
 
 from pathgen.config import validate_config
 from pathgen.paths import Layout
-from pathgen.zeroshot.run import evaluate_benchmark
-from pathgen.zeroshot.workflow import zeroshot_params
+from pathgen.zeroshot.workflow import evaluate_benchmark
+from pathgen.zeroshot.workflow import config_export, export_params, run_params, zeroshot_params
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,12 +31,12 @@ def test_script_uses_params_and_its_section_only(tmp_path):
     cfg = validate_config({"results_dir": str(tmp_path / "results"), "evaluation": {"zeroshot": section}})
     expected = evaluate_benchmark(cfg, "demo", "tiny-demo")
     out = tmp_path / "rule_out"
-    # config: only execution settings of the section (no benchmarks, no results_dir): the
-    # benchmark, the model and the output-shaping settings come from the params
+    # no config at all: the benchmark, the model and the output-shaping settings come from
+    # params.settings, how it runs (another batch size, the CPU) from params.run
+    run = {**run_params(cfg), "batch_size": 2, "device": "cpu"}
     sm = SimpleNamespace(
-        config={"evaluation": {"zeroshot": {"batch_size": 2, "device": "cpu"}}}, threads=1,
-        log=[str(tmp_path / "zs.log")], wildcards=SimpleNamespace(benchmark="demo", model="tiny-demo"),
-        params=SimpleNamespace(settings=zeroshot_params(cfg, "demo", "tiny-demo")),
+        threads=1, log=[str(tmp_path / "zs.log")], wildcards=SimpleNamespace(benchmark="demo", model="tiny-demo"),
+        params=SimpleNamespace(settings=zeroshot_params(cfg, "demo", "tiny-demo"), run=run),
         output=[str(Layout.zeroshot_run_files(out, p)["results"]) for p in cfg.evaluation.zeroshot.prompting])
     runpy.run_path(str(REPO / "workflow_scripts" / "zeroshot.py"), init_globals={"snakemake": sm})
     for mode, want in expected.items():
@@ -47,3 +47,33 @@ def test_script_uses_params_and_its_section_only(tmp_path):
         # the params' bootstrap (30, not the section default), so the CIs match too
         assert got["bootstrap"] == want["bootstrap"] == {"resamples": 30, "seed": 0}
         assert got["ci95"] == want["ci95"]
+
+
+def test_export_script_uses_params_only(tmp_path):
+    """rule zeroshot_export: benchmark, models, prompting, seed, batch size and folder from
+    params.export; the same dataset and commands as `pathgen zeroshot-export`."""
+    import shutil
+
+    torch.set_num_threads(1)
+    root = tmp_path / "bench"
+    for k, code in enumerate(("tumor", "normal")):
+        for i in range(3):
+            (root / code).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((16, 16, 3), 60 + 120 * k + i, np.uint8)).save(root / code / f"{i}.png")
+    section = {"benchmarks": {"demo": {"root": str(root), "max_images": 4}}, "models": ["tiny-demo"],
+               "batch_size": 3, "seed": 5, "prompting": ["single"]}
+    cfg = validate_config({"results_dir": str(tmp_path / "results"), "evaluation": {"zeroshot": section}})
+    L = Layout(cfg)
+    files = Layout.clip_benchmark_files(L.clip_benchmark_dataset("demo"))
+    expected = config_export(cfg, "demo", ["tiny-demo"])
+    want = {k: files[k].read_bytes() for k in ("export", "classnames", "templates", "nshards")}
+    shutil.rmtree(L.clip_benchmark_dir)
+    sm = SimpleNamespace(threads=1, log=[str(tmp_path / "x.log")], wildcards=SimpleNamespace(benchmark="demo"),
+                         input=SimpleNamespace(data=[str(root)], weights=[]), output=[str(files["export"])],
+                         params=SimpleNamespace(export=export_params(cfg, "demo")))
+    runpy.run_path(str(REPO / "workflow_scripts" / "zeroshot_export.py"), init_globals={"snakemake": sm})
+    assert {k: files[k].read_bytes() for k in want} == want
+    got = json.loads(files["export"].read_text())
+    assert got["n_images"] == expected["n_images"] == 4  # the params' subsample (max_images, seed)
+    assert "--batch_size 3" in got["commands"]["tiny-demo"]["single"]
+    assert (L.clip_benchmark_model("tiny-demo") / "open_clip_config.json").is_file()

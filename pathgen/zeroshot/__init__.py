@@ -2,8 +2,8 @@
 
 
 __all__ = ["Benchmark", "resolve_benchmark", "Samples", "load_samples", "bootstrap_ci",
-           "point_metrics", "class_embeddings", "ensemble_prompts", "evaluate_benchmark",
-           "result_path", "zeroshot_dir"]
+           "point_metrics", "class_embeddings", "ensemble_prompts", "evaluate",
+           "evaluate_benchmark"]
 
 from ..lazy import lazy_exports  # noqa: E402
 
@@ -16,8 +16,7 @@ _EXPORTS = {
     "point_metrics": ".metrics",
     "class_embeddings": ".prompts",
     "ensemble_prompts": ".prompts",
-    "evaluate_benchmark": ".run",
-    "result_path": ".run",
-    "zeroshot_dir": ".run",
+    "evaluate": ".run",
+    "evaluate_benchmark": ".workflow",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -60,7 +60,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .run import evaluate_benchmark, model_names
+    from .workflow import evaluate_benchmark, model_names
 
     cfg = config_from_args(args)
     zs = cfg.evaluation.zeroshot
@@ -97,12 +97,12 @@ def _benchmark_from_args(args: argparse.Namespace, cfg) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_benchmark
+    from .workflow import config_export
 
     if args.shard_size < 1:
         raise SystemExit("--shard-size must be >= 1")
     cfg = config_from_args(args)
-    info = export_benchmark(cfg, _benchmark_from_args(args, cfg), args.model, args.shard_size)
+    info = config_export(cfg, _benchmark_from_args(args, cfg), args.model, args.shard_size)
     print(f"{info['dataset']}: {info['n_images']} images in {info['n_shards']} shards")
     for model, cmds in info["commands"].items():
         for mode, cmd in cmds.items():

@@ -9,50 +9,45 @@ that score exactly what `pathgen zeroshot` scores.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..atomic import write_json
-from ..config import PathgenConfig
-from ..paths import Layout
-from .benchmarks import resolve_benchmark
+from ..config.evaluation import ZeroShotConfig
+from ..config.features import EncoderSpec
+from ..paths import Layout, clip_benchmark_paths
+from .benchmarks import Benchmark
 from .clip_benchmark import eval_command, export_dataset, model_arguments, needs_model_folder, shell
-from .layout import model_spec
 from .loaders import load_samples
 
 log = logging.getLogger(__name__)
 
 
-def export_benchmark(cfg: PathgenConfig, benchmark: str, models: list[str] = (),
+def export_benchmark(bm: Benchmark, zs: ZeroShotConfig, models: dict[str, EncoderSpec], out_dir: Path,
                      shard_size: int = 1000) -> dict:
-    zs = cfg.evaluation.zeroshot
-    if benchmark not in zs.benchmarks:
-        raise KeyError(f"benchmark '{benchmark}' is not declared under evaluation.zeroshot.benchmarks "
-                       f"(have: {', '.join(zs.benchmarks) or 'none'})")
-    lay = Layout(cfg)
-    bm = resolve_benchmark(benchmark, zs.benchmarks[benchmark])
+    """Export the resolved benchmark ``bm`` (and ``models``: name -> spec) under ``out_dir``
+    (Layout.clip_benchmark_dir) with evaluation.zeroshot's prompting, seed and batch size."""
     samples = load_samples(bm, zs.seed)  # the same (sub)sample pathgen zeroshot scores
-    root = lay.clip_benchmark_dataset(benchmark)
+    root = clip_benchmark_paths(out_dir, bm.name)["dataset"]
     info = export_dataset(bm, samples, root, shard_size)
     info["commands"] = {}
-    for name in models:
-        model_arg, pretrained_arg = _model_args(cfg, name, lay)
-        for mode in zs.prompting:  # clip_benchmark opens --output without creating folders
-            lay.clip_benchmark_result(benchmark, name, mode).parent.mkdir(parents=True, exist_ok=True)
+    for name, spec in models.items():
+        model_arg, pretrained_arg = _model_args(spec, clip_benchmark_paths(out_dir, bm.name, name)["model"])
+        results = {mode: clip_benchmark_paths(out_dir, bm.name, name, mode)["result"] for mode in zs.prompting}
+        for out in results.values():  # clip_benchmark opens --output without creating folders
+            out.parent.mkdir(parents=True, exist_ok=True)
         info["commands"][name] = {
-            mode: shell(eval_command(benchmark, root, model_arg, pretrained_arg,
-                                     lay.clip_benchmark_result(benchmark, name, mode),
+            mode: shell(eval_command(bm.name, root, model_arg, pretrained_arg, out,
                                      ensemble=mode == "ensemble", batch_size=zs.batch_size))
-            for mode in zs.prompting}
+            for mode, out in results.items()}
     write_json(Layout.clip_benchmark_files(root)["export"], info)
-    log.info("CLIP_benchmark dataset wds/%s in %s (%d images, %d shards)", benchmark, root,
+    log.info("CLIP_benchmark dataset wds/%s in %s (%d images, %d shards)", bm.name, root,
              info["n_images"], info["n_shards"])
     return info
 
 
-def _model_args(cfg: PathgenConfig, name: str, lay: Layout) -> tuple[str, str]:
-    spec = model_spec(cfg, name)
+def _model_args(spec: EncoderSpec, model_dir: Path) -> tuple[str, str]:
     if not needs_model_folder(spec):
         return model_arguments(spec)
     from ..encoders import load_encoder  # the encoder pathgen scores with: its exact weights
 
-    encoder = load_encoder(spec, cfg, device="cpu")
-    return model_arguments(spec, encoder, lay.clip_benchmark_model(name))
+    return model_arguments(spec, load_encoder(spec, device="cpu"), model_dir)

@@ -16,12 +16,10 @@ import torch
 
 from .. import __version__
 from ..atomic import atomic_path, write_json
-from ..config import ConfigError, PathgenConfig
 from ..config.evaluation import ZeroShotConfig
 from ..config.features import EncoderSpec
 from ..paths import Layout
-from .benchmarks import Benchmark, resolve_benchmark
-from .layout import model_names, model_spec, result_path, trained_spec, zeroshot_dir  # noqa: F401
+from .benchmarks import Benchmark
 from .loaders import Samples, load_samples
 from .metrics import bootstrap_ci, confusion, point_metrics, top_k_accuracy
 from .prompts import class_embeddings, ensemble_prompts, single_prompts
@@ -49,20 +47,6 @@ def score(image_emb: torch.Tensor, class_emb: torch.Tensor, logit_scale: float) 
     return torch.softmax(logits, dim=-1).numpy()
 
 
-def evaluate_benchmark(cfg: PathgenConfig, benchmark: str, model: str, encoder=None,
-                       bm: Benchmark | None = None) -> dict[str, dict]:
-    """`pathgen zeroshot`: evaluate() with the config's benchmark, model and Layout's folder."""
-    zs = cfg.evaluation.zeroshot
-    if bm is None:
-        if benchmark not in zs.benchmarks:
-            raise KeyError(f"benchmark '{benchmark}' is not declared under "
-                           f"evaluation.zeroshot.benchmarks (have: {', '.join(zs.benchmarks) or 'none'})")
-        bm = resolve_benchmark(benchmark, zs.benchmarks[benchmark])
-    # Without a caller's encoder the model must be defined: model_spec names the known ones.
-    spec = model_spec(cfg, model) if encoder is None else _spec_or_none(cfg, model)
-    return evaluate(bm, model, spec, zs, Layout(cfg).zeroshot_run_dir(benchmark, model), encoder)
-
-
 def evaluate(bm: Benchmark, model: str, spec: EncoderSpec | None, zs: ZeroShotConfig, out_dir: Path,
              encoder=None) -> dict[str, dict]:
     """Evaluate ``model`` (built from ``spec`` unless ``encoder`` is given) on ``bm`` for every
@@ -84,14 +68,6 @@ def evaluate(bm: Benchmark, model: str, spec: EncoderSpec | None, zs: ZeroShotCo
         results[mode] = write_run(Path(out_dir), mode, bm, model, encoder, samples, probs, prompts,
                                   zs.bootstrap, zs.seed, spec)
     return results
-
-
-def _spec_or_none(cfg: PathgenConfig, model: str) -> EncoderSpec | None:
-    """The model's spec; None for an encoder passed in by a caller under a name no config knows."""
-    try:
-        return model_spec(cfg, model)
-    except ConfigError:
-        return None
 
 
 def _clip_benchmark_model(spec: EncoderSpec | None, model: str) -> tuple[str, str]:
