@@ -118,6 +118,81 @@ async def _until_failure(tasks: list[asyncio.Task], writer: asyncio.Task) -> Bas
             return None
 
 
+_STOP = object()  # end of a queue
+
+
+class _ItemRun:
+    """The queues of one :func:`run_items` call: producer -> ``queue`` -> workers ->
+    ``results`` -> writer."""
+
+    def __init__(self, backend: Backend, s: AgentSettings, sink: Callable[[dict], None],
+                 on_record, concurrency: int, queue_size: int | None):
+        self.backend, self.s, self.sink, self.on_record = backend, s, sink, on_record
+        self.concurrency = concurrency
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size or 2 * concurrency)
+        self.results: asyncio.Queue = asyncio.Queue(maxsize=2 * concurrency)
+        self.done = 0
+        self.stranded: list[dict] = []  # finished records of workers stopped before handing them over
+
+    async def produce(self, items: Iterable[PatchItem]) -> None:
+        for item in items:  # lazy: pulls the next item only when there is room
+            await self.queue.put(item)
+        for _ in range(self.concurrency):
+            await self.queue.put(_STOP)
+
+    async def work(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is _STOP:
+                return
+            rec = await caption_item(item, self.backend, self.s)
+            try:
+                await self.results.put(rec)
+            except asyncio.CancelledError:  # stopped while the queue was full: still write it
+                self.stranded.append(rec)
+                raise
+
+    async def write(self) -> None:
+        while True:
+            rec = await self.results.get()
+            if rec is _STOP:
+                return
+            await asyncio.to_thread(self.sink, rec)
+            self.done += 1
+            if self.on_record is not None:
+                res = self.on_record(rec)
+                if asyncio.iscoroutine(res):
+                    await res
+
+    async def finish(self) -> None:
+        """After every finished record (the stranded ones too): stop the writer."""
+        for rec in self.stranded:
+            await self.results.put(rec)
+        await self.results.put(_STOP)
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _drain(run: _ItemRun, tasks: list[asyncio.Task], writer: asyncio.Task,
+                 extra: list[asyncio.Task]) -> None:
+    """Wait for the producer and workers (stopping them all at the first failure), write
+    every finished record, then raise that failure if there was one."""
+    failure = await _until_failure(tasks, writer)
+    if failure is not None:
+        await _cancel(tasks)
+        log.warning("captioning stops (%s, raised below); writing the %d finished "
+                    "record(s) first", type(failure).__name__, run.results.qsize() + len(run.stranded))
+    extra.append(asyncio.create_task(run.finish()))
+    await _until_failure(extra, writer)
+    await writer
+    if failure is not None:
+        raise failure
+
+
 async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettings,
                     sink: Callable[[dict], None], concurrency: int = 32,
                     queue_size: int | None = None,
@@ -131,72 +206,17 @@ async def run_items(items: Iterable[PatchItem], backend: Backend, s: AgentSettin
     already finished is still written, then that exception is raised."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    queue: asyncio.Queue = asyncio.Queue(maxsize=queue_size or 2 * concurrency)
-    results: asyncio.Queue = asyncio.Queue(maxsize=2 * concurrency)
-    done = 0
-    STOP = object()
-    stranded: list[dict] = []  # finished records of workers stopped before handing them over
-
-    async def producer():
-        for item in items:  # lazy: pulls the next item only when there is room
-            await queue.put(item)
-        for _ in range(concurrency):
-            await queue.put(STOP)
-
-    async def worker():
-        while True:
-            item = await queue.get()
-            if item is STOP:
-                return
-            rec = await caption_item(item, backend, s)
-            try:
-                await results.put(rec)
-            except asyncio.CancelledError:  # stopped while the queue was full: still write it
-                stranded.append(rec)
-                raise
-
-    async def writer():
-        nonlocal done
-        while True:
-            rec = await results.get()
-            if rec is STOP:
-                return
-            await asyncio.to_thread(sink, rec)
-            done += 1
-            if on_record is not None:
-                res = on_record(rec)
-                if asyncio.iscoroutine(res):
-                    await res
-
-    writer_task = asyncio.create_task(writer())
-    tasks = [asyncio.create_task(producer())] + [asyncio.create_task(worker())
-                                                 for _ in range(concurrency)]
-    extra: list[asyncio.Task] = []
+    run = _ItemRun(backend, s, sink, on_record, concurrency, queue_size)
+    writer_task = asyncio.create_task(run.write())
+    tasks = [asyncio.create_task(run.produce(items))] + [asyncio.create_task(run.work())
+                                                         for _ in range(concurrency)]
+    extra: list[asyncio.Task] = []  # the finishing task, once started
     try:
-        failure = await _until_failure(tasks, writer_task)
-        if failure is not None:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.warning("captioning stops (%s, raised below); writing the %d finished "
-                        "record(s) first", type(failure).__name__, results.qsize() + len(stranded))
-
-        async def finish():  # after every finished record
-            for rec in stranded:
-                await results.put(rec)
-            await results.put(STOP)
-
-        extra.append(asyncio.create_task(finish()))
-        await _until_failure(extra, writer_task)
-        await writer_task
-        if failure is not None:
-            raise failure
+        await _drain(run, tasks, writer_task, extra)
     except BaseException as err:
         if writer_task.done() and not writer_task.cancelled() and writer_task.exception() is err:
             log.error("captioning stops: a record could not be written (%s, raised below)",
                       type(err).__name__)
-        for t in tasks + extra + [writer_task]:
-            t.cancel()
-        await asyncio.gather(*tasks, *extra, writer_task, return_exceptions=True)
+        await _cancel(tasks + extra + [writer_task])
         raise
-    return done
+    return run.done
