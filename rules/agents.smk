@@ -5,6 +5,8 @@
 # captioning.backend: transformers, captioning.transformers.model: results/agents/describe/model.
 
 
+from pathgen.agents.workflow import build_data_params, train_params
+
 if CFG.agents.enabled:
 
     AGENTS_DATA = L.agents_data_files(L.agents_data_dir)
@@ -27,18 +29,10 @@ if CFG.agents.enabled:
         threads: threads_of("agents_build_data")
         resources:
             **res("agents_build_data"),
+        # params: agents.data, captioning, tiling's µm/px and the input and output folders
+        # (pathgen/agents/workflow.py)
         params:
-            out_dir=L.agents_data_dir,
-            patches_root=str(L.selection_patches_root()),
-            # teacher 'captions' reads the caption records, 'backend' the selection CSVs
-            captions_dir=str(L.captions_dir()),
-            selection_dir=str(L.selection_dir()),
-            # the teacher backend / llm corrupter (and the patches' µm/px) shape the data too
-            settings={
-                "data": CFG.agents.data.model_dump(mode="json"),
-                "captioning": CFG.captioning.model_dump(mode="json"),
-                "target_mpp": CFG.tiling.geometry()[1],
-            },
+            **build_data_params(CFG),
         script:
             "../workflow_scripts/agents_build_data.py"
 
@@ -59,8 +53,7 @@ if CFG.agents.enabled:
         resources:
             **res("agents_train"),
         params:
-            data_dir=L.agents_data_dir,
+            **train_params(CFG),
             run_dir=get_agents_run_dir,
-            settings=CFG.agents.train.model_dump(mode="json"),
         script:
             "../workflow_scripts/agents_train.py"

@@ -3,7 +3,7 @@
 # per-slide files; images/ and shards/*.tar are written beside the declared outputs and
 # reused on reruns.
 from pathgen.dataset.build import OUTPUTS as _DATASET_OUTPUTS
-from pathgen.dataset.build import run_file_ids
+from pathgen.dataset.workflow import build_dataset_params
 
 DATASET_FILES = {k: str(L.dataset_dir / v) for k, v in _DATASET_OUTPUTS.items()}
 ALL_TARGETS.extend(DATASET_FILES.values())
@@ -24,14 +24,10 @@ rule build_dataset:
     threads: threads_of("build_dataset")
     resources:
         **res("build_dataset"),
+    # params: the dataset settings, file ids and caption/feature folders (a change of any
+    # rebuilds the dataset; pathgen/dataset/workflow.py) and the output folder
     params:
+        **build_dataset_params(CFG),
         out_dir=get_dataset_out_dir,
-        images_root=str(CFG.dataset.images_root or (L.selection_dir() / "patches")),
-        # every dataset setting (caption_stage, dedup_cosine, ...): a change rebuilds the dataset
-        settings=CFG.dataset.model_dump(mode="json"),
-        # the ids themselves (sample sheet `file_id` column, dataset.file_ids): edits rebuild it
-        file_ids=run_file_ids(CFG.slides.sample_sheet, CFG.dataset.file_ids),
-        captions_dir=str(L.captions_dir()),
-        features_dir=str(L.features_dir()),
     script:
         "../workflow_scripts/build_dataset.py"
