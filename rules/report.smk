@@ -1,10 +1,13 @@
 # The one-page summary (self-contained HTML) — also the centrepiece of `snakemake --report`.
+from pathgen.report import workflow as report_workflow
 
 
 report: "report_workflow.rst"
 
 
 REPORT_HTML = L.report_html
+# The settings shown, the slides, their QC images and the stages' folders (rerun trigger).
+REPORT_PARAMS = report_workflow.report_params(CFG, SLIDE_IDS)
 ALL_TARGETS.append(str(REPORT_HTML))
 
 
@@ -27,5 +30,7 @@ rule build_report:
     threads: threads_of("build_report")
     resources:
         **res("build_report"),
+    params:
+        report=REPORT_PARAMS,
     script:
         "../workflow_scripts/build_report.py"

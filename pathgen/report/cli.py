@@ -18,21 +18,15 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
     """Report inputs; ``chunk_files``: the per-slide stages' chunk outcome files (their failed
     and blocked members are listed; default: every outcome file found for this layout)."""
     from ..paths import Layout
-    from ..slide_state import STAGES, failed_members
-    from .build import ReportInputs
+    from ..slide_state import STAGES
+    from .build import report_inputs
+    from .workflow import report_params
 
-    L = Layout(cfg)
     if chunk_files is None:
+        L = Layout(cfg)
         chunk_files = [f for st in STAGES for f in sorted((L.stage_dir(st) / "chunks").glob("*.json"))]
-    problems = [p for p in failed_members(chunk_files) if p["slide_id"] in set(slide_ids)]
-    failed = {p["slide_id"] for p in problems}
-    return ReportInputs(
-        slide_problems=problems, n_slides=len(slide_ids),
-        config=cfg.model_dump(mode="json"),
-        qc_images=[p for p in (L.tiling_qc(s) for s in [s for s in slide_ids if s not in failed][:n_qc])
-                   if p.exists()],
-        dataset_dir=L.dataset_dir, training_dir=L.training_dir, zeroshot_dir=L.zeroshot_dir,
-        mil_dir=L.mil_dir, instruct_dir=L.instruct_dir)
+    p = report_params(cfg, slide_ids)
+    return report_inputs(p["config"], p["slides"], p["dirs"], p["qc_images"], chunk_files, n_qc)
 
 
 def _main(args) -> int:
