@@ -202,6 +202,38 @@ def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):
     assert rc == 1 and "build-data" in capsys.readouterr().err  # not a build-data folder
 
 
+def test_workflow_script_trains_from_params_only(toy, tmp_path):
+    """Rule agents_train's script runs on params (agents.workflow.train_params + the run
+    folder), wildcards, output and log: the stand-in has no workflow config."""
+    import runpy
+    import shutil
+    from types import SimpleNamespace
+
+    from pathgen.agents.workflow import train_params
+    from pathgen.config import validate_config
+
+    vlm, data = toy
+    train = _tcfg(vlm, max_steps=2, lora_r=4).model_dump(mode="json")
+    cfg = validate_config({"results_dir": str(tmp_path / "results"), "demo": {"enabled": True},
+                           "agents": {"enabled": True, "train": train}})
+    L = Layout(cfg)
+    shutil.copytree(data, L.agents_data_dir)
+    params = train_params(cfg)
+    assert AgentsTrainConfig.model_validate(params["settings"]) == cfg.agents.train  # round trip
+    run = L.agents_run_dir("describe")
+    model = L.agents_run_files(run)["model"]
+    sm = SimpleNamespace(log=[str(tmp_path / "log.txt")], wildcards=SimpleNamespace(agent="describe"),
+                         input=SimpleNamespace(**{k: str(v) for k, v in L.agents_sft_files(L.agents_data_dir,
+                                                                                           "describe").items()}),
+                         output=SimpleNamespace(**{k: str(v) for k, v in L.agents_model_files(model).items()}),
+                         params=SimpleNamespace(**params, run_dir=str(run)))
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "workflow_scripts" / "agents_train.py"),
+                   init_globals={"snakemake": sm})
+    card = json.loads(L.agents_model_files(model)["card"].read_text())
+    assert card["agent"] == "describe" and card["steps"] == 2 and card["base_model"] == str(vlm)
+    assert len(_history(run)) == 2
+
+
 def test_qwen2vl_class_trains_exports_and_captions(toy, tmp_path):
     """The same path for a Qwen2-VL model (patch-row pixel_values, image_grid_thw, per-token
     mm_token_type_ids, M-RoPE): loss falls, the merged folder captions through the backend."""

@@ -1,0 +1,81 @@
+"""Rule build_dataset's script runs on what the rule passes it (params, input, output, log),
+never on the workflow config: the stand-in below has no ``config``."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_dataset import make_slide  # noqa: E402
+
+from pathgen.config import validate_config  # noqa: E402
+from pathgen.config.dataset import DatasetConfig  # noqa: E402
+from pathgen.dataset import build_dataset  # noqa: E402
+from pathgen.dataset.workflow import build_dataset_params  # noqa: E402
+from pathgen.paths import Layout  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_chunk(path: Path, stage: str, members: dict[str, str]) -> Path:
+    """A chunk outcome file as the chunk jobs write it (pathgen/chunk_run.py: stage, chunk,
+    members [{slide_id, status}]); only the fields slides_with_status reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stage": stage, "chunk": path.stem, "members": [
+        {"slide_id": s, "status": st} for s, st in members.items()]}))
+    return path
+
+
+def _run(script: str, **parts) -> None:
+    sm = SimpleNamespace(**parts)
+    runpy.run_path(str(REPO / "workflow_scripts" / script), init_globals={"snakemake": sm})
+
+
+def test_script_builds_the_finished_slides_with_the_sheet_file_ids(tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("slide_id,path,file_id\nS1.a,s1.svs,uuid-1\nS2,s2.svs,uuid-2\nS3,s3.svs,uuid-3\n")
+    cfg = validate_config({"results_dir": str(tmp_path / "results"), "slides": {"sample_sheet": str(sheet)},
+                           "dataset": {"shard_size": 2, "gallery_size": 2}})
+    L = Layout(cfg)
+    files = [make_slide(L.features_dir(), s, 2, 1, start=i * 10) for i, s in enumerate(["S1.a", "S2", "S3"])]
+    (L.features_dir() / "captions_test").rename(L.captions_dir())  # make_slide's folder -> the run's
+    files = [L.captions_dir() / f.name for f in files]
+    # S3's captioning failed (quarantined): the dataset holds the other two
+    chunk = write_chunk(tmp_path / "chunk_00000.json", "caption", {"S1.a": "done", "S2": "done", "S3": "failed"})
+    out = tmp_path / "dataset"
+    params = build_dataset_params(cfg)
+    assert params["file_ids"] == {"S1.a": "uuid-1", "S2": "uuid-2", "S3": "uuid-3"}
+    _run("build_dataset.py", log=[str(tmp_path / "log.txt")], wildcards=SimpleNamespace(),
+         input=SimpleNamespace(captions=[str(chunk)]),
+         output=SimpleNamespace(**{k: str(p) for k, p in Layout.dataset_files(out).items()}),
+         params=SimpleNamespace(out_dir=str(out), **params))
+    card = json.loads(Layout.dataset_files(out)["card_json"].read_text())
+    assert card["n_slides"] == 2 and card["n_pairs"] == 4
+    got = json.loads(Layout.dataset_files(out)["pathgen_json"].read_text())
+    assert {(r["wsi_id"], r["file_id"]) for r in got} == {("S1.a", "uuid-1"), ("S2", "uuid-2")}
+    # the same as the library called directly (what `pathgen dataset` does) on those slides
+    build_dataset(files[:2], tmp_path / "direct", DatasetConfig(shard_size=2, gallery_size=2),
+                  file_ids=params["file_ids"])
+    assert json.loads(Layout.dataset_files(tmp_path / "direct")["pathgen_json"].read_text()) == got
+
+
+def test_params_carry_every_input_table_and_folder(tmp_path):
+    """Editing a file id (sample sheet or dataset.file_ids) or the captioning tag changes the
+    params, so Snakemake reruns build_dataset (the DAG-level check: test_rerun_triggers.py)."""
+    sheet = tmp_path / "sheet.csv"
+    ids = tmp_path / "ids.csv"
+    sheet.write_text("slide_id,path,file_id\nA,a.svs,u-a\nB,b.svs,\n")
+    ids.write_text("slide_id,file_id\nA,old-a\nB,t-b\n")
+    raw = {"results_dir": str(tmp_path / "r"), "slides": {"sample_sheet": str(sheet)},
+           "dataset": {"file_ids": str(ids)}}
+    p = build_dataset_params(validate_config(raw))
+    assert p["file_ids"] == {"A": "u-a", "B": "t-b"}  # the sheet wins, as in build_dataset
+    assert DatasetConfig.model_validate(p["settings"]) == validate_config(raw).dataset  # round trip
+    ids.write_text("slide_id,file_id\nA,old-a\nB,t-b2\n")
+    assert build_dataset_params(validate_config(raw))["file_ids"]["B"] == "t-b2"
+    other = build_dataset_params(validate_config({**raw, "captioning": {"token_budget": 60}}))
+    assert other["captions_dir"] != p["captions_dir"] and other["features_dir"] == p["features_dir"]
