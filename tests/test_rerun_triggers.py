@@ -81,3 +81,32 @@ def test_zeroshot_setting_reruns_zeroshot_and_its_tables_only(ws):
         ws.write_config()
     assert "zeroshot" in rules, rules
     assert rules <= {"zeroshot", "zeroshot_table", "build_report", "all"}, rules
+
+
+@pytest.fixture(scope="module")
+def sheet_ws(tmp_path_factory):
+    """A finished run over a sample sheet whose `file_id` column names the GDC file ids."""
+    ws = fake_slide_workspace(tmp_path_factory.mktemp("sheet"), 2, evaluation={"mil": {"enabled": False}})
+    slides = sorted((ws.root / "slides").glob("*.svs"))
+    sheet = ws.root / "sheet.csv"
+    sheet.write_text("slide_id,path,file_id\n" + "".join(f"{p.stem},{p},uuid-{i}\n" for i, p in enumerate(slides)))
+    ws.config["slides"] = {"sample_sheet": str(sheet), "default_mpp": 0.5}
+    ws.write_config()
+    make_touched_state(ws)
+    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
+    return ws, sheet
+
+
+def test_sample_sheet_file_ids_rerun_the_dataset_only(sheet_ws):
+    """The file ids are rule build_dataset's params (read from the sheet when the DAG is
+    built): editing one rebuilds the dataset and what reads it, nothing upstream."""
+    ws, sheet = sheet_ws
+    before = sheet.read_text()
+    sheet.write_text(before.replace("uuid-1", "uuid-1-fixed"))
+    try:
+        rules = {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)}
+    finally:
+        sheet.write_text(before)
+    assert "build_dataset" in rules, rules
+    assert rules <= DOWNSTREAM_OF_CAPTIONS, rules
+    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}  # restored: settled
