@@ -54,9 +54,13 @@ def test_splits_script_uses_params_only(tmp_path):
     be the ones `pathgen mil-splits --task` writes with it), the folder from the output."""
     import yaml
 
+    from pathgen.cli import main
+
     cfg = _cfg(tmp_path)
     cfg.evaluation.mil.seed = 11
-    mil_workflow.config_task_splits(cfg, "synth")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_defaults=True)))
+    assert main(["mil-splits", "--task", "synth", "--config", str(config)]) == 0  # the reference
     L = Layout(cfg)
     out = tmp_path / "rule_splits"
     sm = SimpleNamespace(
