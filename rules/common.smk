@@ -4,6 +4,7 @@ from pathlib import Path
 from pathgen.chunk_run import retry_generation
 from pathgen.config.resources import RESOURCES_OF
 from pathgen.mil import workflow as mil_workflow
+from pathgen.selection import workflow as selection_workflow
 from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
 from pathgen.zeroshot.workflow import export_inputs, export_params, zeroshot_inputs, zeroshot_params
 from pathgen.workflow_env import put_checkout_on_pythonpath
@@ -95,6 +96,12 @@ def get_case_ids(wc):
     return {s: SLIDES[s].case_id or "" for s in CAPTION_CHUNKS[wc.chunk]}
 
 
+def get_cancer_types(wc):
+    """Member slide -> cancer type (sample sheet, else selection.cancer_type): a changed type
+    re-runs that slide's selection."""
+    return selection_workflow.cancer_types(CFG, CAPTION_CHUNKS[wc.chunk])
+
+
 def get_mil_task_inputs(wc):
     return mil_workflow.task_inputs(CFG, wc.task)
 
@@ -141,6 +148,15 @@ def get_agents_run_dir(wc):
 def encoder_definition(name):
     """An encoder's full definition (as a params value: editing `encoders.<name>` reruns its users)."""
     return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None
+
+
+def chat_definition(user):
+    """The text-chat model (the summarize agent, resolved) as a params value: its model,
+    endpoints and generation settings rerun the rule that asks for it (`user`, e.g.
+    "instruct.generator 'llm'"; a morphometric summarize agent is an error naming it)."""
+    from pathgen.instruct.chat import chat_params, chat_settings
+
+    return chat_params(chat_settings(CFG.captioning, user))
 
 
 def get_baseline_train_inputs(wc):

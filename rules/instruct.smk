@@ -24,6 +24,13 @@ if CFG.instruct.enabled:
         params:
             out_dir=L.instruct_dir,
             patches_root=L.selection_patches_root(),
+            captions_dir=L.captions_dir(),
             settings=CFG.instruct.model_dump(mode="json"),
+            # the llm generator's chat model (summarize agent): a change re-runs the job
+            chat=(
+                chat_definition("instruct.generator 'llm'")
+                if CFG.instruct.generator == "llm"
+                else None
+            ),
         script:
             "../workflow_scripts/build_instruct.py"

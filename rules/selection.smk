@@ -27,8 +27,15 @@ rule select_patches:
         settings={
             "selection": CFG.selection.model_dump(mode="json"),
             "text_encoder": encoder_definition(CFG.selection.text_encoder or CFG.features.encoder),
+            # the llm report extractor's chat model (summarize agent)
+            "report_chat": (
+                chat_definition(selection_workflow.REPORT_CHAT_USER)
+                if selection_workflow.uses_report_chat(CFG)
+                else None
+            ),
         },
         case_id=get_case_ids,
+        cancer_type=get_cancer_types,
         files=SELECTION_FILES,
     script:
         "../workflow_scripts/select_patches.py"

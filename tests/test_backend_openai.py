@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pathgen.captioning.backends.openai import (FatalRequestError, OpenAIBackend,
-                                                OpenAIChatClient, chat_text)
+from pathgen.captioning.backends.openai import FatalRequestError, OpenAIBackend, OpenAIChatClient
 from pathgen.captioning.items import AgentError
 from pathgen.captioning.mockserver import MockChatServer
 from pathgen.config.captioning import CaptioningConfig, OpenAIBackendConfig
+from pathgen.instruct.chat import TextChat, chat_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_captioning_fixtures import write_selection  # noqa: E402
@@ -78,9 +78,10 @@ def test_fatal_4xx_is_not_retried():
 
 def test_chat_text_and_bounded_concurrency(monkeypatch):
     with MockChatServer(capacity=64, latency_s=0.1) as srv:
-        cfg = OpenAIBackendConfig(base_url=srv.base_url, model="m", api_key_env="PATHGEN_TEST_KEY")
+        ccfg = CaptioningConfig(backend="openai", openai=dict(base_url=srv.base_url, model="m",
+                                                              api_key_env="PATHGEN_TEST_KEY"))
         monkeypatch.setenv("PATHGEN_TEST_KEY", "secret")
-        assert "Tumour" in chat_text("Summarize: dense tumour.", cfg)
+        assert "Tumour" in TextChat(chat_settings(ccfg, "test"), 64)("Summarize: dense tumour.")
         client = _client(srv.base_url, max_concurrent_requests=3)
 
         async def many():

@@ -112,11 +112,33 @@ def test_good_caption_passes_filters():
 
 
 def test_alignment_filter(monkeypatch):
-    monkeypatch.setattr(F, "alignment_scores", lambda paths, caps, enc, cfg=None: [0.9, 0.01])
+    monkeypatch.setattr(F, "alignment_scores", lambda paths, caps, enc, spec=None: [0.9, 0.01])
     recs = [_rec(GOOD), _rec(GOOD)]
     F.apply_filters(recs, FiltersConfig(alignment_encoder="tiny-demo", min_alignment=0.1),
                     BUDGET, image_paths=["a.jpg", "b.jpg"])
     assert recs[0]["accepted"] and recs[1]["reject_reasons"] == ["low_alignment"]
+
+
+def test_caption_slide_alignment_with_a_resolved_spec_only(tmp_path):
+    """The alignment filter runs on the section + a resolved spec of a config-defined encoder
+    (a name no built-in has): no whole config is needed, the spec alone builds the CLIP."""
+    from pathgen.captioning.stage import caption_slide
+    from pathgen.config.features import EncoderSpec
+
+    csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma"))
+    ccfg = CaptioningConfig(concurrency=2, filters={"alignment_encoder": "my-ref-clip",
+                                                    "min_alignment": -1.0})
+    out = tmp_path / "captions" / "slide_a.jsonl"
+    spec = EncoderSpec(arch="pathgen-tiny-vit", pretrained=None)
+    summary = caption_slide(csv_path, patches, out, ccfg, target_mpp=0.5, alignment_spec=spec)
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    scores = [r["provenance"]["alignment"] for r in recs]
+    assert len(scores) == 2 and all(-1.0 <= s <= 1.0 for s in scores) and summary["n_accepted"] == 2
+    # without the spec the name is looked up among the built-ins, and the error names it
+    from pathgen.encoders import EncoderError
+
+    with pytest.raises(EncoderError, match="my-ref-clip"):
+        caption_slide(csv_path, patches, tmp_path / "c2" / "slide_a.jsonl", ccfg, target_mpp=0.5)
 
 
 # -- morphometric baseline --------------------------------------------------------------------

@@ -145,18 +145,72 @@ def test_llm_generator_with_fake_server_replies(tmp_path):
     del replies
 
 
-def test_one_text_chat_adapter_for_instruct_and_selection(monkeypatch):
-    from pathgen.captioning.backends import openai as oa
-    from pathgen.config import ConfigError, PathgenConfig
-    from pathgen.instruct.chat import chat_for
-    from pathgen.selection.runner import chat_backend
+def _two_servers_config(describe_url: str, summarize_url: str):
+    """describe/revise on one server, the summarize agent on another (own model and key)."""
+    from pathgen.config.captioning import CaptioningConfig
 
-    calls = []
-    monkeypatch.setattr(oa, "chat_text", lambda prompt, cfg=None, system=None, max_tokens=512:
-                        calls.append((prompt, cfg.model, max_tokens)) or "reply")
-    cfg = PathgenConfig(demo={"enabled": True}, captioning={"backend": "openai"})
-    assert chat_for(cfg)("hi") == "reply" and chat_backend(cfg)("ho") == "reply"
-    model = cfg.captioning.openai.model
-    assert calls == [("hi", model, 512), ("ho", model, 256)]
-    with pytest.raises(ConfigError, match="needs a language model"):
-        chat_for(PathgenConfig(demo={"enabled": True}, captioning={"backend": "morphometric"}))
+    return CaptioningConfig(backend="openai", openai={
+        "base_url": describe_url, "model": "vlm", "api_key_env": "PATHGEN_TEST_VLM_KEY",
+        "temperature": 0.7, "seed": 5}, agents={"summarize": {
+            "model": "summ-lm", "endpoint": summarize_url, "api_key_env": "PATHGEN_TEST_LM_KEY",
+            "temperature": 0.0, "seed": 11}})
+
+
+def _instruct_reply(body: dict) -> str:
+    prompt = body["messages"][-1]["content"]
+    if "Statement:" in prompt:
+        return "yes"
+    if '"turns"' in prompt:
+        return '{"turns": [{"question": "What is seen?", "answer": "Nests of cells."}]}'
+    return json.dumps({"question": "Which?", "correct": "right", "distractors": ["a", "b", "c"]})
+
+
+def test_one_text_chat_adapter_sends_to_the_summarize_agent(monkeypatch):
+    """Instruct's llm generator and selection's llm extractor both talk to the summarize agent
+    (its endpoint, model, key and generation settings), never to describe's server."""
+    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen.instruct.chat import TextChat, chat_from_params, chat_params, chat_settings
+
+    monkeypatch.setenv("PATHGEN_TEST_VLM_KEY", "vlm-key")
+    monkeypatch.setenv("PATHGEN_TEST_LM_KEY", "lm-key")
+    with MockChatServer(latency_s=0.0, served_models={"vlm"}, api_key="vlm-key") as vlm, \
+            MockChatServer(latency_s=0.0, served_models={"summ-lm"}, api_key="lm-key") as lm:
+        spec = chat_settings(_two_servers_config(vlm.base_url, lm.base_url), "test")
+        assert chat_from_params(json.loads(json.dumps(chat_params(spec)))) == spec  # rule params
+        chat = TextChat(spec, 64)
+        assert chat.id == "openai:summ-lm" and "Tumour" in chat("Summarize: dense tumour.")
+        assert [f for _, f in lm.log] == ["ok"] and vlm.log == []
+        body = lm.bodies[0]
+        assert (body["model"], body["max_tokens"], body["temperature"], body["seed"]) == ("summ-lm", 64, 0.0, 11)
+
+
+def test_llm_instruct_generator_over_the_summarize_agent(tmp_path, monkeypatch):
+    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen.instruct.chat import TextChat, chat_settings
+    from pathgen.instruct.llm import REPLY_MAX_TOKENS
+
+    monkeypatch.setenv("PATHGEN_TEST_LM_KEY", "lm-key")
+    files = _write_fixture(tmp_path, n_slides=1)
+    with MockChatServer(latency_s=0.0, served_models={"vlm"}) as vlm, \
+            MockChatServer(latency_s=0.0, served_models={"summ-lm"}, api_key="lm-key",
+                           reply=_instruct_reply) as lm:
+        chat = TextChat(chat_settings(_two_servers_config(vlm.base_url, lm.base_url), "test"),
+                        REPLY_MAX_TOKENS)
+        card = build_instruct(files, tmp_path / "o", InstructConfig(generator="llm", close_per_patch=1),
+                              patches_root=tmp_path / "patches", chat=chat)
+    assert vlm.log == [] and lm.log and all(f == "ok" for _, f in lm.log)
+    assert card["n_close"] == len(CAPTIONS) and card["n_open"] == len(CAPTIONS)
+    assert card["generator"].startswith("llm openai:summ-lm (prompts ")  # provenance: the model
+
+
+def test_text_chat_needs_a_language_model():
+    from pathgen.config import ConfigError
+    from pathgen.config.captioning import CaptioningConfig
+    from pathgen.instruct.chat import chat_settings
+
+    with pytest.raises(ConfigError, match="needs a language model.*captioning.agents.summarize.backend"):
+        chat_settings(CaptioningConfig(backend="morphometric"), "instruct.generator 'llm'")
+    # describe stays morphometric, summarize is a language model: fine
+    ccfg = CaptioningConfig(backend="morphometric", agents={"summarize": {"backend": "openai",
+                                                                          "model": "lm"}})
+    assert chat_settings(ccfg, "x").model == "lm"

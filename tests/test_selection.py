@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import h5py
@@ -12,11 +13,12 @@ import tifffile
 from PIL import Image
 
 from pathgen.config import ConfigError, PathgenConfig
+from pathgen.config.features import EncoderSpec
 from pathgen.config.selection import SelectionConfig
 from pathgen.selection import vectors
 from pathgen.selection import reports as rep
 from pathgen.selection.prompts import cancer_type_of, load_prompt_book
-from pathgen.selection.runner import run_selection, slide_prompts
+from pathgen.selection.runner import SelectionModels, run_selection, slide_prompts
 from pathgen.selection.select import CSV_COLUMNS, read_selection, select_slide
 
 
@@ -345,7 +347,11 @@ def test_missing_attrs_and_file(tmp_path):
                      SelectionConfig())
 
 
+TINY = EncoderSpec(arch="pathgen-tiny-vit", pretrained=None)
+
+
 def test_run_selection_with_reports(tmp_path):
+    """The library runs on its section + resolved specs only (no PathgenConfig)."""
     slide = tmp_path / "TCGA-AB-1234-01Z-00-DX1.tif"
     color_slide(slide)
     feats, _ = blobs(n_per=6, centers=4, dim=16)
@@ -353,33 +359,73 @@ def test_run_selection_with_reports(tmp_path):
     write_features(tmp_path / "f.h5", feats, coords)
     reports = tmp_path / "reports.csv"
     reports.write_text(f'case_id,report\nTCGA-AB-1234,"{REPORT}"\n')
-    cfg = PathgenConfig(selection={"reports": str(reports), "cancer_type": "LUAD", "prompt_top_k": 1})
+    sel = SelectionConfig(reports=reports, prompt_top_k=1)
     sid = "TCGA-AB-1234-01Z-00-DX1"
-    prompts = slide_prompts(cfg, sid, cache_dir=tmp_path / "cache")
+    prompts = slide_prompts(sel, sid, cancer_type="LUAD", cache_dir=tmp_path / "cache")
     assert len(prompts) > 20 and any(p.startswith("an H&E image showing") for p in prompts)
     assert len(list((tmp_path / "cache").glob("*.json"))) == 1
-    stats = run_selection(cfg, sid, tmp_path / "f.h5", slide, tmp_path / "sel" / f"{sid}.csv",
-                          tmp_path / "sel" / "patches" / sid, text_encoder=fake_text_encoder(16))
+    models = SelectionModels("my-text-clip", TINY, "my-image-clip", TINY)
+    stats = run_selection(sel, models, sid, tmp_path / "f.h5", slide, tmp_path / "sel" / f"{sid}.csv",
+                          tmp_path / "sel" / "patches" / sid, cancer_type="LUAD",
+                          text_encoder=fake_text_encoder(16))
     assert stats["n_prompts"] == len(prompts)
     assert (tmp_path / "sel" / "report_findings").is_dir()
+    assert "'my-image-clip', 'my-text-clip'" in stats["encoder_warning"]  # names from the caller
 
 
-def test_llm_extractor_uses_openai_chat(tmp_path, monkeypatch):
-    from pathgen.captioning.backends import openai as oa
+def test_run_selection_loads_the_text_tower_from_the_spec(tmp_path):
+    """No text encoder given: the tower is built from the resolved spec (a name no built-in
+    has), and its prompt embeddings are cached under the spec's key."""
+    slide = tmp_path / "S.tif"
+    color_slide(slide)
+    feats, _ = blobs(n_per=6, centers=4, dim=128)  # tiny-demo's embedding width
+    write_features(tmp_path / "f.h5", feats, [(128 * i, 128 * j) for j in range(4) for i in range(6)])
+    models = SelectionModels("my-text-clip", TINY, "my-text-clip", TINY)
+    stats = run_selection(SelectionConfig(prompt_top_k=1, cancer_type="LUAD"), models, "S",
+                          tmp_path / "f.h5", slide, tmp_path / "S.csv", tmp_path / "p" / "S",
+                          embeddings_cache=tmp_path / "emb")
+    assert stats["n_prompts"] > 0 and len(list((tmp_path / "emb").rglob("*.npy"))) == stats["n_prompts"]
 
-    calls = []
 
-    def fake_chat(prompt, cfg=None, system=None, max_tokens=512):
-        calls.append((prompt, cfg.model))
-        return "- acinar glands\n- tumor necrosis"
-    monkeypatch.setattr(oa, "chat_text", fake_chat)
+def test_llm_extractor_asks_the_summarize_agent(tmp_path, monkeypatch):
+    """report_extractor llm: the report goes to the summarize agent's server and model once
+    (then the cache); the cache id names that model."""
+    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen.config.captioning import CaptioningConfig
+    from pathgen.instruct.chat import chat_settings
+
     reports = tmp_path / "r.csv"
     reports.write_text(f'slide_id,report\nS1,"{REPORT}"\n')
-    cfg = PathgenConfig(selection={"reports": str(reports), "report_extractor": "llm"})
-    for _ in range(2):
-        prompts = slide_prompts(cfg, "S1", cache_dir=tmp_path / "c")
+    sel = SelectionConfig(reports=reports, report_extractor="llm")
+    monkeypatch.setenv("PATHGEN_TEST_LM_KEY", "lm-key")
+    with MockChatServer(latency_s=0.0, served_models={"vlm"}) as vlm, \
+            MockChatServer(latency_s=0.0, served_models={"summ-lm"}, api_key="lm-key",
+                           reply=lambda body: "- acinar glands\n- tumor necrosis") as lm:
+        ccfg = CaptioningConfig(backend="openai", openai={"base_url": vlm.base_url, "model": "vlm"},
+                                agents={"summarize": {"model": "summ-lm", "endpoint": lm.base_url,
+                                                      "api_key_env": "PATHGEN_TEST_LM_KEY"}})
+        chat = chat_settings(ccfg, "selection.report_extractor 'llm'")
+        for _ in range(2):
+            prompts = slide_prompts(sel, "S1", cache_dir=tmp_path / "c", chat=chat)
     assert prompts[-2:] == ["an H&E image showing acinar glands", "an H&E image showing tumor necrosis"]
-    assert len(calls) == 1 and calls[0][1] == cfg.captioning.openai.model
+    assert len(lm.log) == 1 and vlm.log == [] and lm.bodies[0]["model"] == "summ-lm"
+    (cached,) = (tmp_path / "c").glob("*.json")
+    assert json.loads(cached.read_text())["extractor"] == f"llm:openai:summ-lm:{rep.LLM_PROMPT_VERSION}"
+    with pytest.raises(ConfigError, match="report_extractor 'llm' needs"):
+        slide_prompts(sel, "S1", cache_dir=tmp_path / "other")  # no chat settings given
+
+
+def test_cancer_types_for_the_rule(tmp_path):
+    """The rule's per-slide param: sample-sheet type, else selection.cancer_type."""
+    from pathgen.selection.workflow import cancer_types
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("slide_id,path,cancer_type\nA,a.svs,LUAD\nB,b.svs,\n")
+    cfg = PathgenConfig(demo={"enabled": False}, slides={"sample_sheet": str(sheet)},
+                        selection={"cancer_type": "BRCA"})
+    assert cancer_types(cfg, ["A", "B"]) == {"A": "LUAD", "B": "BRCA"}
+    sheet.write_text("slide_id,path,cancer_type\nA,a.svs,LUSC\nB,b.svs,\n")  # edited: re-read
+    assert cancer_types(cfg, ["A"]) == {"A": "LUSC"}
 
 
 def test_prompt_embedding_cache_embeds_each_prompt_once(tmp_path):

@@ -13,6 +13,7 @@ from pathgen.config import PathgenConfig
 from pathgen.config.selection import SelectionConfig
 from pathgen.selection import vectors
 from pathgen.selection.runner import run_selection
+from pathgen.selection.workflow import selection_models
 
 
 def clustered(n, dim=32, centers=40, spread=0.6, seed=0):
@@ -120,8 +121,8 @@ def test_warns_when_the_selection_encoder_is_untrained(tmp_path, caplog, monkeyp
     write_features(tmp_path / "E.h5", np.zeros((0, 8)), np.zeros((0, 2)))
     cfg = PathgenConfig(encoders=encoders, features={"encoder": name}, selection={"prompt_top_k": 0})
     with caplog.at_level(logging.WARNING, logger="pathgen.selection.runner"):
-        stats = run_selection(cfg, f"E{name}", tmp_path / "E.h5", None, tmp_path / "E.csv",
-                              tmp_path / "p" / "E")
+        stats = run_selection(cfg.selection, selection_models(cfg), f"E{name}", tmp_path / "E.h5",
+                              None, tmp_path / "E.csv", tmp_path / "p" / "E")
     said = [r.getMessage() for r in caplog.records if "no pretrained weights" in r.getMessage()]
     assert bool(said) == warns and bool(stats.get("encoder_warning")) == warns
     if warns:

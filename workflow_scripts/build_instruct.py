@@ -1,17 +1,19 @@
-"""Snakemake script for rule build_instruct (logic: pathgen.instruct.build)."""
+"""Snakemake script for rule build_instruct (logic: pathgen.instruct.build). Everything comes
+from the rule: the caption chunk outcomes (input), the captions folder, the instruct section
+and the resolved chat settings of the llm generator (params)."""
 
-from pathgen.config import validate_config
+from pathgen.config.instruct import InstructConfig
 from pathgen.instruct.build import build_instruct
-from pathgen.instruct.chat import chat_for
+from pathgen.instruct.chat import TextChat, chat_from_params
+from pathgen.instruct.llm import REPLY_MAX_TOKENS
 from pathgen.logs import setup_logging
-from pathgen.paths import Layout
+from pathgen.paths import slide_captions_file
 from pathgen.slide_state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])
-cfg = validate_config(sm.config)
-L = Layout(cfg)
-captions = [str(L.captions(s)) for s in slides_with_status(sm.input.captions)]
-chat = chat_for(cfg) if cfg.instruct.generator == "llm" else None
-build_instruct(captions, sm.params.out_dir, cfg.instruct, patches_root=sm.params.patches_root,
-               chat=chat)
+icfg = InstructConfig.model_validate(sm.params.settings)
+captions = [str(slide_captions_file(sm.params.captions_dir, s))
+            for s in slides_with_status(sm.input.captions)]
+chat = TextChat(chat_from_params(sm.params.chat), REPLY_MAX_TOKENS) if sm.params.chat else None
+build_instruct(captions, sm.params.out_dir, icfg, patches_root=sm.params.patches_root, chat=chat)

@@ -57,6 +57,7 @@ def _set(section, field: str, value, where: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..chunk_stages.caption import alignment_spec
     from .stage import CaptioningAborted, CaptioningIncomplete, caption_slide
 
     cfg = config_from_args(args)
@@ -74,7 +75,8 @@ def _run(args: argparse.Namespace) -> int:
         _set(c, "concurrency", args.concurrency, "captioning")
     mpp = args.mpp if args.mpp is not None else cfg.tiling.geometry()[1]
     try:
-        summary = caption_slide(args.selection, args.patches_root, args.out, c, mpp, full_cfg=cfg)
+        summary = caption_slide(args.selection, args.patches_root, args.out, c, mpp,
+                                alignment_spec=alignment_spec(cfg))
     except CaptioningIncomplete as err:
         print(f"pathgen caption: {err}", file=sys.stderr)
         return 3

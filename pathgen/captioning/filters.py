@@ -145,15 +145,16 @@ def text_reasons(rec: dict, fcfg, budget: TokenBudget) -> list[str]:
     return out
 
 
-def alignment_scores(image_paths, captions, encoder_name: str, cfg=None, batch_size: int = 32):
+def alignment_scores(image_paths, captions, encoder_name: str, spec=None, batch_size: int = 32):
     """Cosine similarity of each (image, caption) under a reference CLIP loaded with
-    ``pathgen.encoders.load_encoder`` (L2-normalised embeddings)."""
+    ``pathgen.encoders.load_encoder`` (L2-normalised embeddings). ``spec``: the encoder's
+    resolved ``EncoderSpec`` (None: ``encoder_name`` is a built-in)."""
     import torch
     from PIL import Image
 
     from pathgen.encoders import load_encoder
 
-    enc = load_encoder(encoder_name, cfg=cfg, device="cpu")
+    enc = load_encoder(spec or encoder_name, device="cpu", name=encoder_name)
     out: list[float] = []
     with torch.inference_mode():
         for i in range(0, len(captions), batch_size):
@@ -184,9 +185,10 @@ def fit_budget(rec: dict, fcfg, budget: TokenBudget) -> None:
 
 
 def apply_filters(records: list[dict], fcfg, budget: TokenBudget, image_paths=None,
-                  full_cfg=None) -> None:
+                  alignment_spec=None) -> None:
     """Set ``accepted`` and ``reject_reasons`` on every record in place (over-budget captions
-    are first truncated, unless ``filters.over_budget`` is 'reject')."""
+    are first truncated, unless ``filters.over_budget`` is 'reject'). ``alignment_spec``: the
+    resolved ``EncoderSpec`` of ``fcfg.alignment_encoder`` (None: a built-in name)."""
     for rec in records:
         fit_budget(rec, fcfg, budget)
         rec["reject_reasons"] = text_reasons(rec, fcfg, budget)
@@ -195,7 +197,7 @@ def apply_filters(records: list[dict], fcfg, budget: TokenBudget, image_paths=No
         if idx:
             scores = alignment_scores([image_paths[i] for i in idx],
                                       [records[i]["caption"] for i in idx],
-                                      fcfg.alignment_encoder, full_cfg)
+                                      fcfg.alignment_encoder, alignment_spec)
             for i, s in zip(idx, scores):
                 records[i].setdefault("provenance", {})["alignment"] = round(s, 4)
                 if s < fcfg.min_alignment:

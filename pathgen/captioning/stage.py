@@ -82,9 +82,10 @@ def summarize_records(records: list[dict], slide_id: str, backend: str, model: s
 
 
 def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
-                  backend: Backend | None = None, full_cfg=None) -> dict:
+                  backend: Backend | None = None, alignment_spec=None) -> dict:
     """Caption ``items`` (one slide) into ``out_jsonl``; resume from its partial file.
-    ``ccfg``: CaptioningConfig; ``full_cfg``: PathgenConfig (only for the alignment filter)."""
+    ``ccfg``: CaptioningConfig; ``alignment_spec``: the resolved ``EncoderSpec`` of
+    ``ccfg.filters.alignment_encoder`` (None: off, or a built-in name)."""
     paths = output_paths(out_jsonl)
     settings = agent_settings(ccfg)
     slide_id = items[0].slide_id if items else Path(out_jsonl).name.removesuffix(".jsonl")
@@ -123,7 +124,7 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
                 raise CaptioningIncomplete(f"{slide_id}: patch {it.key} has no record after the "
                                            "run; rerun to resume")
             records.append(dict(rec))
-    apply_filters(records, ccfg.filters, settings.budget, [it.path for it in items], full_cfg)
+    apply_filters(records, ccfg.filters, settings.budget, [it.path for it in items], alignment_spec)
     failed = [r for r in records if r["status"] != "ok"]
     if items and len(failed) > ccfg.max_failed_fraction * len(items):
         raise CaptioningIncomplete(
@@ -144,10 +145,10 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
 
 def caption_slide(selection_csv: str | Path, patches_dir: str | Path, out_jsonl: str | Path,
                   ccfg, target_mpp: float | None = None, backend: Backend | None = None,
-                  full_cfg=None) -> dict:
+                  alignment_spec=None) -> dict:
     """Read a selection CSV (+ patch images) and caption it; see :func:`caption_items`."""
     items = read_selection(selection_csv, patches_dir, target_mpp)
-    return caption_items(items, out_jsonl, ccfg, backend, full_cfg)
+    return caption_items(items, out_jsonl, ccfg, backend, alignment_spec)
 
 
 __all__ = ["caption_slide", "caption_items", "output_paths", "CaptioningIncomplete",

@@ -25,10 +25,17 @@ def input_key(ctx, slide):
     return None  # the selection is in the upstream fingerprint
 
 
+def alignment_spec(cfg):
+    """The caption filters' reference CLIP, resolved (None when the alignment filter is off)."""
+    name = cfg.captioning.filters.alignment_encoder
+    return cfg.encoder_spec(name) if name else None
+
+
 def run(ctx, slide) -> dict:
     from ..captioning.stage import caption_slide
 
     cfg, L = ctx.cfg, ctx.layout
-    res = caption_slide(L.selection(slide), L.selection_dir() / "patches", L.captions(slide),
-                        cfg.captioning, target_mpp=cfg.tiling.geometry()[1], full_cfg=cfg)
+    res = caption_slide(L.selection(slide), L.selection_patches_root(), L.captions(slide),
+                        cfg.captioning, target_mpp=cfg.tiling.geometry()[1],
+                        alignment_spec=alignment_spec(cfg))
     return {k: res[k] for k in ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")}

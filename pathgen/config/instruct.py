@@ -13,7 +13,7 @@ class InstructConfig(Section):
     enabled: bool = Field(True, description="Build instruction data in the workflow.")
     generator: Literal["offline", "llm"] = Field(
         "offline", description="'offline': keyword-grounded templates (deterministic, not a language "
-                               "model); 'llm': the captioning section's backend writes the items.")
+                               "model); 'llm': the summarize agent's model (captioning.agents.summarize) writes the items.")
     close_per_patch: int = Field(2, ge=0, le=10, description="Max CLOSE (4-option) items per patch.")
     open_per_patch: int = Field(1, ge=0, le=1, description="OPEN conversations per patch (0 or 1).")
     max_turns: int = Field(3, ge=1, le=3, description="Max question/answer turns per OPEN item.")

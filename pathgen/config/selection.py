@@ -29,8 +29,8 @@ class SelectionConfig(Section):
         None, description="CSV with slide_id or case_id, report: adds report-derived prompts.")
     report_extractor: Literal["keyword", "llm"] = Field(
         "keyword", description="'keyword' (offline rule-based, not an LLM) or 'llm' (the "
-                               "captioning `openai` server's text chat, settings from "
-                               "captioning.openai).")
+                               "summarize agent's text chat: captioning.agents.summarize, "
+                               "which inherits captioning.backend and its section).")
     report_max_findings: int = Field(10, ge=1, description="Findings kept per report.")
     report_prompt_template: str = Field("an H&E image showing {finding}",
                                         description="Turns a finding into a prompt.")

@@ -59,7 +59,8 @@ def draft_items(rec: dict, cfg: InstructConfig, chat: ChatFn | None) -> dict:
                 rejects.append({"type": "OPEN", "reason": "caption has no sentences"})
     else:
         if chat is None:
-            raise ValueError("instruct.generator 'llm' needs a text chat backend (captioning.backend)")
+            raise ValueError("instruct.generator 'llm' needs a text chat (the summarize agent, "
+                             "captioning.agents.summarize)")
         for _ in range(cfg.close_per_patch):
             try:
                 q = llm.llm_close(caption, chat)
@@ -124,14 +125,16 @@ def _copy_image(src: dict, patches_root: Path | None, dest: Path, quality: int) 
         im.convert("RGB").save(tmp, format="JPEG", quality=quality)
 
 
-def card(records: list[dict], rejects: list[dict], n_sources: int, cfg: InstructConfig) -> dict:
+def card(records: list[dict], rejects: list[dict], n_sources: int, cfg: InstructConfig,
+         chat_id: str | None = None) -> dict:
     close = [r for r in records if r["type"] == "CLOSE"]
+    llm_id = f"llm {chat_id} (prompts {llm.prompts_hash()})" if chat_id else f"llm (prompts {llm.prompts_hash()})"
     letters = collections.Counter(r["conversations"][1]["value"] for r in close)
     turns = collections.Counter(len(r["conversations"]) // 2 for r in records if r["type"] == "OPEN")
     return {
-        "generator": offline.GENERATOR_ID if cfg.generator == "offline" else f"llm (prompts {llm.prompts_hash()})",
+        "generator": offline.GENERATOR_ID if cfg.generator == "offline" else llm_id,
         "generator_note": ("keyword-grounded templates over the captions; not a language model"
-                           if cfg.generator == "offline" else "language model via the captioning backend"),
+                           if cfg.generator == "offline" else "language model: the summarize agent"),
         "n_source_patches": n_sources,
         "n_items": len(records),
         "n_close": len(close),
@@ -158,12 +161,15 @@ def _card_markdown(c: dict) -> str:
 
 def build_instruct(caption_files: Iterable[str | Path], out_dir: str | Path, cfg: InstructConfig,
                    patches_root: str | Path | None = None, chat: ChatFn | None = None) -> dict:
-    """Build the instruction set in ``out_dir``; returns the dataset card."""
+    """Build the instruction set in ``out_dir``; returns the dataset card. ``chat``: the
+    llm generator's text chat (a :class:`~pathgen.instruct.chat.TextChat` names its model in
+    the card and the drafts file)."""
     out_dir = Path(out_dir)
     sources = load_captions(caption_files)
-    # The drafts file is named by the settings that shape drafts, so a changed setting never
-    # resumes from stale drafts.
-    tag = hashlib.sha256((cfg.model_dump_json() + llm.prompts_hash()).encode()).hexdigest()[:10]
+    chat_id = getattr(chat, "id", None) if cfg.generator == "llm" else None
+    # The drafts file is named by the settings that shape drafts (the chat model too), so a
+    # changed setting never resumes from stale drafts.
+    tag = hashlib.sha256((cfg.model_dump_json() + llm.prompts_hash() + (chat_id or "")).encode()).hexdigest()[:10]
     files = Layout.instruct_files(out_dir)
     drafts_path = Layout.instruct_drafts(out_dir, tag)
     store = ResumableJsonl(drafts_path, key=lambda r: tuple(r["key"]))
@@ -183,7 +189,7 @@ def build_instruct(caption_files: Iterable[str | Path], out_dir: str | Path, cfg
     write_json(files["json"], records)
     _write_parquet(files["parquet"], records)
     write_jsonl(files["rejects"], rejects)
-    c = card(records, rejects, len(sources), cfg)
+    c = card(records, rejects, len(sources), cfg, chat_id)
     write_json(files["card"], c)
     write_text(files["card_md"], _card_markdown(c))
     # Drafts are only a resume aid; the finished set supersedes them.

@@ -1,33 +1,99 @@
-"""The one text-chat adapter: a blocking ``prompt -> reply`` function over the captioning
-stage's configured model (used by instruction generation and by report-findings extraction)."""
+"""The one text-chat adapter: a blocking ``prompt -> reply`` function over the pipeline's text
+model, the summarize agent (``captioning.agents.summarize``, which inherits the captioning
+backend's settings; resolved by :meth:`CaptioningConfig.agent`, the one resolver). Used by
+instruction generation (``instruct.generator: llm``), report-findings extraction
+(``selection.report_extractor: llm``) and the agents' llm corrupter.
+
+Callers get the resolved settings (an :class:`AgentSpec`) from their glue (chunk stage, CLI,
+rule params) and never the whole config: :func:`chat_params` / :func:`chat_from_params` carry
+them through a rule's ``params`` (so a model change reruns the rule)."""
 
 from __future__ import annotations
 
-import functools
+import asyncio
 from typing import Callable
 
 from ..config import ConfigError
+from ..config.captioning import AgentSpec, OpenAIBackendConfig, TransformersBackendConfig
 
 ChatFn = Callable[[str], str]
+# backends that can write text (morphometric is a measurement baseline, not a language model)
+TEXT_SECTIONS = {"openai": OpenAIBackendConfig, "transformers": TransformersBackendConfig}
 
 
-def openai_chat(ocfg, max_tokens: int = 512) -> ChatFn:
-    """``prompt -> reply`` over the OpenAI-compatible server of ``captioning.openai``
-    (:func:`pathgen.captioning.backends.openai.chat_text`)."""
-    from ..captioning.backends import openai
+def chat_settings(ccfg, user: str) -> AgentSpec:
+    """The summarize agent of ``ccfg`` (CaptioningConfig), resolved; ``user`` names the setting
+    that asks for a language model (for the error)."""
+    spec = ccfg.agent("summarize")
+    if spec.backend not in TEXT_SECTIONS:
+        raise ConfigError(
+            f"{user} needs a language model, but the summarize agent's backend is "
+            f"{spec.backend!r} (captioning.agents.summarize.backend, default captioning.backend); "
+            "set it to 'openai' or 'transformers' (captioning.agents.summarize: {backend: openai, "
+            "model: ..., endpoint: ...} leaves describe/revise as they are), or use the offline "
+            "option of that setting")
+    return spec
 
-    return functools.partial(openai.chat_text, cfg=ocfg, max_tokens=max_tokens)
+
+def chat_id(spec: AgentSpec) -> str:
+    """Provenance of what wrote a text: backend and model (e.g. 'openai:Qwen/Qwen2.5-7B')."""
+    return f"{spec.backend}:{spec.model}"
 
 
-def chat_for(cfg) -> ChatFn:
-    """A blocking ``prompt -> reply`` function over the captioning backend's server/model."""
-    backend = cfg.captioning.backend
-    if backend == "openai":
-        return openai_chat(cfg.captioning.openai)
-    if backend == "transformers":
-        from ..captioning.backends.transformers import text_chat
+def chat_params(spec: AgentSpec) -> dict:
+    """The resolved chat settings as a JSON-able rule param (the job rebuilds them)."""
+    return {"backend": spec.backend, "model": spec.model, "endpoints": list(spec.endpoints),
+            "settings": spec.cfg.model_dump(mode="json")}
 
-        return text_chat(cfg.captioning.transformers)
-    raise ConfigError(f"instruct.generator 'llm' needs a language model, but captioning.backend is "
-                      f"{backend!r}; set captioning.backend to 'openai' or 'transformers', or use "
-                      "instruct.generator: offline")
+
+def chat_from_params(params: dict) -> AgentSpec:
+    """Inverse of :func:`chat_params` (validated: a bad value names the key)."""
+    try:
+        section = TEXT_SECTIONS[params["backend"]]
+    except KeyError:
+        raise ConfigError(f"chat settings {sorted(params)} need backend one of "
+                          f"{', '.join(TEXT_SECTIONS)}") from None
+    return AgentSpec("summarize", params["backend"], params["model"],
+                     tuple(params.get("endpoints") or ()), section.model_validate(params["settings"]))
+
+
+class TextChat:
+    """``prompt -> reply`` over the summarize agent's server(s) or local model; ``max_tokens``
+    is the caller's reply length (findings lists and instruction JSON are longer than a
+    caption summary). Built lazily on the first call; calls run on one private event loop."""
+
+    def __init__(self, spec: AgentSpec, max_tokens: int):
+        if spec.backend not in TEXT_SECTIONS:
+            raise ConfigError(f"text chat needs backend openai or transformers, got {spec.backend!r}")
+        self.spec, self.max_tokens, self.id = spec, max_tokens, chat_id(spec)
+        self._call = None
+
+    def _build(self):
+        spec = self.spec
+        if spec.backend == "transformers":
+            from ..captioning.backends.transformers import text_chat
+
+            return text_chat(spec.cfg, self.max_tokens)
+        from ..captioning.backends.openai import OpenAIBackend
+
+        loop = asyncio.new_event_loop()
+        # every endpoint of the agent, its retries, key, temperature and seed (the backend's client)
+        client = OpenAIBackend(spec.cfg, endpoints=spec.endpoints).client
+
+        def call(prompt: str) -> str:
+            reply = client.chat([{"role": "user", "content": prompt}], self.max_tokens, spec.model)
+            return loop.run_until_complete(reply).text
+
+        return call
+
+    def __call__(self, prompt: str) -> str:
+        if self._call is None:
+            self._call = self._build()
+        return self._call(prompt)
+
+
+def chat_for(holder, max_tokens: int = 512) -> TextChat:
+    """Compatibility delegate for callers holding an object with ``.captioning`` (the agents'
+    llm corrupter): ``TextChat(chat_settings(holder.captioning, ...), max_tokens)``. New code
+    calls those two directly with its own section."""
+    return TextChat(chat_settings(holder.captioning, "the llm text chat"), max_tokens)

@@ -22,11 +22,13 @@ def register(sub) -> None:
 def _main(args) -> int:
     from ..cli import config_from_args
     from .build import build_instruct
-    from .chat import chat_for
+    from .chat import TextChat, chat_settings
+    from .llm import REPLY_MAX_TOKENS
 
     cfg = config_from_args(args)
     icfg = cfg.instruct if args.generator is None else cfg.instruct.model_copy(update={"generator": args.generator})
-    chat = chat_for(cfg) if icfg.generator == "llm" else None
+    chat = (TextChat(chat_settings(cfg.captioning, "instruct.generator 'llm'"), REPLY_MAX_TOKENS)
+            if icfg.generator == "llm" else None)
     card = build_instruct([Path(p) for p in args.captions], args.out, icfg, args.patches_root, chat)
     print(f"{card['n_items']} items ({card['n_close']} CLOSE, {card['n_open']} OPEN), "
           f"{card['n_rejected']} rejected -> {args.out}")

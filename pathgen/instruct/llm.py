@@ -14,6 +14,10 @@ from importlib import resources
 
 from .chat import ChatFn
 
+# Reply length of the instruction-drafting calls (a CLOSE item's JSON or up to 3 OPEN turns;
+# longer than a caption summary, so not the summarize agent's own reply length).
+REPLY_MAX_TOKENS = 512
+
 
 def _template(name: str) -> str:
     return resources.files("pathgen").joinpath(f"prompts/instruct/{name}.txt").read_text()

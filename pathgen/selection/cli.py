@@ -49,6 +49,7 @@ _FLAG_KEYS = {"text_encoder": "text_encoder", "reports": "reports", "top_k": "pr
 
 def _select(args: argparse.Namespace) -> int:
     from .runner import run_selection
+    from .workflow import cancer_types, selection_models
 
     cfg = config_from_args(args)
     for flag, key in _FLAG_KEYS.items():
@@ -57,9 +58,9 @@ def _select(args: argparse.Namespace) -> int:
             setattr(cfg.selection, key, value)
     slide_id = args.slide_id or args.features.stem
     patches_dir = args.patches_dir or args.patches_root / slide_id
-    stats = run_selection(cfg, slide_id, args.features, args.slide,
+    stats = run_selection(cfg.selection, selection_models(cfg), slide_id, args.features, args.slide,
                           args.out, patches_dir, case_id=args.case_id,
-                          cancer_type=args.cancer_type)
+                          cancer_type=args.cancer_type or cancer_types(cfg, [slide_id])[slide_id])
     print(json.dumps(stats, indent=2))
     return 0
 

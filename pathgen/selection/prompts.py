@@ -8,6 +8,7 @@ A ``generic`` entry is required: it serves slides with no or an unknown cancer t
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 from dataclasses import dataclass
 from importlib import resources
@@ -118,17 +119,30 @@ def load_prompt_book(path: str | Path | None = None) -> PromptBook:
     return PromptBook(path, types)
 
 
+def sheet_cancer_types(sample_sheet: Path | None, column: str) -> dict[str, str]:
+    """slide_id -> non-empty ``column`` value of the sample sheet ({} without sheet/column).
+    Read once per (file, mtime): the rules ask it for every chunk at parse time."""
+    if sample_sheet is None or not Path(sample_sheet).exists():
+        return {}
+    st = Path(sample_sheet).stat()
+    return _read_sheet_column(str(Path(sample_sheet).resolve()), (st.st_mtime_ns, st.st_size), column)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_sheet_column(path: str, _version: tuple, column: str) -> dict[str, str]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if column not in (reader.fieldnames or []):
+            return {}
+        out: dict[str, str] = {}
+        for row in reader:
+            sid, value = (row.get("slide_id") or "").strip(), (row.get(column) or "").strip()
+            if sid and value:
+                out.setdefault(sid, value)  # the first row of a slide wins
+        return out
+
+
 def cancer_type_of(slide_id: str, sample_sheet: Path | None, column: str,
                    default: str | None) -> str | None:
     """Per-slide cancer type from the sample sheet column, else the configured default."""
-    if sample_sheet is not None and Path(sample_sheet).exists():
-        with open(sample_sheet, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if column in (reader.fieldnames or []):
-                for row in reader:
-                    if (row.get("slide_id") or "").strip() == slide_id:
-                        value = (row.get(column) or "").strip()
-                        if value:
-                            return value
-                        break
-    return default
+    return sheet_cancer_types(sample_sheet, column).get(slide_id, default)

@@ -1,5 +1,7 @@
-"""Config-level glue for one slide: which prompts (cancer type + report findings), which text
-tower, where the outputs go. The embedding maths and the I/O live in vectors.py / select.py."""
+"""One slide's selection from its section and resolved models: which prompts (cancer type +
+report findings), which text tower, where the outputs go. The embedding maths and the I/O live
+in vectors.py / select.py; the glue that resolves the models from the config is
+selection/workflow.py (chunk stage, CLI)."""
 
 from __future__ import annotations
 
@@ -7,33 +9,42 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_path
-from ..config import ConfigError, PathgenConfig
-from ..instruct.chat import ChatFn, openai_chat
+from ..config import ConfigError
+from ..config.captioning import AgentSpec
+from ..config.features import EncoderSpec
+from ..config.selection import SelectionConfig
+from ..instruct.chat import TextChat, chat_id
 from . import reports as rep
 from .prompts import cancer_type_of, load_prompt_book
 from .select import TextEncoder, select_slide
 
 log = logging.getLogger(__name__)
+# Reply length of the findings extraction (a list of up to report_max_findings short phrases).
+FINDINGS_MAX_TOKENS = 256
 
 
-def chat_backend(cfg: PathgenConfig) -> ChatFn:
-    """The LLM used for report findings: the captioning `openai` backend's text chat."""
-    try:
-        return openai_chat(cfg.captioning.openai, max_tokens=256)
-    except ImportError as err:
-        raise ConfigError("selection.report_extractor: llm needs pathgen.captioning.backends.openai "
-                          f"({err}); use report_extractor: keyword for the offline extractor") from None
+@dataclass(frozen=True)
+class SelectionModels:
+    """What selection uses besides its section, resolved by the caller: the encoder whose text
+    tower embeds the prompts, the encoder that made the features (for the untrained-weights
+    warning) and the summarize agent's chat settings (``report_extractor: llm`` only)."""
+
+    text_encoder: str
+    text_spec: EncoderSpec
+    features_encoder: str
+    features_spec: EncoderSpec
+    chat: AgentSpec | None = None
 
 
-def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
-                   cache_dir: Path) -> list[str]:
+def report_prompts(sel: SelectionConfig, slide_id: str, case_id: str | None, cache_dir: Path,
+                   chat: AgentSpec | None = None) -> list[str]:
     """Prompts from the slide's report (empty when no reports file or no report)."""
-    sel = cfg.selection
     if sel.reports is None:
         return []
     text = rep.report_for(slide_id, rep.load_reports(sel.reports), case_id)
@@ -44,12 +55,13 @@ def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
         extractor_id = rep.KEYWORD_ID
         compute = lambda t: rep.keyword_findings(t, sel.report_max_findings)  # noqa: E731
     elif sel.report_extractor == "llm":
-        extractor_id = f"llm:openai:{cfg.captioning.openai.model}:{rep.LLM_PROMPT_VERSION}"
-        state = {}
-
-        def compute(t):
-            state.setdefault("backend", chat_backend(cfg))  # only built on a cache miss
-            return rep.extract_findings(t, state["backend"], sel.report_max_findings)
+        if chat is None:
+            raise ConfigError("selection.report_extractor 'llm' needs the summarize agent's chat "
+                              "settings (captioning.agents.summarize); use report_extractor: "
+                              "keyword for the offline extractor")
+        extractor_id = f"llm:{chat_id(chat)}:{rep.LLM_PROMPT_VERSION}"
+        llm = TextChat(chat, FINDINGS_MAX_TOKENS)  # connects on the first call: a cache miss
+        compute = lambda t: rep.extract_findings(t, llm, sel.report_max_findings)  # noqa: E731
     else:
         raise ConfigError(f"selection.report_extractor {sel.report_extractor!r}: use 'keyword' "
                           "(offline rule-based) or 'llm'")
@@ -58,26 +70,32 @@ def report_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None,
     return rep.findings_to_prompts(findings, sel.report_prompt_template)
 
 
-def slide_prompts(cfg: PathgenConfig, slide_id: str, case_id: str | None = None,
-                  cancer_type: str | None = None, cache_dir: Path | None = None) -> list[str]:
-    """Morphology prompts of the slide's cancer type + its report-derived prompts."""
-    sel = cfg.selection
+def slide_prompts(sel: SelectionConfig, slide_id: str, case_id: str | None = None,
+                  cancer_type: str | None = None, cache_dir: Path | None = None,
+                  chat: AgentSpec | None = None) -> list[str]:
+    """Morphology prompts of the slide's cancer type (``cancer_type``, e.g. from
+    :func:`slide_cancer_type`; None = ``sel.cancer_type``) + its report-derived prompts."""
     book = load_prompt_book(sel.prompts_file)
-    ctype = cancer_type or cancer_type_of(slide_id, cfg.slides.sample_sheet,
-                                          sel.cancer_type_column, sel.cancer_type)
+    ctype = cancer_type or sel.cancer_type
     code = book.resolve(ctype, sel.unknown_cancer_type)
     prompts = book.prompts_for(code, sel.include_generic)
     cache_dir = sel.report_cache_dir or cache_dir or Path("report_findings")
-    for p in report_prompts(cfg, slide_id, case_id, Path(cache_dir)):
+    for p in report_prompts(sel, slide_id, case_id, Path(cache_dir), chat):
         if p not in prompts:
             prompts.append(p)
     log.info("%s: cancer type %r -> prompt set %s (%d prompts)", slide_id, ctype, code, len(prompts))
     return prompts
 
 
-def _encoder_key(cfg: PathgenConfig, name: str) -> str:
+def slide_cancer_type(sel: SelectionConfig, slide_id: str, sample_sheet: Path | None) -> str:
+    """The slide's cancer type: its ``sel.cancer_type_column`` in the sample sheet, else
+    ``sel.cancer_type`` (what the rule passes per slide, so a changed type re-runs it)."""
+    return cancer_type_of(slide_id, sample_sheet, sel.cancer_type_column, sel.cancer_type)
+
+
+def _encoder_key(spec: EncoderSpec) -> str:
     """Identity of an encoder's weights without loading it (spec + local checkpoint stat)."""
-    spec = cfg.encoder_spec(name).model_dump(mode="json")
+    spec = spec.model_dump(mode="json")
     ckpt = Path(str(spec.get("pretrained") or ""))
     if spec.get("pretrained") and ckpt.is_file():
         st = ckpt.stat()
@@ -103,15 +121,14 @@ def cached_text_encoder(encode: TextEncoder, cache_dir: Path, key: str) -> TextE
     return cached
 
 
-def load_text_encoder(cfg: PathgenConfig, name: str | None = None) -> TextEncoder:
+def load_text_encoder(name: str, spec: EncoderSpec, device: str = "cpu") -> TextEncoder:
     """The text tower of the CLIP that made the features, as texts -> (P, D) float32."""
     import torch
 
     from pathgen.encoders import load_encoder  # type: ignore
 
     torch.set_num_threads(1)
-    enc = load_encoder(name or cfg.selection.text_encoder or cfg.features.encoder, cfg,
-                       device=cfg.selection.device)
+    enc = load_encoder(spec, device=device, name=name)
 
     def encode(texts: list[str]) -> np.ndarray:
         out = []
@@ -126,12 +143,12 @@ def load_text_encoder(cfg: PathgenConfig, name: str | None = None) -> TextEncode
 _WARNED: set[str] = set()
 
 
-def untrained_encoder_warning(cfg: PathgenConfig) -> str:
+def untrained_encoder_warning(models: SelectionModels) -> str:
     """A warning when the encoder behind the selection embeddings has no pretrained weights
     (`pretrained: null`, e.g. the demo's tiny-demo): its embeddings are random projections,
     so prompt scores are noise and near-duplicate removal can collapse a slide. "" if fine."""
-    names = dict.fromkeys([cfg.features.encoder, cfg.selection.text_encoder or cfg.features.encoder])
-    bad = [n for n in names if not cfg.encoder_spec(n).pretrained]
+    specs = {models.features_encoder: models.features_spec, models.text_encoder: models.text_spec}
+    bad = [n for n, spec in specs.items() if not spec.pretrained]
     if not bad:
         return ""
     return (f"selection encoder {', '.join(repr(n) for n in bad)} has no pretrained weights "
@@ -141,34 +158,39 @@ def untrained_encoder_warning(cfg: PathgenConfig) -> str:
             "pathgen-clip")
 
 
-def run_selection(cfg: PathgenConfig, slide_id: str, features_path: str | os.PathLike,
-                  slide_path: str | os.PathLike | None, out_csv: str | os.PathLike,
-                  patches_dir: str | os.PathLike, case_id: str | None = None,
-                  cancer_type: str | None = None, text_encoder: TextEncoder | None = None,
-                  cache_dir: Path | None = None, embeddings_cache: Path | None = None) -> dict:
-    prompts = (slide_prompts(cfg, slide_id, case_id, cancer_type,
-                             cache_dir or Path(out_csv).parent / "report_findings")
-               if cfg.selection.prompt_top_k > 0 else [])
+def run_selection(sel: SelectionConfig, models: SelectionModels, slide_id: str,
+                  features_path: str | os.PathLike, slide_path: str | os.PathLike | None,
+                  out_csv: str | os.PathLike, patches_dir: str | os.PathLike,
+                  case_id: str | None = None, cancer_type: str | None = None,
+                  text_encoder: TextEncoder | None = None, cache_dir: Path | None = None,
+                  embeddings_cache: Path | None = None) -> dict:
+    """Select one slide's patches (CSV + images). ``cancer_type``: the slide's type
+    (:func:`slide_cancer_type`); None = ``sel.cancer_type``. ``text_encoder``:
+    a ready texts -> embeddings function (default: ``models.text_spec``'s text tower,
+    loaded only when the slide has patches; cached per prompt in ``embeddings_cache``)."""
+    prompts = (slide_prompts(sel, slide_id, case_id, cancer_type,
+                             cache_dir or Path(out_csv).parent / "report_findings", chat=models.chat)
+               if sel.prompt_top_k > 0 else [])
 
     class _Lazy:  # the text tower is only loaded when the slide has patches
         fn = None
 
         def __call__(self, texts):
             if self.fn is None:
-                self.fn = text_encoder or load_text_encoder(cfg)
+                self.fn = text_encoder or load_text_encoder(models.text_encoder, models.text_spec,
+                                                            sel.device)
             return self.fn(texts)
 
     encoder = _Lazy()
     if text_encoder is None and embeddings_cache is not None:
-        name = cfg.selection.text_encoder or cfg.features.encoder
-        encoder = cached_text_encoder(encoder, Path(embeddings_cache), _encoder_key(cfg, name))
+        encoder = cached_text_encoder(encoder, Path(embeddings_cache), _encoder_key(models.text_spec))
 
-    warning = untrained_encoder_warning(cfg)
+    warning = untrained_encoder_warning(models)
     if warning and warning not in _WARNED:
         _WARNED.add(warning)
         log.warning("!!! %s", warning)
     stats = select_slide(features_path, slide_path, slide_id, out_csv, patches_dir, prompts,
-                         encoder, cfg.selection)
+                         encoder, sel)
     if warning:
         stats["encoder_warning"] = warning
     return stats

@@ -373,27 +373,3 @@ class OpenAIBackend(Backend):
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-async def achat_text(prompt: str, cfg=None, system: str | None = None,
-                     max_tokens: int = 512) -> str:
-    """One text-only chat turn against the configured server (report findings extraction,
-    instruction generation). ``cfg``: OpenAIBackendConfig (default: built-in defaults)."""
-    if cfg is None:
-        from pathgen.config.captioning import OpenAIBackendConfig
-
-        cfg = OpenAIBackendConfig()
-    client = OpenAIChatClient(cfg.base_url, cfg.model, _api_key(cfg.api_key_env), 1,
-                              cfg.timeout_s, cfg.max_retries, cfg.backoff_base_s,
-                              cfg.backoff_max_s, cfg.temperature, cfg.seed)
-    messages = ([{"role": "system", "content": system}] if system else []) + \
-        [{"role": "user", "content": prompt}]
-    try:
-        return (await client.chat(messages, max_tokens)).text
-    finally:
-        await client.aclose()
-
-
-def chat_text(prompt: str, cfg=None, system: str | None = None, max_tokens: int = 512) -> str:
-    """Synchronous :func:`achat_text` (raises AgentError after the retries)."""
-    return asyncio.run(achat_text(prompt, cfg, system, max_tokens))
