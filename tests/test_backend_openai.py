@@ -81,7 +81,8 @@ def test_chat_text_and_bounded_concurrency(monkeypatch):
         ccfg = CaptioningConfig(backend="openai", openai=dict(base_url=srv.base_url, model="m",
                                                               api_key_env="PATHGEN_TEST_KEY"))
         monkeypatch.setenv("PATHGEN_TEST_KEY", "secret")
-        assert "Tumour" in TextChat(chat_settings(ccfg, "test"), 64)("Summarize: dense tumour.")
+        with TextChat(chat_settings(ccfg, "test"), 64) as chat:
+            assert "Tumour" in chat("Summarize: dense tumour.")
         client = _client(srv.base_url, max_concurrent_requests=3)
 
         async def many():

@@ -144,3 +144,24 @@ def test_a_local_model_per_agent_shares_weights(tmp_path, tiny_models):
     # the next slide of a chunk job builds its backends again: the weights are not reloaded
     again = make_backend(cfg)
     assert again.parts["describe"] is not d and again.parts["describe"].vision.gen.model is d.vision.gen.model
+
+
+def test_text_chat_over_a_summarize_agent_with_its_own_lm(tiny_models, monkeypatch):
+    """The one text-chat adapter (instruct / report findings) on a transformers summarize
+    agent with its own causal LM: only that LM is loaded (never the describe VLM)."""
+    import torch
+
+    from pathgen.captioning.backends import transformers as tb
+    from pathgen.config.captioning import CaptioningConfig
+    from pathgen.instruct.chat import TextChat, chat_settings
+
+    torch.set_num_threads(1)
+    loaded = []
+    real_load = tb._load
+    monkeypatch.setattr(tb, "_load", lambda kind, path, *a: loaded.append((kind, path)) or real_load(kind, path, *a))
+    vlm, lm = str(tiny_models / "vlm"), str(tiny_models / "lm")
+    cfg = CaptioningConfig(backend="transformers", transformers=dict(model=vlm, device="cpu", batch_wait_ms=0),
+                           agents=dict(summarize=dict(model=lm)))
+    with TextChat(chat_settings(cfg, "instruct.generator 'llm'"), 4) as chat:
+        assert chat.id == f"transformers:{lm}" and isinstance(chat("Summarize: dense tumour."), str)
+    assert loaded == [("lm", lm)]

@@ -177,8 +177,8 @@ def test_one_text_chat_adapter_sends_to_the_summarize_agent(monkeypatch):
             MockChatServer(latency_s=0.0, served_models={"summ-lm"}, api_key="lm-key") as lm:
         spec = chat_settings(_two_servers_config(vlm.base_url, lm.base_url), "test")
         assert chat_from_params(json.loads(json.dumps(chat_params(spec)))) == spec  # rule params
-        chat = TextChat(spec, 64)
-        assert chat.id == "openai:summ-lm" and "Tumour" in chat("Summarize: dense tumour.")
+        with TextChat(spec, 64) as chat:
+            assert chat.id == "openai:summ-lm" and "Tumour" in chat("Summarize: dense tumour.")
         assert [f for _, f in lm.log] == ["ok"] and vlm.log == []
         body = lm.bodies[0]
         assert (body["model"], body["max_tokens"], body["temperature"], body["seed"]) == ("summ-lm", 64, 0.0, 11)
@@ -196,8 +196,9 @@ def test_llm_instruct_generator_over_the_summarize_agent(tmp_path, monkeypatch):
                            reply=_instruct_reply) as lm:
         chat = TextChat(chat_settings(_two_servers_config(vlm.base_url, lm.base_url), "test"),
                         REPLY_MAX_TOKENS)
-        card = build_instruct(files, tmp_path / "o", InstructConfig(generator="llm", close_per_patch=1),
-                              patches_root=tmp_path / "patches", chat=chat)
+        with chat:
+            card = build_instruct(files, tmp_path / "o", InstructConfig(generator="llm", close_per_patch=1),
+                                  patches_root=tmp_path / "patches", chat=chat)
     assert vlm.log == [] and lm.log and all(f == "ok" for _, f in lm.log)
     assert card["n_close"] == len(CAPTIONS) and card["n_open"] == len(CAPTIONS)
     assert card["generator"].startswith("llm openai:summ-lm (prompts ")  # provenance: the model

@@ -16,4 +16,8 @@ icfg = InstructConfig.model_validate(sm.params.settings)
 captions = [str(slide_captions_file(sm.params.captions_dir, s))
             for s in slides_with_status(sm.input.captions)]
 chat = TextChat(chat_from_params(sm.params.chat), REPLY_MAX_TOKENS) if sm.params.chat else None
-build_instruct(captions, sm.params.out_dir, icfg, patches_root=sm.params.patches_root, chat=chat)
+try:
+    build_instruct(captions, sm.params.out_dir, icfg, patches_root=sm.params.patches_root, chat=chat)
+finally:
+    if chat is not None:
+        chat.close()

@@ -60,36 +60,55 @@ def chat_from_params(params: dict) -> AgentSpec:
 class TextChat:
     """``prompt -> reply`` over the summarize agent's server(s) or local model; ``max_tokens``
     is the caller's reply length (findings lists and instruction JSON are longer than a
-    caption summary). Built lazily on the first call; calls run on one private event loop."""
+    caption summary). The agent's backend (the captioning one: every endpoint, retries, key,
+    temperature, seed; local weights shared with the process's agents) is built on the first
+    call; calls run on one private event loop. ``close()`` (or ``with``) releases both."""
 
     def __init__(self, spec: AgentSpec, max_tokens: int):
         if spec.backend not in TEXT_SECTIONS:
             raise ConfigError(f"text chat needs backend openai or transformers, got {spec.backend!r}")
         self.spec, self.max_tokens, self.id = spec, max_tokens, chat_id(spec)
-        self._call = None
+        self._backend = self._loop = None
 
-    def _build(self):
+    def _build(self) -> None:
         spec = self.spec
         if spec.backend == "transformers":
-            from ..captioning.backends.transformers import text_chat
+            from ..captioning.backends.transformers import PROCESS_WEIGHTS, TransformersBackend
 
-            return text_chat(spec.cfg, self.max_tokens)
-        from ..captioning.backends.openai import OpenAIBackend
+            # a summarize agent with its own text_model never loads the describe VLM
+            self._backend = TransformersBackend(spec.cfg, load_vision=not spec.cfg.text_model,
+                                                cache=PROCESS_WEIGHTS)
+        else:
+            from ..captioning.backends.openai import OpenAIBackend
 
-        loop = asyncio.new_event_loop()
-        # every endpoint of the agent, its retries, key, temperature and seed (the backend's client)
-        client = OpenAIBackend(spec.cfg, endpoints=spec.endpoints).client
+            self._backend = OpenAIBackend(spec.cfg, endpoints=spec.endpoints)
+        self._loop = asyncio.new_event_loop()
 
-        def call(prompt: str) -> str:
-            reply = client.chat([{"role": "user", "content": prompt}], self.max_tokens, spec.model)
-            return loop.run_until_complete(reply).text
-
-        return call
+    async def _ask(self, prompt: str) -> str:
+        if self.spec.backend == "transformers":
+            return await self._backend.chat(prompt, self.max_tokens)
+        reply = await self._backend.client.chat([{"role": "user", "content": prompt}],
+                                                self.max_tokens, self.spec.model)
+        return reply.text
 
     def __call__(self, prompt: str) -> str:
-        if self._call is None:
-            self._call = self._build()
-        return self._call(prompt)
+        if self._backend is None:
+            self._build()
+        return self._loop.run_until_complete(self._ask(prompt))
+
+    def close(self) -> None:
+        if self._backend is not None:
+            try:
+                self._loop.run_until_complete(self._backend.aclose())
+            finally:
+                self._loop.close()
+                self._backend = self._loop = None
+
+    def __enter__(self) -> "TextChat":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def chat_for(holder, max_tokens: int = 512) -> TextChat:

@@ -29,7 +29,11 @@ def _main(args) -> int:
     icfg = cfg.instruct if args.generator is None else cfg.instruct.model_copy(update={"generator": args.generator})
     chat = (TextChat(chat_settings(cfg.captioning, "instruct.generator 'llm'"), REPLY_MAX_TOKENS)
             if icfg.generator == "llm" else None)
-    card = build_instruct([Path(p) for p in args.captions], args.out, icfg, args.patches_root, chat)
+    try:
+        card = build_instruct([Path(p) for p in args.captions], args.out, icfg, args.patches_root, chat)
+    finally:
+        if chat is not None:
+            chat.close()
     print(f"{card['n_items']} items ({card['n_close']} CLOSE, {card['n_open']} OPEN), "
           f"{card['n_rejected']} rejected -> {args.out}")
     return 0

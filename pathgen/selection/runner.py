@@ -60,8 +60,10 @@ def report_prompts(sel: SelectionConfig, slide_id: str, case_id: str | None, cac
                               "settings (captioning.agents.summarize); use report_extractor: "
                               "keyword for the offline extractor")
         extractor_id = f"llm:{chat_id(chat)}:{rep.LLM_PROMPT_VERSION}"
-        llm = TextChat(chat, FINDINGS_MAX_TOKENS)  # connects on the first call: a cache miss
-        compute = lambda t: rep.extract_findings(t, llm, sel.report_max_findings)  # noqa: E731
+
+        def compute(t):  # only on a cache miss: the chat connects (or loads) here
+            with TextChat(chat, FINDINGS_MAX_TOKENS) as llm:
+                return rep.extract_findings(t, llm, sel.report_max_findings)
     else:
         raise ConfigError(f"selection.report_extractor {sel.report_extractor!r}: use 'keyword' "
                           "(offline rule-based) or 'llm'")

@@ -271,16 +271,3 @@ class TransformersBackend(Backend):
     async def aclose(self) -> None:
         for b in {id(b): b for b in (self.vision, self.text) if b is not None}.values():
             await b.aclose()
-
-
-def text_chat(cfg, max_new_tokens: int | None = None):
-    """A blocking ``prompt -> reply`` function over a locally loaded model (instruction data,
-    report findings). The model is loaded once; calls run on one private event loop."""
-    backend = TransformersBackend(cfg)
-    loop = asyncio.new_event_loop()
-    limit = max_new_tokens or cfg.max_new_tokens
-
-    def chat(prompt: str) -> str:
-        return loop.run_until_complete(backend.chat(prompt, limit))
-
-    return chat
