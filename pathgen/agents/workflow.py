@@ -1,6 +1,7 @@
 """Config -> params of rules agents_build_data / agents_train (glue: takes the whole config;
 imported by the Snakefile at parse time, so no torch here). The jobs
-(workflow_scripts/agents_*.py) get only these, and the rules rerun when any changes."""
+(workflow_scripts/agents_*.py) get only these, and the rules rerun when any changes. Folders
+are Path values: Snakemake's lint takes a str param under an input/output for a file prefix."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ def build_data_params(cfg: PathgenConfig) -> dict:
     caption records (teacher 'captions') and of the selection CSVs and patches ('backend')."""
     L = Layout(cfg)
     return {
-        "out_dir": str(L.agents_data_dir),
-        "patches_root": str(L.selection_patches_root()),
-        "captions_dir": str(L.captions_dir()),
-        "selection_dir": str(L.selection_dir()),
+        "out_dir": L.agents_data_dir,
+        "patches_root": L.selection_patches_root(),
+        "captions_dir": L.captions_dir(),
+        "selection_dir": L.selection_dir(),
         "settings": {
             "data": cfg.agents.data.model_dump(mode="json"),
             "captioning": cfg.captioning.model_dump(mode="json"),
@@ -29,5 +30,5 @@ def build_data_params(cfg: PathgenConfig) -> dict:
 def train_params(cfg: PathgenConfig) -> dict:
     """The build-data folder and agents.train (the agent's run folder: get_agents_run_dir,
     rules/common.smk, from the {agent} wildcard)."""
-    return {"data_dir": str(Layout(cfg).agents_data_dir),
+    return {"data_dir": Layout(cfg).agents_data_dir,
             "settings": cfg.agents.train.model_dump(mode="json")}
