@@ -210,3 +210,29 @@ def test_describe_prompts_match_what_the_pipeline_sends(tmp_path):
     assert len(recs) == 4 and len(Recording.prompts) == 4
     for rec in recs:
         assert _exchange(rec) == (Recording.prompts[rec["id"]], TEXT)
+
+
+def test_llm_corrupter_edits_through_the_summarize_agents_server(tmp_path):
+    """corrupter 'llm': build_stage asks the summarize agent's OpenAI-compatible server (here the
+    local mock with canned behaviour, not a model) for each edit, from the captioning section."""
+    import re
+
+    from pathgen.agents.stage import build_stage
+    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen.config import validate_config
+
+    def one_sentence_more(body):  # the description quoted in the prompt + one added sentence
+        text = re.search(r'"""\n(.*?)\n"""', body["messages"][-1]["content"], re.S).group(1)
+        return text + " Mitoses are present."
+
+    files, patches = write_toy_captions(tmp_path)
+    with MockChatServer(latency_s=0.0, reply=one_sentence_more) as server:
+        cfg = validate_config({"demo": {"enabled": True}, "agents": {"data": {
+            "corrupter": "llm", "min_words": 3, "edit_kinds": ["add"]}},
+            "captioning": {"backend": "openai", "openai": {"base_url": server.base_url, "api_key_env": None}}})
+        card = build_stage(cfg.agents.data, cfg.captioning, files, tmp_path / "data", patches)
+        asked = {b["model"] for b in server.bodies}
+    revise = _load(tmp_path / "data" / "revise_train.json") + _load(tmp_path / "data" / "revise_val.json")
+    assert len(revise) == 6 and all(r["edit"]["corrupter"] == "llm" for r in revise)
+    assert all(r["corrupted"].endswith("Mitoses are present.") for r in revise)
+    assert asked == {cfg.captioning.agent("summarize").model} and card["corrupter"] == "llm"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 
 from ..config.agents import AgentsDataConfig
 from ..config.captioning import CaptioningConfig
@@ -15,6 +14,7 @@ from .build import build_data
 from .teacher import pairs_from_backend, pairs_from_files
 
 log = logging.getLogger(__name__)
+LLM_EDIT_MAX_TOKENS = 512  # reply length of the llm corrupter (the text chat's former default)
 
 
 def build_stage(dcfg: AgentsDataConfig, ccfg: CaptioningConfig, inputs: list[str | Path],
@@ -35,14 +35,16 @@ def build_stage(dcfg: AgentsDataConfig, ccfg: CaptioningConfig, inputs: list[str
     else:
         pairs, skipped = pairs_from_files(inputs, patches_root, dcfg.teacher_field, dcfg.min_words)
         teacher = f"files:{dcfg.teacher_field}"
-    chat = None
-    if dcfg.corrupter == "llm":
-        from ..instruct.chat import chat_for
-
-        chat = chat_for(SimpleNamespace(captioning=ccfg))  # chat_for reads only .captioning
     image_folder = patches_root if patches_root is not None else Path(inputs[0]).parent
-    return build_data(pairs, out_dir, dcfg, load_templates(ccfg.prompt_version, ccfg.prompts_dir),
-                      image_folder, chat=chat, teacher=teacher, skipped=skipped)
+    templates = load_templates(ccfg.prompt_version, ccfg.prompts_dir)
+    if dcfg.corrupter != "llm":
+        return build_data(pairs, out_dir, dcfg, templates, image_folder, teacher=teacher, skipped=skipped)
+    from ..instruct.chat import TextChat, chat_settings
+
+    # the summarize agent's text model writes the edits (one reply ~ one description)
+    with TextChat(chat_settings(ccfg, "agents.data.corrupter 'llm'"), LLM_EDIT_MAX_TOKENS) as chat:
+        return build_data(pairs, out_dir, dcfg, templates, image_folder, chat=chat, teacher=teacher,
+                          skipped=skipped)
 
 
 def read_data_card(data_dir: str | Path) -> dict:
