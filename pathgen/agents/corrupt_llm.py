@@ -1,4 +1,4 @@
-"""LLM corrupter: the captioning backend's text chat writes the one controlled edit.
+"""LLM corrupter: a text chat (the summarize agent's model) writes the one controlled edit.
 
 The kind (and, for modify, the attribute) is drawn by the caller, so the mix of edits is
 controlled as with the rule-based corrupter. A reply that is empty, unchanged or a rewrite
