@@ -214,14 +214,14 @@ class Layout:
 
     # -- selection / captions ----------------------------------------------------------
     def selection_dir(self) -> Path:
-        return self.features_dir() / "selection"
+        return features_selection_dir(self.features_dir())
 
     def selection(self, slide: str) -> Path:
         return slide_selection_file(self.selection_dir(), slide)
 
     def selection_patches_root(self) -> Path:
         """Parent of every slide's selected-patch folder (what `--patches-root` options take)."""
-        return self.selection_dir() / "patches"
+        return selection_patches_dir(self.selection_dir())
 
     def selection_patches(self, slide: str) -> Path:
         return self.selection_patches_root() / slide
@@ -630,6 +630,16 @@ class Layout:
 def slide_features_file(features_dir: str | Path, slide: str) -> Path:
     """<features dir>/<slide>.h5, the name Layout.features uses (for plain-path CLIs)."""
     return Path(features_dir) / f"{slide}.h5"
+
+
+def features_selection_dir(features_dir: str | Path) -> Path:
+    """<features dir>/selection, the folder Layout.selection_dir uses."""
+    return Path(features_dir) / "selection"
+
+
+def selection_patches_dir(selection_dir: str | Path) -> Path:
+    """<selection dir>/patches, the patches root Layout.selection_patches_root uses."""
+    return Path(selection_dir) / "patches"
 
 
 def slide_selection_file(selection_dir: str | Path, slide: str) -> Path:

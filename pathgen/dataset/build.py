@@ -15,7 +15,7 @@ from pathlib import Path
 from ..atomic import write_json, write_text
 from ..config.dataset import DatasetConfig
 from ..paths import (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX, DATASET_IMAGES_DIR, DATASET_OUTPUTS,
-                     DATASET_SHARDS_DIR, Layout)
+                     DATASET_SHARDS_DIR, Layout, features_selection_dir, selection_patches_dir)
 from ..slides import read_id_table, read_table
 from .card import build_card, card_markdown, gallery_html
 from .dedup import dedup_markdown, dedup_samples, features_for
@@ -67,7 +67,8 @@ def _inside(path: Path, root: Path) -> bool:
 def image_roots(caption_file: Path, images_root: Path | None) -> list[Path]:
     """The folders a record's `image` may be in (images_root, then the layout's defaults)."""
     roots = [Path(images_root)] if images_root is not None else []
-    roots += [caption_file.parent.parent / "selection" / "patches", caption_file.parent]
+    # a captions folder sits in its features folder, beside selection/ (pathgen.paths.Layout)
+    roots += [selection_patches_dir(features_selection_dir(caption_file.parent.parent)), caption_file.parent]
     return roots
 
 
