@@ -14,7 +14,7 @@ from test_dataset import make_slide  # noqa: E402
 
 from pathgen.config import validate_config  # noqa: E402
 from pathgen.config.dataset import DatasetConfig  # noqa: E402
-from pathgen.dataset import build_dataset  # noqa: E402
+from pathgen.cli import main  # noqa: E402
 from pathgen.dataset.workflow import build_dataset_params  # noqa: E402
 from pathgen.paths import Layout  # noqa: E402
 
@@ -57,10 +57,11 @@ def test_script_builds_the_finished_slides_with_the_sheet_file_ids(tmp_path):
     assert card["n_slides"] == 2 and card["n_pairs"] == 4
     got = json.loads(Layout.dataset_files(out)["pathgen_json"].read_text())
     assert {(r["wsi_id"], r["file_id"]) for r in got} == {("S1.a", "uuid-1"), ("S2", "uuid-2")}
-    # the same as the library called directly (what `pathgen dataset` does) on those slides
-    build_dataset(files[:2], tmp_path / "direct", DatasetConfig(shard_size=2, gallery_size=2),
-                  file_ids=params["file_ids"])
-    assert json.loads(Layout.dataset_files(tmp_path / "direct")["pathgen_json"].read_text()) == got
+    # the same as `pathgen build-dataset` on those slides' files with the same config
+    sets = [f"slides.sample_sheet={sheet}", "dataset.shard_size=2", "dataset.gallery_size=2"]
+    assert main(["build-dataset", *map(str, files[:2]), "--out", str(tmp_path / "cli"),
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    assert json.loads(Layout.dataset_files(tmp_path / "cli")["pathgen_json"].read_text()) == got
 
 
 def test_params_carry_every_input_table_and_folder(tmp_path):

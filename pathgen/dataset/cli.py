@@ -40,7 +40,7 @@ def register(sub) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .build import build_dataset
+    from .build import build_dataset, run_file_ids
     from .records import DatasetInputError
 
     cfg = config_from_args(args)
@@ -60,8 +60,9 @@ def _build(args: argparse.Namespace) -> int:
 
             features = {slide_id_of(f): slide_features_file(args.features_dir, slide_id_of(f))
                         for f in args.captions}
+        # the file ids the workflow rule gets (sample sheet `file_id` column + dataset.file_ids)
         card = build_dataset(args.captions, args.out, d, images_root=args.images_root,
-                             features=features)
+                             file_ids=run_file_ids(cfg.slides.sample_sheet, d.file_ids), features=features)
     except DatasetInputError as err:
         print(f"pathgen build-dataset: refused input: {err}", file=sys.stderr)
         return 1
