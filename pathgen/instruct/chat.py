@@ -110,9 +110,3 @@ class TextChat:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def chat_for(holder, max_tokens: int = 512) -> TextChat:
-    """Compatibility delegate for callers holding an object with ``.captioning`` (the agents'
-    llm corrupter): ``TextChat(chat_settings(holder.captioning, ...), max_tokens)``. New code
-    calls those two directly with its own section."""
-    return TextChat(chat_settings(holder.captioning, "the llm text chat"), max_tokens)
