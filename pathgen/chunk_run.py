@@ -62,6 +62,12 @@ class StageContext:
         return list_slides(self.cfg)
 
     def slide_path(self, slide: str) -> Path:
+        """The member's slide file: from the rule's ``members`` param (slide -> file, made at
+        parse time), so a job never re-lists the run's slides; the slide list is read only when
+        a caller gives bare member ids (tests, old params)."""
+        members = self.extra.get("members")
+        if isinstance(members, dict) and members.get(slide):
+            return Path(members[slide])
         try:
             return Path(self.slides[slide].path)
         except KeyError:

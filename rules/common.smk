@@ -47,7 +47,9 @@ def slide_path(wildcards):
 
 
 def chunk_members(chunks):
-    return lambda wc: chunks[wc.chunk]
+    """A chunk's member slides -> their slide files (the job reads paths from here, it never
+    re-lists the run's slides)."""
+    return lambda wc: {s: str(SLIDES[s].path) if s in SLIDES else None for s in chunks[wc.chunk]}
 
 
 def chunk_slide_files(wildcards):

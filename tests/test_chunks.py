@@ -204,3 +204,17 @@ def test_status_cli_exit_code_and_table(ctx, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "s001" in out and "s000" not in out.split("\n\n")[0].split("\n", 1)[1]
     assert "tile: 3 done, 1 failed" in out
+
+
+def test_job_reads_slide_files_from_its_members_param(ctx, monkeypatch):
+    """The rule's `members` param maps each member to its slide file: the job takes the path from
+    there and never re-lists the run's slides (at 10k slides that is a directory walk per job)."""
+    import pathgen.slides
+
+    monkeypatch.setattr(pathgen.slides, "list_slides", lambda cfg: pytest.fail("job re-listed slides"))
+    moved = ctx.slides_dir / "elsewhere"
+    moved.mkdir()
+    (moved / "s000.svs").write_bytes(b"x")
+    ctx.extra["members"] = {"s000": str(moved / "s000.svs")}
+    assert ctx.slide_path("s000") == moved / "s000.svs"
+    assert chunk_run.stage_module("tile").input_key(ctx, "s000")  # identity of the moved file
