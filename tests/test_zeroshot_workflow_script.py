@@ -20,13 +20,18 @@ from pathgen.zeroshot.workflow import config_export, export_params, run_params, 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_script_uses_params_and_its_section_only(tmp_path):
-    torch.set_num_threads(1)
-    root = tmp_path / "bench"
+def two_class_folder(root: Path) -> Path:
+    """An ImageFolder benchmark: 3 flat-colour PNGs for each of tumor and normal."""
     for k, code in enumerate(("tumor", "normal")):
         for i in range(3):
             (root / code).mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.full((16, 16, 3), 60 + 120 * k + i, np.uint8)).save(root / code / f"{i}.png")
+    return root
+
+
+def test_script_uses_params_and_its_section_only(tmp_path):
+    torch.set_num_threads(1)
+    root = two_class_folder(tmp_path / "bench")
     section = {"benchmarks": {"demo": {"root": str(root)}}, "bootstrap": 30, "batch_size": 4}
     cfg = validate_config({"results_dir": str(tmp_path / "results"), "evaluation": {"zeroshot": section}})
     expected = evaluate_benchmark(cfg, "demo", "tiny-demo")
@@ -55,11 +60,7 @@ def test_export_script_uses_params_only(tmp_path):
     import shutil
 
     torch.set_num_threads(1)
-    root = tmp_path / "bench"
-    for k, code in enumerate(("tumor", "normal")):
-        for i in range(3):
-            (root / code).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.full((16, 16, 3), 60 + 120 * k + i, np.uint8)).save(root / code / f"{i}.png")
+    root = two_class_folder(tmp_path / "bench")
     section = {"benchmarks": {"demo": {"root": str(root), "max_images": 4}}, "models": ["tiny-demo"],
                "batch_size": 3, "seed": 5, "prompting": ["single"]}
     cfg = validate_config({"results_dir": str(tmp_path / "results"), "evaluation": {"zeroshot": section}})

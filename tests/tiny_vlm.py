@@ -18,18 +18,26 @@ SPECIAL = ["<unk>", "<pad>", "<s>", "</s>", "<image>", "USER:", "ASSISTANT:"]
 BASE_WORDS = ". , the a of with nuclei dense stroma tissue cells image describe and in is are".split()
 
 
-def tiny_tokenizer(words: list[str] = ()):
+def word_level(words: list[str]):
+    """A lower-casing word-level tokenizer over `words` (first spelling wins) and its vocab, split on spaces
+    and punctuation."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab: dict[str, int] = {}
-    for w in SPECIAL + BASE_WORDS + [w.lower() for w in words]:
+    for w in words:
         vocab.setdefault(w, len(vocab))
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                 pre_tokenizers.Punctuation()])
     tk.decoder = decoders.WordPiece(prefix="##")
+    return tk, vocab
+
+
+def tiny_tokenizer(words: list[str] = ()):
+    from transformers import PreTrainedTokenizerFast
+
+    tk, vocab = word_level(SPECIAL + BASE_WORDS + [w.lower() for w in words])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>",
                                   bos_token="<s>", eos_token="</s>",
                                   extra_special_tokens={"image_token": "<image>"})
@@ -77,19 +85,11 @@ def build_tiny_qwen2vl(out: Path, words: list[str] = (), seed: int = 0) -> Path:
     """Save a tiny Qwen2VLForConditionalGeneration + Qwen2VLProcessor (56 px images -> 4
     merged image tokens, M-RoPE, a Qwen-style chat template) into ``out``; returns it."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import (PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
                               Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor)
 
     torch.manual_seed(seed)
-    vocab: dict[str, int] = {}
-    for w in QWEN_SPECIAL + BASE_WORDS + ["user", "assistant"] + [w.lower() for w in words]:
-        vocab.setdefault(w, len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.normalizer = normalizers.Lowercase()
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                pre_tokenizers.Punctuation()])
-    tk.decoder = decoders.WordPiece(prefix="##")
+    tk, vocab = word_level(QWEN_SPECIAL + BASE_WORDS + ["user", "assistant"] + [w.lower() for w in words])
     tk.add_special_tokens(QWEN_SPECIAL)
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>",
