@@ -57,7 +57,7 @@ def test_retry_after_is_honoured_and_backoff_grows():
         client = _client(srv.base_url, backoff_base_s=3.0, backoff_max_s=10.0)
         t0 = time.perf_counter()
         asyncio.run(_one(client))
-    assert time.perf_counter() - t0 < 1.5  # used the server's 0.05 s, not the 3 s backoff
+    assert time.perf_counter() - t0 < 2.5  # used the server's 0.05 s, not the 3 s backoff
 
 
 def test_gives_up_and_records_failure():
