@@ -3,7 +3,7 @@
 # All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
 from snakemake.utils import min_version
 
-from pathgen.chunks import plan_chunks
+from pathgen.runner.chunks import plan_chunks
 from pathgen.config import validate_config
 from pathgen.paths import Layout
 from pathgen.slides import SLIDE_ID_PATTERN, list_slides

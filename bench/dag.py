@@ -248,7 +248,7 @@ def parse_breakdown(ws) -> dict:
     """In-process costs of the Snakefile's own code (after the fresh run wrote chunks.tsv)."""
     import yaml
 
-    from pathgen.chunks import plan_chunks
+    from pathgen.runner.chunks import plan_chunks
     from pathgen.config import validate_config
     from pathgen.paths import Layout
     from pathgen.slides import list_slides

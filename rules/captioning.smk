@@ -21,14 +21,11 @@ rule caption:
         **res("caption", CAPTION_CHUNKS),
         llm_slots=1,
     params:
+        # settings: every caption-shaping setting and the filters (a change re-runs the job;
+        # the kept <slide>.partial.jsonl makes a filter-only change a cheap re-filter)
+        **chunk_params("caption"),
         members=chunk_members(CAPTION_CHUNKS),
-        # every caption-shaping setting and the filters: a change re-runs the job; the kept
-        # <slide>.partial.jsonl makes a filter-only change a cheap re-filter
-        settings={
-            "captioning": CFG.captioning.model_dump(mode="json"),
-            # the filters' image-text encoder, by definition (not only its name)
-            "alignment_encoder": encoder_definition(CFG.captioning.filters.alignment_encoder),
-        },
+        target_mpp=CFG.tiling.geometry()[1],
         # bumped by a job whose caption items failed: the next run retries them
         retry=get_caption_retry,
     script:

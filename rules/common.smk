@@ -1,11 +1,18 @@
 # Helpers shared by all rule files.
 from pathlib import Path
 
-from pathgen.chunk_run import retry_generation
+from pathgen.captioning.chunk_stage import retry_generation
 from pathgen.config.resources import RESOURCES_OF
 from pathgen.mil import workflow as mil_workflow
+from pathgen.runner.params import chunk_job_params
+from pathgen.runner.params import encoder_definition as _encoder_definition
 from pathgen.selection import workflow as selection_workflow
-from pathgen.training.workflow import model_feature_encoders, train_inputs, trained_models
+from pathgen.training.workflow import (
+    model_feature_encoders,
+    model_feature_files,
+    train_inputs,
+    trained_models,
+)
 from pathgen.zeroshot.workflow import export_inputs, export_params, zeroshot_inputs, zeroshot_params
 from pathgen.workflow_env import put_checkout_on_pythonpath
 
@@ -60,6 +67,12 @@ def chunk_slide_files(wildcards):
     if CFG.uses_demo:
         return []
     return [str(SLIDES[s].path) for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
+
+
+def chunk_params(stage):
+    """What a chunk job of ``stage`` reads besides its members: the fingerprinted settings,
+    its files, upstream stage and error policy (pathgen/runner/params.py)."""
+    return chunk_job_params(stage, CFG, L)
 
 
 def chunk_outputs(stage, chunks):
@@ -149,7 +162,7 @@ def get_agents_run_dir(wc):
 
 def encoder_definition(name):
     """An encoder's full definition (as a params value: editing `encoders.<name>` reruns its users)."""
-    return {"name": name, "spec": CFG.encoder_spec(name).model_dump(mode="json")} if name else None
+    return _encoder_definition(CFG, name)
 
 
 def chat_definition(user):
@@ -167,6 +180,10 @@ def get_baseline_train_inputs(wc):
 
 def get_trained_weights(wc):
     return str(L.for_baseline(trained_models(CFG)[wc.model]).training_final)
+
+
+def get_model_feature_files(wc):
+    return model_feature_files(CFG, wc.model)
 
 
 def get_model_feature_settings(wc):

@@ -1,12 +1,11 @@
 # Embedded demo: synthetic Aperio slides with ground truth (only when demo.enabled and no
 # real slides are configured), their label table, and the holdout zero-shot benchmark.
 from pathgen.demo import workflow as demo_workflow
+from pathgen.runner import get_stage
 
 DEMO_SETTINGS = CFG.demo.model_dump(mode="json")
-# What shapes one demo slide: not n_slides, the holdout share or the benchmark settings, so
-# growing the cohort never redraws a slide (pathgen/demo/cohort.py).
-DEMO_SLIDE_KEYS = {"seed", "width_px", "height_px", "mpp", "app_mag", "tile_size", "jpeg_quality"}
-DEMO_SLIDE_SETTINGS = CFG.demo.model_dump(mode="json", include=DEMO_SLIDE_KEYS)
+# What shapes one demo slide (pathgen/demo/chunk_stage.py): growing the cohort never redraws one.
+DEMO_SLIDE_SETTINGS = get_stage("demo").settings(CFG)
 # What shapes the holdout benchmark besides its slides.
 DEMO_BENCHMARK_KEYS = {
     "holdout_fraction",
@@ -37,8 +36,9 @@ if CFG.uses_demo:
         resources:
             **res("make_demo_slide", CHUNKS),
         params:
+            **chunk_params("demo"),
             members=chunk_members(CHUNKS),
-            settings=DEMO_SLIDE_SETTINGS,
+            holdout_fraction=CFG.demo.holdout_fraction,
         script:
             "../workflow_scripts/demo_slide.py"
 

@@ -19,12 +19,8 @@ rule extract_features:
     resources:
         **res("extract_features", CHUNKS),
     params:
+        # settings (the encoder definition and every features setting), files, upstream
+        **chunk_params("features"),
         members=chunk_members(CHUNKS),
-        # the encoder definition and every features setting: a change re-runs the job
-        settings={
-            "encoder": CFG.features.encoder,
-            "encoder_spec": CFG.encoder_spec().model_dump(mode="json"),
-            "features": CFG.features.model_dump(mode="json"),
-        },
     script:
         "../workflow_scripts/extract_features.py"

@@ -22,20 +22,14 @@ rule select_patches:
     resources:
         **res("select_patches", CAPTION_CHUNKS),
     params:
+        # settings (every selection setting, the text encoder, the llm report extractor's
+        # chat model), files, upstream
+        **chunk_params("select"),
+        # the features encoder (its untrained-weights warning), not fingerprinted
         members=chunk_members(CAPTION_CHUNKS),
-        # every selection setting and the encoder: a change re-runs the job
-        settings={
-            "selection": CFG.selection.model_dump(mode="json"),
-            "text_encoder": encoder_definition(CFG.selection.text_encoder or CFG.features.encoder),
-            # the llm report extractor's chat model (summarize agent)
-            "report_chat": (
-                chat_definition(selection_workflow.REPORT_CHAT_USER)
-                if selection_workflow.uses_report_chat(CFG)
-                else None
-            ),
-        },
+        features_encoder=encoder_definition(CFG.features.encoder),
         case_id=get_case_ids,
         cancer_type=get_cancer_types,
-        files=SELECTION_FILES,
+        files_read=SELECTION_FILES,
     script:
         "../workflow_scripts/select_patches.py"

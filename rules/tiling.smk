@@ -24,9 +24,9 @@ rule tile:
     resources:
         **res("tile", CHUNKS),
     params:
+        # settings (every tiling setting: a change re-runs the job), files, upstream
+        **chunk_params("tile"),
         members=chunk_members(CHUNKS),
-        # every tiling setting, so a changed setting re-runs the job (params change trigger)
-        settings=CFG.tiling.model_dump(mode="json"),
         mpp=get_tile_mpp,
         default_mpp=CFG.slides.default_mpp,
     script:

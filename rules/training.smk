@@ -116,5 +116,8 @@ if MODEL_FEATURES:
         params:
             members=chunk_members(CHUNKS),
             settings=get_model_feature_settings,
+            files=get_model_feature_files,
+            upstream="tile",
+            on_slide_error=CFG.on_slide_error,
         script:
             "../workflow_scripts/model_features.py"

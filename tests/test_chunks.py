@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from pathgen import chunk_run
-from pathgen.chunks import assign, plan_chunks, read_registry
 from pathgen.config import ConfigError, validate_config
-from pathgen.slide_state import collect, status_table
+from pathgen.paths import Layout
+from pathgen.runner import ChunkContext, ChunkFailed, get_stage, run_chunk
+from pathgen.runner.chunks import assign, plan_chunks, read_registry
+from pathgen.runner.params import chunk_job_params
+from pathgen.runner.stage import STAGES
+from pathgen.runner.state import collect, status_table
 
 
 def ids(n, start=0):
@@ -68,6 +72,26 @@ def test_chunk_size_follows_max_job_minutes():
 
 
 # -- the chunk loop ---------------------------------------------------------------------------------
+def chunk_ctx(cfg, stage, members, slides_dir, **params):
+    """A chunk job's context as the rule would give it (parse-time params of ``cfg``)."""
+    params = {**chunk_job_params(stage, cfg), "mpp": {}, **params,
+              "members": {s: str(slides_dir / f"{s}.svs") for s in members}}
+    return ChunkContext(stage, "chunk_00000", params["members"], params["settings"],
+                        params["files"], params, log_path=f"{stage}.log")
+
+
+def fake_stage(monkeypatch, name, fn):
+    """Replace the registered stage ``name``'s per-slide work with ``fn``."""
+    monkeypatch.setitem(STAGES, name, dataclasses.replace(get_stage(name), run=fn, open=None))
+
+
+def touch_outputs(c, slide):
+    for k in get_stage(c.stage).outputs:
+        p = c.file(k, slide)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("ok")
+
+
 @pytest.fixture
 def ctx(tmp_path, monkeypatch):
     """A real-slides config whose `tile` stage is a fake that fails on request."""
@@ -83,20 +107,21 @@ def ctx(tmp_path, monkeypatch):
         calls.append(slide)
         if (slides / f"{slide}.svs").read_bytes() == b"bad":
             raise RuntimeError(f"cannot read {slide}")
-        for p in chunk_run.stage_module("tile").outputs(c.layout, slide):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("ok")
+        touch_outputs(c, slide)
         return {"n_patches": 1}
 
-    monkeypatch.setattr("pathgen.chunk_stages.tile.run", fake_tile)
-    c = chunk_run.StageContext(cfg, settings={"a": 1}, extra={"mpp": {}}, log_path="tile.log")
-    c.calls, c.slides_dir = calls, slides
+    fake_stage(monkeypatch, "tile", fake_tile)
+    c = chunk_ctx(cfg, "tile", ids(4), slides)
+    c.settings = {"a": 1}
+    c.calls, c.slides_dir, c.cfg, c.layout = calls, slides, cfg, Layout(cfg)
+    c.monkeypatch = monkeypatch
     return c
 
 
 def run_tile(ctx, members=None, **kw):
     out = ctx.layout.chunk_done("tile", "chunk_00000")
-    return chunk_run.run_chunk("tile", "chunk_00000", members or ids(4), ctx, out, **kw)
+    ctx.members = {s: str(ctx.slides_dir / f"{s}.svs") for s in (members or ids(4))}
+    return run_chunk("tile", ctx, out, **kw)
 
 
 def test_bad_slide_is_quarantined_and_the_chunk_finishes(ctx):
@@ -107,21 +132,9 @@ def test_bad_slide_is_quarantined_and_the_chunk_finishes(ctx):
     assert rec["error"] == "RuntimeError: cannot read s001" and rec["attempts"] == 1
     assert "tile.log" in rec["fix"]
     # the downstream stage marks it blocked, not failed
-    ctx.settings = {"b": 2}
-
-    def fake_features(c, slide):
-        for p in chunk_run.stage_module("features").outputs(c.layout, slide):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text("ok")
-
-    import pathgen.chunk_stages.features as feat_stage
-
-    saved, feat_stage.run = feat_stage.run, fake_features
-    try:
-        feats = chunk_run.run_chunk("features", "chunk_00000", ids(4), ctx,
-                                    ctx.layout.chunk_done("features", "chunk_00000"))
-    finally:
-        feat_stage.run = saved
+    fake_stage(ctx.monkeypatch, "features", touch_outputs)
+    fctx = chunk_ctx(ctx.cfg, "features", ids(4), ctx.slides_dir)
+    feats = run_chunk("features", fctx, ctx.layout.chunk_done("features", "chunk_00000"))
     assert [m["status"] for m in feats["members"]] == ["done", "blocked", "done", "done"]
     table = collect({"tile": ctx.layout.slide_state_dir("tile"),
                      "features": ctx.layout.slide_state_dir("features")}, ids(4))
@@ -141,7 +154,6 @@ def test_rerun_redoes_only_new_changed_or_failed_slides(ctx):
     (ctx.slides_dir / "s001.svs").write_bytes(b"fixed")  # the file is fixed
     ctx.calls.clear()
     (ctx.slides_dir / "s004.svs").write_bytes(b"x")  # and a slide joins the chunk
-    ctx.__dict__.pop("slides", None)  # (a new job lists the slides again)
     doc = run_tile(ctx, members=[*ids(4), "s004"])
     assert ctx.calls == ["s001", "s004"]
     assert all(m["status"] == "done" for m in doc["members"])
@@ -161,33 +173,35 @@ def test_missing_output_is_redone(ctx):
 
 def test_strict_mode_finishes_the_chunk_then_fails(ctx):
     (ctx.slides_dir / "s000.svs").write_bytes(b"bad")
-    with pytest.raises(chunk_run.ChunkFailed, match="s000"):
+    with pytest.raises(ChunkFailed, match="s000"):
         run_tile(ctx, on_error="fail")
     assert ctx.calls == ids(4)  # the others still ran
     assert json.loads(ctx.layout.slide_state("tile", "s003").read_text())["status"] == "done"
 
 
 def test_missing_slide_file_gets_a_fix_naming_the_path(ctx):
-    from pathgen.chunk_run import fix_for
+    from pathgen.runner.job import fix_for
 
     err = FileNotFoundError(2, "No such file", "/data/x.svs")
     assert "/data/x.svs" in fix_for(err, None) and "sample_sheet" in fix_for(err, None)
 
 
 def test_caption_item_failures_bump_the_retry_generation(tmp_path):
-    from pathgen.chunk_run import MAX_ITEM_RETRY_RUNS, bump_caption_retry, retry_generation
-    from pathgen.paths import Layout
-    from pathgen.slide_state import write_record
+    from pathgen.captioning.chunk_stage import MAX_ITEM_RETRY_RUNS, bump_retry, retry_generation
+    from pathgen.runner.state import write_record
 
-    L = Layout(validate_config({"results_dir": str(tmp_path)}))
+    cfg = validate_config({"results_dir": str(tmp_path)})
+    L = Layout(cfg)
+    c = chunk_ctx(cfg, "caption", ["s0"], tmp_path)
     retry = L.chunk_retry("caption", "chunk_00000")
+    assert c.file("retry") == retry
     write_record(L.slide_state("caption", "s0"), {"status": "done", "info": {"n_failed": 2}})
     assert retry_generation(retry) == 0
     for n in range(1, MAX_ITEM_RETRY_RUNS + 2):
-        bump_caption_retry(retry, ["s0"], L)
+        bump_retry(c)
         assert retry_generation(retry) == min(n, MAX_ITEM_RETRY_RUNS)  # bounded
     write_record(L.slide_state("caption", "s0"), {"status": "done", "info": {"n_failed": 0}})
-    bump_caption_retry(retry, ["s0"], L)
+    bump_retry(c)
     assert retry_generation(retry) == MAX_ITEM_RETRY_RUNS  # clean run: param stable, no rerun
 
 
@@ -215,6 +229,73 @@ def test_job_reads_slide_files_from_its_members_param(ctx, monkeypatch):
     moved = ctx.slides_dir / "elsewhere"
     moved.mkdir()
     (moved / "s000.svs").write_bytes(b"x")
-    ctx.extra["members"] = {"s000": str(moved / "s000.svs")}
+    ctx.members = {"s000": str(moved / "s000.svs")}
     assert ctx.slide_path("s000") == moved / "s000.svs"
-    assert chunk_run.stage_module("tile").input_key(ctx, "s000")  # identity of the moved file
+    assert get_stage("tile").input_key(ctx, "s000")  # identity of the moved file
+
+
+# -- declared stages: open/close hooks, run_many, infrastructure failures ------------------------
+def hooks(monkeypatch, name, **kw):
+    events = []
+    st = dataclasses.replace(get_stage(name), open=lambda c: events.append("open"),
+                             close=lambda c: events.append("close"), **kw)
+    monkeypatch.setitem(STAGES, name, st)
+    return events
+
+
+def test_open_runs_only_when_a_slide_has_work_and_close_always_follows(ctx, monkeypatch):
+    events = hooks(monkeypatch, "tile", run=get_stage("tile").run)
+    run_tile(ctx)
+    assert events == ["open", "close"]
+    events.clear()
+    run_tile(ctx)  # every slide fresh: no model is loaded, no server started
+    assert events == []
+
+
+def test_close_runs_when_the_job_is_stopped(ctx, monkeypatch):
+    (ctx.slides_dir / "s000.svs").write_bytes(b"changed")
+    events = []
+
+    def stopped(c, slide):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(STAGES, "tile", dataclasses.replace(
+        get_stage("tile"), run=stopped, open=lambda c: events.append("open"),
+        close=lambda c: events.append("close")))
+    with pytest.raises(KeyboardInterrupt):
+        run_tile(ctx)
+    assert events == ["open", "close"]
+
+
+def test_infrastructure_failure_fails_the_job_and_quarantines_nothing(ctx, monkeypatch):
+    from pathgen.runner import InfrastructureError
+
+    def server_down(c):
+        raise InfrastructureError("model server did not start")
+
+    monkeypatch.setitem(STAGES, "tile", dataclasses.replace(get_stage("tile"), open=server_down))
+    with pytest.raises(InfrastructureError, match="did not start"):
+        run_tile(ctx)
+    assert not ctx.layout.slide_state_dir("tile").exists()  # no slide was blamed
+    assert ctx.calls == []
+
+
+def test_run_many_records_each_slide_as_it_reports(ctx, monkeypatch):
+    from pathgen.runner.state import read_record
+
+    seen = []
+
+    def many(c, slides, report):
+        for s in slides:  # the runner writes each record the moment it is reported
+            if s == "s001":
+                report(s, RuntimeError("bad patches"))
+            else:
+                touch_outputs(c, s)
+                report(s, {"n": 1})
+            seen.append(read_record(ctx.layout.slide_state("tile", s))["status"])
+
+    monkeypatch.setitem(STAGES, "tile", dataclasses.replace(get_stage("tile"), run_many=many))
+    doc = run_tile(ctx)
+    assert seen == ["done", "failed", "done", "done"]
+    assert [m["status"] for m in doc["members"]] == seen
+    assert read_record(ctx.layout.slide_state("tile", "s001"))["error"] == "RuntimeError: bad patches"

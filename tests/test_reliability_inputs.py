@@ -618,7 +618,7 @@ def with_suppress_kill(pid: int) -> None:
 
 
 def test_recover_process_matching():
-    from pathgen.recover import Proc, is_snakemake, live_users
+    from pathgen.runner.recover import Proc, is_snakemake, live_users
 
     assert is_snakemake(["/v/bin/python", "/v/bin/snakemake", "--cores", "2"])
     assert is_snakemake(["python3", "-m", "snakemake"]) and is_snakemake(["snakemake", "-n"])

@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "workflow_scripts").glob("*.py"))
 
 # Glue: modules whose job is to read the whole config (relative to pathgen/).
-GLUE_FILES = {"paths.py", "cli.py", "chunk_run.py", "doctor.py", "status_cli.py", "recover.py",
-              "workflow_env.py", "slides.py"}
-GLUE_NAMES = {"cli.py", "workflow.py"}  # pathgen/<area>/cli.py, pathgen/<area>/workflow.py
-GLUE_DIRS = {"config", "chunk_stages"}
+GLUE_FILES = {"paths.py", "cli.py", "doctor.py", "workflow_env.py", "slides.py"}
+# pathgen/<area>/cli.py, pathgen/<area>/workflow.py, pathgen/<area>/chunk_stage.py
+GLUE_NAMES = {"cli.py", "workflow.py", "chunk_stage.py"}
+GLUE_DIRS = {"config", "runner"}
 
 
 def _is_glue(rel: Path) -> bool:

@@ -153,7 +153,7 @@ def test_start_script_fails_fast_when_a_daemon_dies():
 @pytest.mark.timeout(1800)  # a safety net (SLURM_TIMEOUT bounds the run), not a speed goal
 def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  # noqa: F811 (fixture)
     t_start = time.perf_counter()
-    from pathgen.chunks import read_registry
+    from pathgen.runner.chunks import read_registry
     from pathgen.config import load_config
     from pathgen.doctor import parse_minutes, submitted_rules
     from pathgen.paths import Layout

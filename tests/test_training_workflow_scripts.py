@@ -145,23 +145,27 @@ def test_model_features_come_from_the_params(tmp_path, caplog):
 
 
 def test_model_features_job_uses_the_params_not_the_config(tmp_path, monkeypatch):
-    import pathgen.chunk_run
+    import pathgen.runner.job
+    from pathgen.training.workflow import model_feature_files
 
     cfg, weights = trained_cfg(tmp_path, batch_size=7)
     seen = {}
-    monkeypatch.setattr(pathgen.chunk_run, "run_chunk",
-                        lambda stage, chunk, members, ctx, out, on_error: seen.update(ctx=ctx, stage=stage))
+    monkeypatch.setattr(pathgen.runner.job, "run_chunk",
+                        lambda stage, ctx, out, on_error: seen.update(ctx=ctx, stage=stage))
     # the workflow config differs from the params in features.batch_size and lacks the encoder:
-    # the job must take both from the params (the rerun trigger)
-    workflow_config = {"results_dir": str(tmp_path / "results"), "features": {"batch_size": 3}}
-    sm = stand_in(tmp_path, "extract_model_features", params={"members": ["s1"],
-                                                              "settings": model_settings(cfg, "clip")},
+    # the job must take both from the params (the rerun trigger) and never read the config
+    sm = stand_in(tmp_path, "extract_model_features",
+                  params={"members": {"s1": "s1.svs"}, "settings": model_settings(cfg, "clip"),
+                          "files": model_feature_files(cfg, "clip"), "upstream": "tile"},
                   input={"weights": str(weights)}, output={"done": str(tmp_path / "done.json")},
                   model="clip", chunk="chunk_00000")
-    sm.config = workflow_config
+    sm.config = {"results_dir": str(tmp_path / "results"), "features": {"batch_size": 3}}
     run_job(run_model_features, sm)
     ctx = seen["ctx"]
-    assert seen["stage"] == "features" and ctx.cfg.features.batch_size == 7
-    assert ctx.cfg.encoder_spec("clip") == cfg.encoder_spec("clip")
-    assert ctx.layout.features("s1") == Layout(cfg).features("s1", "clip")
+    assert seen["stage"].name == "features"
+    from pathgen.features.chunk_stage import sections
+
+    fc, name, spec = sections(ctx.settings)
+    assert fc.batch_size == 7 and name == "clip" and spec == cfg.encoder_spec("clip")
+    assert ctx.file("features", "s1") == Layout(cfg).features("s1", "clip")
     assert ctx.settings["weights_sha256"] == hashlib.sha256(b"weights v1").hexdigest()

@@ -8,7 +8,7 @@ from pathgen.config.agents import AgentsDataConfig
 from pathgen.config.captioning import CaptioningConfig
 from pathgen.logs import setup_logging
 from pathgen.paths import slide_captions_file, slide_selection_file
-from pathgen.slide_state import slides_with_status
+from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])

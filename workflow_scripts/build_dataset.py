@@ -8,7 +8,7 @@ from pathgen.config.dataset import DatasetConfig
 from pathgen.dataset.build import build_dataset
 from pathgen.logs import setup_logging
 from pathgen.paths import slide_captions_file, slide_features_file
-from pathgen.slide_state import slides_with_status
+from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])

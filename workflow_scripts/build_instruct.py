@@ -8,7 +8,7 @@ from pathgen.instruct.chat import TextChat, chat_from_params
 from pathgen.instruct.llm import REPLY_MAX_TOKENS
 from pathgen.logs import setup_logging
 from pathgen.paths import slide_captions_file
-from pathgen.slide_state import slides_with_status
+from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])

@@ -1,7 +1,7 @@
-"""Snakemake script of the chunk rule for stage `demo` (logic: pathgen.chunk_run and
-pathgen.chunk_stages.demo)."""
+"""Snakemake script of the chunk rule for stage `demo` (logic: pathgen.runner.job and
+pathgen.demo.chunk_stage; the job reads only its params and inputs)."""
 
-import pathgen.chunk_stages.demo  # noqa: F401 (what this rule's env must provide)
-from pathgen.chunk_run import run_chunk_job
+import pathgen.demo.chunk_stage  # noqa: F401 (what this rule's env must provide)
+from pathgen.runner import run_chunk_job
 
 run_chunk_job("demo", snakemake)  # noqa: F821 (injected by Snakemake)

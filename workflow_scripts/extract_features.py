@@ -1,7 +1,7 @@
-"""Snakemake script of the chunk rule for stage `features` (logic: pathgen.chunk_run and
-pathgen.chunk_stages.features)."""
+"""Snakemake script of the chunk rule for stage `features` (logic: pathgen.runner.job and
+pathgen.features.chunk_stage; the job reads only its params and inputs)."""
 
-import pathgen.chunk_stages.features  # noqa: F401 (what this rule's env must provide)
-from pathgen.chunk_run import run_chunk_job
+import pathgen.features.chunk_stage  # noqa: F401 (what this rule's env must provide)
+from pathgen.runner import run_chunk_job
 
 run_chunk_job("features", snakemake)  # noqa: F821 (injected by Snakemake)

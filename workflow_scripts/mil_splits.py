@@ -8,7 +8,7 @@ from pathlib import Path
 from pathgen.config.evaluation import MilTaskConfig
 from pathgen.logs import setup_logging
 from pathgen.mil import tasks
-from pathgen.slide_state import slides_with_status
+from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])

@@ -30,6 +30,12 @@ def demo_slide_id(index: int) -> str:
     return f"demo_{index:03d}"
 
 
+def demo_slide_index(slide_id: str) -> int | None:
+    """k of a demo slide id `demo_<k>` (None for any other id)."""
+    head, _, num = str(slide_id).partition("_")
+    return int(num) if head == "demo" and num.isdigit() and len(num) >= 3 else None
+
+
 def _case_of(index: int) -> tuple[int, int]:
     """(case_no, slot) of slide `index`: cases of sizes 1, 2, 1, 1, 2, 1, ... (period 3 cases = 4 slides)."""
     period, rem = divmod(index, 4)

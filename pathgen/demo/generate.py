@@ -21,7 +21,7 @@ from ..config.inputs import DemoConfig
 from ..paths import demo_labels_file, demo_slide_files
 from ..tiling.polygons import valid_geometry
 from .aperio import write_aperio_svs
-from .cohort import DemoSlide, demo_cohort  # noqa: F401 (re-exported)
+from .cohort import DemoSlide, demo_cohort, demo_slide, demo_slide_index  # noqa: F401 (re-exported)
 from .classes import TISSUE_CLASSES
 from .synth import LR, generate_slide
 
@@ -113,11 +113,10 @@ def generate_one(demo: DemoConfig, slide_id: str, svs_path: str | Path,
                  regions_path: str | Path) -> dict:
     """Draw demo slide `slide_id` of the `demo` section's cohort and write its SVS and
     ground-truth GeoJSON (atomically)."""
-    cohort = cohort_for(demo)
-    if slide_id not in cohort:
-        raise ConfigError(f"{slide_id!r} is not a demo slide id (demo.n_slides={demo.n_slides}: "
-                          f"demo_000..demo_{demo.n_slides - 1:03d})")
-    d, rec = demo, cohort[slide_id]
+    index = demo_slide_index(slide_id)
+    if index is None:  # any index draws: a slide depends on its index and the seed alone
+        raise ConfigError(f"{slide_id!r} is not a demo slide id (demo_000, demo_001, ...)")
+    d, rec = demo, demo_slide(index, demo.holdout_fraction, demo.seed)
     t0 = time.perf_counter()
     slide = generate_slide(d.seed, rec.index, rec.label == "tumor", d.width_px, d.height_px, d.mpp)
     if slide.label != rec.label:  # cannot happen with the forced tumour focus; guard the contract

@@ -28,7 +28,7 @@ class ReportInputs:
     zeroshot_dir: Path | None = None
     mil_dir: Path | None = None
     instruct_dir: Path | None = None
-    # per-slide stage failures (pathgen.slide_state.failed_members): quarantined slides
+    # per-slide stage failures (pathgen.runner.state.failed_members): quarantined slides
     slide_problems: list[dict] = field(default_factory=list)
     n_slides: int | None = None
     n_gallery: int = 8
@@ -42,7 +42,7 @@ def report_inputs(config: dict, slide_ids: list[str], dirs: dict[str, str | Path
     (``dirs``: dataset_dir, training_dir, ...), each slide's tiling QC image (the first ``n_qc``
     finished slides' are shown) and the per-slide stages' chunk outcome files (their failed and
     blocked members are listed)."""
-    from ..slide_state import failed_members
+    from ..runner.state import failed_members
 
     problems = [p for p in failed_members(chunk_files) if p["slide_id"] in set(slide_ids)]
     failed = {p["slide_id"] for p in problems}

@@ -18,7 +18,7 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
     """Report inputs; ``chunk_files``: the per-slide stages' chunk outcome files (their failed
     and blocked members are listed; default: every outcome file found for this layout)."""
     from ..paths import Layout
-    from ..slide_state import STAGES
+    from ..runner.state import STAGES
     from .build import report_inputs
     from .workflow import report_params
 

@@ -89,26 +89,27 @@ def model_feature_encoders(cfg: PathgenConfig) -> list[str]:
     return [e for e in mil.encoders if e in trained and e != cfg.features.encoder]
 
 
+def model_feature_files(cfg: PathgenConfig, model: str) -> dict[str, str]:
+    """The `features` chunk stage's file templates for a trained model's encoder (its own
+    features folder, chunk outcomes and state records)."""
+    from ..runner.params import chunk_files
+
+    run_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": model})})
+    return chunk_files("features", Layout(run_cfg), "tile")
+
+
 def run_model_features(sm) -> dict:
     """Job entry of rule extract_model_features (``sm``: Snakemake's `snakemake` object): the
     `features` chunk stage with the trained model. The model's definition and the features
-    settings come from params.settings (the rerun trigger); the chunk runner (glue, as for
-    rule extract_features) takes the run's slides and folders from the workflow config."""
-    from ..chunk_run import StageContext, run_chunk
-    from ..config import validate_config
-    from ..logs import setup_logging
+    settings come from params.settings (the rerun trigger, with the weights' hash added), its
+    files from params.files (:func:`model_feature_files`)."""
+    from ..runner import ChunkContext, run_chunk_job
     from .model_features import resolve_model_features
 
-    setup_logging(sm.log[0])
-    params = dict(sm.params.items())
-    mf = resolve_model_features(params["settings"], sm.input.weights)
+    ctx = ChunkContext.from_job("features", sm)
+    mf = resolve_model_features(ctx.settings, sm.input.weights)
     if mf.name != sm.wildcards.model:
         raise ConfigError(f"extract_model_features {sm.wildcards.model}: params.settings are of "
                           f"encoder '{mf.name}'")
-    run_cfg = validate_config(sm.config, "the workflow config")
-    cfg = run_cfg.model_copy(update={"features": mf.features,
-                                     "encoders": {**run_cfg.encoders, mf.name: mf.spec}})
-    ctx = StageContext(cfg, settings=mf.settings, extra=params, threads=sm.threads,
-                       log_path=str(sm.log[0]))
-    return run_chunk("features", sm.wildcards.chunk, list(params["members"]), ctx, sm.output.done,
-                     on_error=cfg.on_slide_error)
+    ctx.settings = mf.settings
+    return run_chunk_job("features", sm, ctx)

@@ -202,7 +202,7 @@ def plant_unreadable_demo_slide(ws: Workspace, slide_id: str) -> Path:
     the *tile* stage meets the bad slide. Call after write_config, before the run."""
     from pathgen.config import load_config
     from pathgen.paths import Layout
-    from pathgen.slide_state import DONE, fingerprint, write_record
+    from pathgen.runner.state import DONE, fingerprint, write_record
 
     cfg = load_config(ws.config_path)
     lay = Layout(cfg)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .atomic import write_text
+from ..atomic import write_text
 
 log = logging.getLogger(__name__)
 

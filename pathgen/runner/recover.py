@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_SNAKEFILE = Path(__file__).resolve().parents[1] / "Snakefile"
+REPO_SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import sys
 
 
 def register(sub) -> None:
-    from .cli import add_config_args
+    from ..cli import add_config_args
 
     p = sub.add_parser("status", help="Per-slide stage status (done/failed/blocked/pending) with "
                                       "each failure's error and fix, and counts per stage")
@@ -18,16 +18,16 @@ def register(sub) -> None:
 
 
 def stages_for(cfg) -> list[str]:
-    from .slide_state import STAGES
+    from .state import STAGES
 
     return [s for s in STAGES if s != "demo" or cfg.uses_demo]
 
 
 def _main(args) -> int:
-    from .cli import config_from_args
-    from .paths import Layout
-    from .slide_state import FAILED, collect, status_table
-    from .slides import list_slides
+    from ..cli import config_from_args
+    from ..paths import Layout
+    from .state import FAILED, collect, status_table
+    from ..slides import list_slides
 
     cfg = config_from_args(args)
     L = Layout(cfg)

@@ -21,9 +21,10 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .atomic import write_json
+from ..atomic import write_json
+from .stage import STAGE_NAMES
 
-STAGES = ("demo", "tile", "features", "select", "caption")
+STAGES = STAGE_NAMES
 DONE, FAILED, BLOCKED = "done", "failed", "blocked"
 
 
