@@ -14,6 +14,10 @@ from pydantic import Field, field_validator
 
 from .base import Section
 
+# <results_dir>/agents: where the agents rules train (Layout.agents_dir; the files inside are
+# named in pathgen/agents/files.py). Here because validation checks captioning against it.
+AGENTS_RESULTS_DIR = "agents"
+
 AgentName = Literal["describe", "revise"]
 EditKind = Literal["add", "delete", "modify"]
 
@@ -99,9 +103,7 @@ def self_training_conflict(cfg) -> str | None:
     caption jobs could start before the models exist."""
     if not cfg.agents.enabled:
         return None
-    from ..paths import Layout  # lazy: pathgen.paths imports this package
-
-    trained = Layout(cfg).agents_dir.resolve()
+    trained = (Path(cfg.results_dir) / AGENTS_RESULTS_DIR).resolve()  # Layout.agents_dir
     for role in ("describe", "revise", "summarize"):
         spec = cfg.captioning.agent(role)
         for model in (spec.model, getattr(spec.cfg, "text_model", None)):

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Section
+from .mil_presets import fill_task
 
 
 # --- MIL (owned by pathgen/mil) -------------------------------------------------------
@@ -42,7 +43,6 @@ class MilTaskConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_preset(cls, data):
-        from ..mil.presets import fill_task  # light (yaml): keeps the schema free of torch
         return fill_task(data)
 
 

@@ -17,8 +17,8 @@ from sklearn.model_selection import train_test_split
 
 from ..atomic import atomic_path
 from ..config import ConfigError
+from ..config.mil_presets import get_preset
 from . import label_builders as lb
-from .presets import get_preset
 from .splits import PARTS, Split, generate_splits, save_splits
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """WSI MIL task presets (pathgen/data/mil_presets.yaml): classes, label maps and split
-settings of CAMELYON16, BRACS, TCGA-NSCLC and TCGA-RCC. Light (yaml only): the config
-schema fills a task's `preset:` from here at parse time."""
+settings of CAMELYON16, BRACS, TCGA-NSCLC and TCGA-RCC. Part of the config: the schema fills
+a task's `preset:` from here at parse time (pathgen.mil.preset_tasks builds the labels)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from importlib import resources
 
 import yaml
 
-from ..config import ConfigError
+from .base import ConfigError
 
 # Task keys a preset may fill when the task leaves them out.
 TASK_KEYS = ("classes", "folds", "val_fraction")
