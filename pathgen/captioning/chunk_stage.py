@@ -21,17 +21,27 @@ def files(L) -> dict:
     finals = {k: v for k, v in L.caption_files(L.captions(SLIDE)).items() if k != "partial"}
     return {**finals, "selection": L.selection(SLIDE),
             "patches_root": L.selection_patches_root(),
-            "retry": L.chunk_retry("caption", CHUNK)}
+            "retry": L.chunk_retry("caption", CHUNK),
+            "progress": L.chunk_done("caption", CHUNK).with_suffix(".progress.json")}
 
 
 def settings(cfg):
     """Every caption-shaping setting and the filters (a change re-runs the job; the kept
     <slide>.partial.jsonl makes a filter-only change a cheap re-filter) and the filters'
-    image-text encoder, by definition (not only its name)."""
+    image-text encoder, by definition (not only its name). How the agents are served
+    (serve, server) is the `serving` param: it changes no caption."""
     from ..runner.params import encoder_definition
 
-    return {"captioning": cfg.captioning.model_dump(mode="json"),
+    return {"captioning": cfg.captioning.model_dump(mode="json", exclude=SERVING_KEYS),
             "alignment_encoder": encoder_definition(cfg, cfg.captioning.filters.alignment_encoder)}
+
+
+def serving(cfg) -> dict:
+    """The rule's `serving` param: captioning.serve and captioning.server."""
+    return cfg.captioning.model_dump(mode="json", include=SERVING_KEYS)
+
+
+SERVING_KEYS = {"serve", "server"}
 
 
 def alignment_spec(cfg):
@@ -46,28 +56,96 @@ def needs_redo(record) -> bool:
 
 
 def sections(ctx):
-    """(captioning section, alignment encoder spec or None) from the settings param."""
+    """(captioning section, alignment encoder spec or None) from the settings and serving params."""
     from ..config.captioning import CaptioningConfig
     from ..config.features import EncoderSpec
 
     s = ctx.settings
     align = s.get("alignment_encoder")
-    return (CaptioningConfig.model_validate(s["captioning"]),
+    return (CaptioningConfig.model_validate({**s["captioning"], **ctx.param("serving", {})}),
             EncoderSpec.model_validate(align["spec"]) if align else None)
 
 
+def device(ctx) -> str | None:
+    """The GPU the job uses: its managed server's, or the transformers agents' device."""
+    ccfg, _ = sections(ctx)
+    if ccfg.serve == "managed":
+        return "cuda"
+    devices = [ccfg.agent(r).cfg.device for r in ("describe", "revise", "summarize")
+               if ccfg.agent(r).backend == "transformers"]
+    return devices[0] if devices else None
+
+
 def open_captioning(ctx) -> None:
-    ctx.cache["captioning"], ctx.cache["alignment"] = sections(ctx)
+    """The sections, then (serve: managed) the job's own model server(s), healthy."""
+    from ..runner import InfrastructureError
+    from .serving import ServerPool, ServerStartError
+
+    ccfg, align = sections(ctx)
+    ctx.cache.update(captioning=ccfg, alignment=align, backend_cfg=None, servers=None)
+    if ccfg.serve == "managed":
+        log_dir = Path(ctx.log_path).with_suffix("") if ctx.log_path else ctx.file("retry").parent
+        pool = ServerPool(ccfg, log_dir)
+        try:
+            ctx.cache["backend_cfg"] = pool.start()
+        except ServerStartError as err:
+            raise InfrastructureError(str(err)) from err
+        ctx.cache["servers"] = pool
+
+
+def close_captioning(ctx) -> None:
+    pool = ctx.cache.pop("servers", None)
+    if pool is not None:
+        pool.stop()
 
 
 def run(ctx, slide) -> dict:
-    from .stage import caption_slide
+    """One slide on its own (the CLI's path; the chunk job uses :func:`run_many`)."""
+    out = {}
+    run_many(ctx, [slide], lambda s, result: out.update(result=result))
+    if isinstance(out["result"], BaseException):
+        raise out["result"]
+    return out["result"]
 
-    res = caption_slide(ctx.file("selection", slide), ctx.file("patches_root"),
-                        ctx.file("captions", slide), ctx.cache["captioning"],
-                        target_mpp=ctx.param("target_mpp", None),
-                        alignment_spec=ctx.cache["alignment"])
-    return {k: res[k] for k in ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")}
+
+SUMMARY_KEYS = ("n_selected", "n_ok", "n_failed", "n_accepted", "n_rejected")
+
+
+def run_many(ctx, slides, report) -> None:
+    """Every member slide through one pipeline (captioning.stage.caption_many); each slide's
+    record is written the moment its last item is."""
+    from ..runner import InfrastructureError
+    from ..runner.progress import ChunkProgress
+    from .items import CaptioningAborted, read_selection
+    from .serving import ServerGone
+    from .stage import caption_many
+
+    jobs = []
+    for slide in slides:
+        try:
+            items = read_selection(ctx.file("selection", slide), ctx.file("patches_root"),
+                                   ctx.param("target_mpp", None))
+        except Exception as exc:  # this slide is quarantined, the others go on
+            report(slide, exc)
+            continue
+        jobs.append((slide, items, ctx.file("captions", slide)))
+    progress = ChunkProgress(ctx.file("progress"), "caption", ctx.chunk,
+                             sum(len(items) for _, items, _ in jobs),
+                             ctx.param("progress_interval_s", 30.0))
+
+    def done(slide, result):
+        report(slide, result if isinstance(result, BaseException)
+               else {k: result[k] for k in SUMMARY_KEYS})
+
+    try:
+        caption_many(jobs, ctx.cache["captioning"], done, alignment_spec=ctx.cache["alignment"],
+                     progress=progress.add, backend_cfg=ctx.cache.get("backend_cfg"))
+    except ServerGone as err:
+        raise InfrastructureError(str(err)) from err
+    except CaptioningAborted:
+        pass  # reported for every unfinished slide (quarantined, with the error and its fix)
+    finally:
+        progress.finish()
 
 
 # -- item retries across runs ---------------------------------------------------------------------
@@ -104,5 +182,6 @@ def bump_retry(ctx) -> None:
 
 
 STAGE = register_stage(Stage("caption", run, files, ("captions", "rejects", "summary"), settings,
-                             upstream="select",
-                             needs_redo=needs_redo, open=open_captioning, after_chunk=bump_retry))
+                             upstream="select", needs_redo=needs_redo, open=open_captioning,
+                             close=close_captioning, run_many=run_many, after_chunk=bump_retry,
+                             device=device))

@@ -103,6 +103,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def do_GET(self):
+        """``GET /v1/models`` (what health checks poll): the served models, OpenAI-style."""
+        mock = self.server.mock
+        if self.path.rstrip("/") != "/v1/models" or mock.dead:
+            return self._send(404, b'{"error": "not found"}')
+        if not mock.ready:
+            return self._send(503, b'{"error": "model is loading"}')
+        names = sorted(mock.served_models or ["mock"])
+        return self._send(200, json.dumps({"object": "list", "data": [
+            {"id": n, "object": "model", "owned_by": "pathgen-mock"} for n in names]}).encode())
+
     def do_POST(self):
         mock = self.server.mock
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -112,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/chat/completions":
             return self._send(404, b'{"error": "not found"}')
         body = json.loads(raw)
+        if mock.on_request is not None:
+            mock.on_request(body)
         fault = mock._take_fault(body, self.headers)
         refused = _refusal(fault, body)
         if refused is not None:
@@ -153,6 +166,8 @@ class MockChatServer:
         self.log: list[tuple[float, str]] = []  # (time, fault or "ok")
         self.bodies: list[dict] = []
         self.dead = False
+        self.ready = True  # False: GET /v1/models answers 503 (weights still loading)
+        self.on_request = None  # called with each chat body (e.g. to die after N requests)
         self._conns: set = set()  # open client sockets (kill() cuts them)
         self.httpd = _Server((host, port), _Handler)
         self.httpd.mock = self

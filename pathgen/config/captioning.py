@@ -149,11 +149,38 @@ class FiltersConfig(Section):
         return patterns
 
 
+class ServerConfig(Section):
+    """The model server a caption chunk job starts itself (``captioning.serve: managed``)."""
+
+    engine: Literal["vllm", "sglang", "command"] = Field(
+        "vllm", description="'vllm' (`vllm serve`), 'sglang' (`python -m sglang.launch_server`) "
+        "or 'command': captioning.server.command, any OpenAI-compatible server.")
+    command: list[str] | None = Field(
+        None, description="engine 'command': the server's argument list; {model}, {port} and "
+        "{host} are filled in, and an item '{lora_modules}' becomes the NAME=PATH adapters.")
+    startup_timeout_s: float = Field(1800.0, gt=0, description="How long the job waits for "
+                                     "GET /v1/models to answer (weights loading) before failing.")
+    max_restarts: int = Field(3, ge=0, description="Restarts of a server that dies mid-chunk "
+                              "(its requests in flight are retried); then the job fails.")
+    stop_grace_s: float = Field(30.0, gt=0, description="SIGTERM, then SIGKILL after this.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of the GPU's memory for the server(s); split evenly "
+        "when the agents need several servers side by side.")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences the server batches at once "
+                              "(vllm --max-num-seqs, sglang --max-running-requests).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per server (ask "
+                                      "resources.caption.gpu for as many).")
+    max_lora_rank: int | None = Field(None, ge=1, description="vllm --max-lora-rank; null = "
+                                      "the largest rank of the agents' adapters.")
+    extra_args: list[str] = Field(default_factory=list, description="Appended to the engine's "
+                                  "command line (e.g. ['--max-model-len', '8192']).")
+
+
 AGENT_NAMES = ("describe", "revise", "summarize")
 BackendName = Literal["openai", "transformers", "morphometric"]
 # which agent setting applies to which backend (others are errors naming the key)
 _AGENT_KEYS = {"openai": {"model", "endpoint", "api_key_env", "max_tokens", "temperature", "seed",
-                          "max_concurrent_requests"},
+                          "max_concurrent_requests", "adapter"},
                "transformers": {"model", "max_tokens", "do_sample", "device"},
                "morphometric": set()}
 
@@ -183,6 +210,9 @@ class AgentConfig(Section):
     device: str | None = Field(None, description="transformers only, e.g. cuda:1.")
     max_concurrent_requests: int | None = Field(None, ge=1, description="openai: requests in "
                                                 "flight per endpoint.")
+    adapter: str | None = Field(None, description="openai with serve: managed: a LoRA adapter "
+                                "folder (`pathgen agents export --format adapter`) of this agent's "
+                                "model; agents sharing a base model share ONE server.")
 
     @model_validator(mode="before")
     @classmethod
@@ -217,12 +247,14 @@ class AgentSpec:
     model: str
     endpoints: tuple[str, ...]   # openai only (else empty)
     cfg: Section                 # OpenAIBackendConfig | TransformersBackendConfig | MorphometricConfig
+    adapter: str | None = None   # openai + managed serving: LoRA adapter folder on `model`
 
     def shaping(self) -> dict:
         c = self.cfg
         if self.backend == "openai":
-            return dict(backend="openai", model=self.model, max_tokens=_reply_len(self.role, c),
-                        temperature=c.temperature, seed=c.seed)
+            out = dict(backend="openai", model=self.model, max_tokens=_reply_len(self.role, c),
+                       temperature=c.temperature, seed=c.seed)
+            return {**out, "adapter": self.adapter} if self.adapter else out
         if self.backend == "transformers":
             return dict(backend="transformers", model=self.model, dtype=c.dtype,
                         max_tokens=_reply_len(self.role, c), do_sample=c.do_sample)
@@ -260,6 +292,11 @@ class CaptioningConfig(Section):
     agents: AgentsConfig = Field(default_factory=AgentsConfig, description="A model per agent: "
                                  "describe/revise/summarize may each name their own backend, "
                                  "model, endpoint(s) and generation settings; unset = inherit.")
+    serve: Literal["external", "managed"] = Field(
+        "external", description="openai agents: 'external' = servers you run (base_url / "
+        "endpoint); 'managed' = each caption chunk job starts its own server on its node "
+        "(captioning.server), sends its agents there and stops it at the end.")
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="after")
     def _agent_keys_apply(self):
@@ -272,7 +309,36 @@ class CaptioningConfig(Section):
                 raise ValueError(f"captioning.agents.{role}.{wrong[0]} does not apply to backend "
                                  f"{backend!r} (keys that do: {ok}); remove it or set "
                                  f"captioning.agents.{role}.backend")
+        self._serving_ok()
         return self
+
+    def _serving_ok(self) -> None:
+        openai = [r for r in AGENT_NAMES if (getattr(self.agents, r).backend or self.backend) == "openai"]
+        if self.serve == "external":
+            bad = [r for r in AGENT_NAMES if getattr(self.agents, r).adapter]
+            if bad:
+                raise ValueError(f"captioning.agents.{bad[0]}.adapter needs captioning.serve: "
+                                 "managed (with your own server, load the adapter there and name "
+                                 "it as the agent's model)")
+            return
+        if not openai:
+            raise ValueError("captioning.serve: managed starts an OpenAI-compatible server, but no "
+                             "agent uses the openai backend; set captioning.backend: openai (or "
+                             "captioning.agents.<agent>.backend) or serve: external")
+        with_ep = [r for r in openai if getattr(self.agents, r).endpoint]
+        if with_ep:
+            raise ValueError(f"captioning.agents.{with_ep[0]}.endpoint is set, but with serve: "
+                             "managed the job starts the server and sets the endpoint itself; "
+                             "remove it (or use serve: external)")
+        srv = self.server
+        if srv.engine == "command" and not (srv.command and any("{port}" in a for a in srv.command)):
+            raise ValueError("captioning.server.engine: command needs captioning.server.command, "
+                             "an argument list with {port} (and {model}, {host}), e.g. "
+                             "[python, -m, my_server, --model, '{model}', --port, '{port}']")
+        if srv.engine == "sglang" and any(getattr(self.agents, r).adapter for r in openai):
+            raise ValueError("captioning.agents.<agent>.adapter is served with engine vllm "
+                             "(multi-LoRA: --enable-lora --lora-modules) or command; set "
+                             "captioning.server.engine: vllm, or export merged models")
 
     def agent(self, role: str) -> AgentSpec:
         """``role``'s backend and its config with the agent's overrides (old single-model keys,
@@ -290,7 +356,7 @@ class CaptioningConfig(Section):
             upd.update({k: getattr(a, k) for k in ("api_key_env", "temperature", "seed",
                                                    "max_concurrent_requests")
                         if getattr(a, k) is not None})
-            return AgentSpec(role, backend, model, tuple(eps), o.model_copy(update=upd))
+            return AgentSpec(role, backend, model, tuple(eps), o.model_copy(update=upd), a.adapter)
         if backend == "transformers":
             t = self.transformers
             upd = {k: getattr(a, k) for k in ("do_sample", "device") if getattr(a, k) is not None}

@@ -36,6 +36,7 @@ from PIL import Image
 
 from ..budget import TokenBudget
 from ..items import AgentError, CaptioningAborted, PatchItem, Reply
+from ..serving import gate_for
 from .base import AGENT_ROLES, Backend
 
 log = logging.getLogger(__name__)
@@ -264,8 +265,9 @@ class OpenAIChatClient:
         if self.seed is not None:
             body["seed"] = self.seed
         t0 = time.perf_counter()
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
+        last, attempt = "no attempt", -1
+        while attempt < self.max_retries:
+            attempt += 1
             retry_after, ep, down = None, self.pick(), False
             try:
                 resp = await self._post(ep, body)
@@ -288,6 +290,13 @@ class OpenAIChatClient:
                 last, down = f"connection error ({type(err).__name__}: {err})", True
             if down:
                 ep.failed(last)
+                gate = gate_for(ep.base_url)
+                if gate is not None and await gate.restarted():
+                    # a managed server died and came back: this try does not count
+                    log.info("%s was restarted; request retried (was %s)", ep.base_url, last)
+                    attempt -= 1
+                    ep.succeeded()
+                    continue
             if attempt < self.max_retries:
                 self.stats["retries"] += 1
                 elsewhere = down and any(not e.down_until for e in self.endpoints)

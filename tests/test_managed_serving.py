@@ -1,0 +1,197 @@
+"""Managed serving (captioning.serve: managed): the caption chunk job starts its own
+OpenAI-compatible server, sends every agent there and stops it; a server that dies mid-chunk is
+restarted with nothing lost or written twice; one that never comes up fails the job with its
+log and the fix, quarantining nothing. The server here is the stand-in
+(pathgen_testkit.standin_server) run as a real process through engine: command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pathgen.captioning.mockserver import MockChatServer
+from pathgen.captioning.serving import plan_servers, server_command
+from pathgen.config import ConfigError, validate_config
+from pathgen.config.captioning import CaptioningConfig
+from pathgen.runner import ChunkContext, InfrastructureError, run_chunk
+from pathgen.runner.state import read_record, write_record
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_captioning_fixtures import write_selection  # noqa: E402
+
+SLIDES = ["s0", "s1", "s2"]
+PATCHES = 4
+
+
+def standin(tmp_path, *extra) -> list[str]:
+    return [sys.executable, "-m", "pathgen_testkit.standin_server", "--model", "{model}",
+            "--host", "{host}", "--port", "{port}", "--latency", "0.02",
+            "--pid-file", str(tmp_path / "server.pid"), "--lora-modules", "{lora_modules}", *extra]
+
+
+def managed(tmp_path, *extra, **server) -> dict:
+    return {"backend": "openai", "serve": "managed", "concurrency": 4,
+            "openai": {"model": "base-vlm", "backoff_base_s": 0.05, "max_retries": 3},
+            "server": {"engine": "command", "command": standin(tmp_path, *extra),
+                       "startup_timeout_s": 30, "stop_grace_s": 5, **server}}
+
+
+def chunk(tmp_path, captioning: dict) -> ChunkContext:
+    """A caption chunk of SLIDES whose selection finished, as the rule's params give it."""
+    cfg = validate_config({"results_dir": str(tmp_path / "res"), "captioning": captioning})
+    from pathgen.captioning.chunk_stage import serving, settings
+
+    root = tmp_path / "sel"
+    for s in SLIDES:
+        write_selection(root, slide=s, n=PATCHES)
+    t = str(tmp_path / "out")
+    files = {"selection": f"{root}/selection/{{slide}}.csv", "patches_root": f"{root}/selection/patches",
+             "captions": f"{t}/{{slide}}.jsonl", "rejects": f"{t}/{{slide}}.rejects.jsonl",
+             "summary": f"{t}/{{slide}}.summary.json", "retry": f"{t}/{{chunk}}.retry",
+             "progress": f"{t}/{{chunk}}.progress.json",
+             "state:caption": f"{t}/state/{{slide}}.json", "state:select": f"{t}/up/{{slide}}.json"}
+    params = {"settings": settings(cfg), "serving": serving(cfg), "files": files,
+              "upstream": "select", "target_mpp": 0.5, "members": {s: f"{s}.svs" for s in SLIDES},
+              "progress_interval_s": 0.2}
+    ctx = ChunkContext("caption", "chunk_00000", params["members"], params["settings"], files,
+                       params, log_path=str(tmp_path / "logs" / "caption" / "chunk_00000.log"))
+    for s in SLIDES:
+        write_record(ctx.state_file("select", s), {"status": "done", "fingerprint": "sel"})
+    return ctx
+
+
+def captions(ctx, slide) -> list[dict]:
+    return [json.loads(x) for x in ctx.file("captions", slide).read_text().splitlines()]
+
+
+def server_gone(tmp_path) -> bool:
+    pid = int((tmp_path / "server.pid").read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+
+
+# -- command lines and config ---------------------------------------------------------------------
+def test_engine_command_lines_follow_their_docs(tmp_path):
+    for role, r in (("describe", 8), ("revise", 16)):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "adapter_config.json").write_text(json.dumps({"r": r}))
+    c = CaptioningConfig.model_validate({
+        "backend": "openai", "serve": "managed", "openai": {"model": "Qwen/Qwen2-VL-7B-Instruct"},
+        "agents": {"describe": {"adapter": str(tmp_path / "describe")},
+                   "revise": {"adapter": str(tmp_path / "revise")}}})
+    plans = plan_servers(c)
+    assert len(plans) == 1 and plans[0].roles == ["describe", "revise", "summarize"]  # ONE server
+    plans[0].port = 8123
+    cmd = server_command(c.server, plans[0], 0.9)
+    assert cmd[:3] == ["vllm", "serve", "Qwen/Qwen2-VL-7B-Instruct"]
+    assert cmd[cmd.index("--port") + 1] == "8123" and "--enable-lora" in cmd
+    i = cmd.index("--lora-modules")
+    assert cmd[i + 1:i + 3] == [f"describe={tmp_path / 'describe'}", f"revise={tmp_path / 'revise'}"]
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "16"
+    sg = server_command(c.server.model_copy(update={"engine": "sglang"}), plans[0], 0.45)
+    assert sg[:3] == ["python", "-m", "sglang.launch_server"] and "--mem-fraction-static" in sg
+    two = CaptioningConfig.model_validate({"backend": "openai", "serve": "managed",
+                                           "openai": {"model": "vlm", "summarize_model": "llm"}})
+    assert [p.model for p in plan_servers(two)] == ["vlm", "llm"]  # side by side
+
+
+@pytest.mark.parametrize("captioning, match", [
+    ({"serve": "managed"}, "no agent uses the openai backend"),
+    ({"backend": "openai", "serve": "managed", "agents": {"describe": {"endpoint": "http://x/v1"}}},
+     "endpoint is set"),
+    ({"backend": "openai", "agents": {"describe": {"adapter": "a"}}}, "needs captioning.serve: managed"),
+    ({"backend": "openai", "serve": "managed", "server": {"engine": "command", "command": ["srv"]}},
+     r"\{port\}"),
+])
+def test_serving_config_errors_name_the_key(captioning, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config({"captioning": captioning})
+
+
+# -- the managed path -----------------------------------------------------------------------------
+def test_managed_chunk_starts_serves_and_stops_its_server(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path))
+    doc = run_chunk("caption", ctx, tmp_path / "done.json")
+    assert [m["status"] for m in doc["members"]] == ["done"] * 3
+    assert server_gone(tmp_path)
+    log = (tmp_path / "logs" / "caption" / "chunk_00000" / "server.log").read_text()
+    assert "ready on http://127.0.0.1:" in log and "SIGTERM" in log
+    progress = json.loads(ctx.file("progress").read_text())
+    assert progress["state"] == "finished" and progress["done"] == progress["total"] == 12
+    # the same captions as a run against a server the user started (serve: external)
+    ext = tmp_path / "ext"
+    with MockChatServer(latency_s=0.01, served_models=["base-vlm"]) as srv:
+        cfg = {**managed(ext), "serve": "external", "openai": {"model": "base-vlm",
+                                                               "base_url": srv.base_url}}
+        cfg.pop("server")
+        ectx = chunk(ext, cfg)
+        run_chunk("caption", ectx, ext / "done.json")
+    for s in SLIDES:
+        assert [r["caption"] for r in captions(ctx, s)] == [r["caption"] for r in captions(ectx, s)]
+        assert captions(ctx, s)[0]["prompt_hash"] == captions(ectx, s)[0]["prompt_hash"]
+
+
+def test_adapters_of_one_base_are_served_by_one_server(tmp_path):
+    for role in ("describe", "revise"):
+        (tmp_path / role).mkdir()
+        (tmp_path / role / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    cfg = managed(tmp_path)
+    cfg["agents"] = {r: {"adapter": str(tmp_path / r)} for r in ("describe", "revise")}
+    ctx = chunk(tmp_path, cfg)
+    doc = run_chunk("caption", ctx, tmp_path / "done.json")
+    assert doc["counts"]["done"] == 3
+    logs = list((tmp_path / "logs" / "caption" / "chunk_00000").glob("*.log"))
+    assert [p.name for p in logs] == ["server.log"]  # one server for base + both adapters
+    assert "adapters: ['describe', 'revise']" in logs[0].read_text()
+    rec = captions(ctx, "s0")[0]
+    assert rec["provenance"]["agents"]["describe"]["model"] == "describe"  # the adapter's name
+
+
+def test_server_killed_mid_chunk_is_restarted_and_nothing_is_lost(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path, "--die-after", "7"))
+    doc = run_chunk("caption", ctx, tmp_path / "done.json")
+    assert doc["counts"]["done"] == 3, doc
+    assert (tmp_path / "server.died").exists()  # it did die once
+    for s in SLIDES:
+        partial = [json.loads(x) for x in
+                   ctx.file("captions", s).with_name(f"{s}.partial.jsonl").read_text().splitlines()]
+        keys = [(r["x"], r["y"]) for r in partial]
+        assert len(keys) == len(set(keys)) == PATCHES  # every item once
+        assert all(r["status"] == "ok" for r in captions(ctx, s))
+    assert server_gone(tmp_path)
+
+
+def test_server_that_never_answers_fails_the_job_in_time_and_blames_no_slide(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path, "--never-ready", startup_timeout_s=3))
+    t0 = time.monotonic()
+    with pytest.raises(InfrastructureError) as err:
+        run_chunk("caption", ctx, tmp_path / "done.json")
+    assert time.monotonic() - t0 < 3 + 10
+    msg = str(err.value)
+    assert "did not answer" in msg and "startup_timeout_s" in msg and "loading" in msg  # log tail
+    assert all(read_record(ctx.state_file("caption", s)) is None for s in SLIDES)
+    assert server_gone(tmp_path)
+
+
+def test_server_out_of_memory_at_start_names_the_fix(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path, "--fail", "torch.OutOfMemoryError: CUDA out of memory."))
+    with pytest.raises(InfrastructureError, match="gpu_memory_utilization") as err:
+        run_chunk("caption", ctx, tmp_path / "done.json")
+    assert "CUDA out of memory" in str(err.value)
+    assert all(read_record(ctx.state_file("caption", s)) is None for s in SLIDES)
+
+
+def test_fresh_chunk_starts_no_server(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path))
+    run_chunk("caption", ctx, tmp_path / "done.json")
+    (tmp_path / "server.pid").unlink()
+    doc = run_chunk("caption", ctx, tmp_path / "done.json")
+    assert doc["counts"]["reused"] == 3 and not (tmp_path / "server.pid").exists()
