@@ -195,3 +195,24 @@ def test_fresh_chunk_starts_no_server(tmp_path):
     (tmp_path / "server.pid").unlink()
     doc = run_chunk("caption", ctx, tmp_path / "done.json")
     assert doc["counts"]["reused"] == 3 and not (tmp_path / "server.pid").exists()
+
+
+def test_status_shows_a_running_caption_chunk(tmp_path, capsys):
+    import yaml
+
+    from pathgen.cli import main
+    from pathgen.paths import Layout
+    from pathgen.runner.progress import ChunkProgress
+
+    cfg = validate_config({"results_dir": str(tmp_path / "res"), "demo": {"enabled": False},
+                           "slides": {"dir": str(tmp_path)}})
+    path = Layout(cfg).stage_dir("caption") / "chunks" / "chunk_00002.progress.json"
+    prog = ChunkProgress(path, "caption", "chunk_00002", 256, interval_s=0)
+    prog.add(64)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    main(["status", "--config", str(tmp_path / "c.yaml")])
+    out = capsys.readouterr().out
+    assert "caption chunk_00002 running" in out and "64/256 items" in out and "ETA" in out
+    prog.finish()
+    main(["status", "--config", str(tmp_path / "c.yaml")])
+    assert "running" not in capsys.readouterr().out

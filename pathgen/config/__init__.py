@@ -115,7 +115,12 @@ class PathgenConfig(Section):
                               f"{', '.join(sorted(self.all_encoders()))}") from None
 
     def rule_resources(self, rule: str) -> RuleResources:
-        return self.resources.get(rule, self.resources["default"])
+        r = self.resources.get(rule, self.resources["default"])
+        if rule == "caption":  # a GPU exactly when the job runs a model itself
+            gpus = self.captioning.gpus_needed()
+            if gpus != (r.gpu or 0):
+                r = r.model_copy(update={"gpu": max(gpus, r.gpu or 0) if gpus else 0})
+        return r
 
     def chunk_size(self) -> int:
         """Slides per chunk: cluster.chunk_size, capped so the heaviest per-slide rule fits

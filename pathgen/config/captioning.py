@@ -340,6 +340,13 @@ class CaptioningConfig(Section):
                              "(multi-LoRA: --enable-lora --lora-modules) or command; set "
                              "captioning.server.engine: vllm, or export merged models")
 
+    def gpus_needed(self) -> int:
+        """GPUs a caption job uses itself: its managed server's (tensor_parallel_size) or one
+        for local transformers agents; 0 when every agent talks to servers you run."""
+        if self.serve == "managed":
+            return self.server.tensor_parallel_size
+        return int(any(self.agent(r).backend == "transformers" for r in AGENT_NAMES))
+
     def agent(self, role: str) -> AgentSpec:
         """``role``'s backend and its config with the agent's overrides (old single-model keys,
         e.g. openai.summarize_model or transformers.text_model, are the defaults)."""

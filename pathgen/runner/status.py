@@ -41,5 +41,23 @@ def _main(args) -> int:
         text, _ = status_table(table, stages, only_problems=args.failed,
                                not_captioned=set(L.holdout_ids(slide_ids)))
         print(text)
+        for line in running_chunks(L):
+            print(line)
     # exit 1 when some slide is quarantined, so scripts can notice
     return 1 if any(r.get("status") == FAILED for recs in table.values() for r in recs.values()) else 0
+
+
+def running_chunks(L) -> list[str]:
+    """One line per running caption chunk: items done / total, rate, ETA (its progress file)."""
+    from .progress import RUNNING, read_progress
+
+    out = []
+    for path in sorted((L.stage_dir("caption") / "chunks").glob("*.progress.json")):
+        doc = read_progress(path)
+        if not doc or doc.get("state") != RUNNING:
+            continue
+        eta = f", ETA {doc['eta_s']:.0f} s" if doc.get("eta_s") is not None else ""
+        out.append(f"  caption {doc['chunk']} running on {doc.get('host', '?')}: {doc['done']}/"
+                   f"{doc['total']} {doc.get('unit', 'items')}, {doc['rate_per_s']:.2f}/s{eta} "
+                   f"(updated {doc.get('updated', '?')})")
+    return (["", "running:"] + out) if out else []
