@@ -11,6 +11,9 @@ model; any other model gets vLLM's 404), and can misbehave on purpose:
   --never-ready       listen, but /v1/models answers 503 forever
   --die-after N       exit abruptly after N chat requests (once: a marker file beside
                       --pid-file makes the restarted server healthy)
+  --reply measured    image-dependent text instead of one canned reply: describe/revise turns
+                      get pathgen's measurement-based description of the image, summarize
+                      turns its summary (so a dataset built from it has distinct captions)
 
   python -m pathgen_testkit.standin_server --model M --port P [--capacity C --latency L]
 """
@@ -28,6 +31,41 @@ from pathlib import Path
 from pathgen.captioning.mockserver import MockChatServer
 
 
+def measured_reply():
+    """Replies computed from the request's image (pathgen's morphometric baseline)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from pathgen.captioning.backends.morphometric import describe_measurements, summarize_text
+    from pathgen.captioning.budget import TokenBudget
+    from pathgen.captioning.morphometry import measure_patch
+    from pathgen.config.captioning import MorphometricConfig
+
+    t, budget, said, lock = MorphometricConfig(), TokenBudget("ViT-B-16", 77), [], threading.Lock()
+
+    def reply(body: dict) -> str:
+        content = body["messages"][-1]["content"]
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        image = next((p["image_url"]["url"] for p in parts if p.get("type") == "image_url"), None)
+        if image is None:  # summarize: the description it was given, summarized
+            text = " ".join(p.get("text", "") for p in parts)
+            with lock:
+                known = [d for d in said if d in text]
+            return summarize_text(max(known, key=len) if known else text, budget)
+        raw = base64.b64decode(image.split(",", 1)[1])
+        rgb = np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+        desc = describe_measurements(measure_patch(rgb, 0.5, t.nucleus_min_area_um2,
+                                                   t.lumen_min_area_um2), t)
+        with lock:
+            if desc not in said:
+                said.append(desc)
+        return desc
+    return reply
+
+
 def _parse(argv):
     p = argparse.ArgumentParser(prog="standin_server", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
@@ -41,6 +79,7 @@ def _parse(argv):
     p.add_argument("--never-ready", action="store_true")
     p.add_argument("--die-after", type=int, default=0)
     p.add_argument("--pid-file", type=Path, default=None)
+    p.add_argument("--reply", choices=["canned", "measured"], default="canned")
     return p.parse_args(argv)
 
 
@@ -61,8 +100,9 @@ def main(argv=None) -> int:
         time.sleep(min(a.startup_delay, 1.0))
         print(a.fail, flush=True)
         return 1
+    kw = {"reply": measured_reply()} if a.reply == "measured" else {}
     srv = MockChatServer(capacity=a.capacity, latency_s=a.latency, host=a.host, port=a.port,
-                         served_models=served)
+                         served_models=served, **kw)
     srv.ready = False
     marker = a.pid_file.with_suffix(".died") if a.pid_file else None
     if a.die_after and not (marker and marker.exists()):

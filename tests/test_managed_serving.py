@@ -216,3 +216,10 @@ def test_status_shows_a_running_caption_chunk(tmp_path, capsys):
     prog.finish()
     main(["status", "--config", str(tmp_path / "c.yaml")])
     assert "running" not in capsys.readouterr().out
+
+
+def test_measured_replies_differ_per_image(tmp_path):
+    ctx = chunk(tmp_path, managed(tmp_path, "--reply", "measured"))
+    run_chunk("caption", ctx, tmp_path / "done.json")
+    caps = [r["caption"] for s in SLIDES for r in captions(ctx, s)]
+    assert len(set(caps)) > 1 and all(caps)

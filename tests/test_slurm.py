@@ -60,7 +60,8 @@ RESOURCES = {
     "tile": {"mem_mb": 700, "runtime": 2, "threads": 2},
     "extract_features": {"mem_mb": 800, "runtime": 3, "threads": 1, "gpu": 1},
     "select_patches": {"mem_mb": 900, "runtime": 2, "threads": 1},
-    "caption": {"mem_mb": 1000, "runtime": 4, "threads": 1},
+    # a GPU because captioning is managed: the job starts its own (stand-in) model server
+    "caption": {"mem_mb": 1000, "runtime": 4, "threads": 1, "gpu": 1},
     "build_dataset": {"mem_mb": 1100, "runtime": 5, "threads": 1},
     "train_clip": {"mem_mb": 1200, "runtime": 6, "threads": 1, "gpu": 1},
     "demo_benchmark": {"mem_mb": 1300, "runtime": 7, "threads": 1},
@@ -101,6 +102,14 @@ def tiny_config(root: Path, **resources) -> dict:
                           cpu_partition="cpu")
     cfg["on_slide_error"] = "quarantine"
     cfg["resources"] = {**RESOURCES, **resources}
+    # real captioning's way on a cluster: each caption chunk job serves its agents itself
+    # (the stand-in OpenAI-compatible server as the engine; its pid file names its port)
+    cfg["captioning"].update(backend="openai", serve="managed", openai={"model": "stand-in-vlm"},
+                             server={"engine": "command", "startup_timeout_s": 120, "command": [
+                                 sys.executable, "-m", "pathgen_testkit.standin_server",
+                                 "--model", "{model}", "--host", "{host}", "--port", "{port}",
+                                 "--reply", "measured", "--latency", "0.01",
+                                 "--pid-file", str(root / "server-{port}.pid")]})
     return cfg
 
 
@@ -282,6 +291,13 @@ def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  #
     for sid in good:
         stages = ("demo", "tile", "features") + (() if sid in holdout else ("select", "caption"))
         assert all(table[sid][s]["status"] == "done" for s in stages), (sid, table[sid])
+    # -- managed serving: each caption chunk's server ran on the node and is gone -----------
+    pids = [int(p.read_text()) for p in cl.root.glob("server-*.pid")]
+    assert len(pids) == len([c for r, c in expected_jobs if r == "caption"]), pids
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    server_logs = list((cl.root / "results" / "logs" / "caption").rglob("server.log"))
+    assert server_logs and all("ready on http://127.0.0.1:" in p.read_text() for p in server_logs)
     report = lay_c.report_dir / "summary.html"
     assert report.exists() and "Slide-level MIL" in report.read_text()
     assert (lay_c.dataset_dir / "dataset_card.json").exists()
