@@ -386,6 +386,23 @@ def slurm_checks(cfg, profile_path: Path | None = PROFILE, sbatch_test: bool = T
     return checks
 
 
+def engine_check(ccfg) -> str:
+    """Managed serving: the engine's program is found where the caption rule runs (this
+    machine's PATH or captioning.server.bin_dir; a SLURM node sees the same shared paths)."""
+    exe = ccfg.engine_executable()
+    found = shutil.which(exe)
+    if not found:
+        raise FileNotFoundError(
+            f"{exe!r} ({ccfg.server.engine} engine of captioning.serve: managed) is not found: "
+            "create its env from envs/engines/<engine>.yaml and set captioning.server.bin_dir "
+            "to its bin/ folder, or put it on PATH for the caption jobs")
+    if ccfg.server.engine == "sglang":
+        probe = subprocess.run([found, "-c", "import sglang"], capture_output=True, timeout=60)
+        if probe.returncode:
+            raise ModuleNotFoundError(f"{found} cannot import sglang; install envs/engines/sglang.yaml")
+    return f"{ccfg.server.engine}: {found}"
+
+
 def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
     from .cli import config_from_args
 
@@ -426,6 +443,9 @@ def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
         cfg = config_from_args(cfg_args)
     except Exception:
         return checks  # already reported by "config + slides"
+    if cfg.captioning.serve == "managed":
+        checks.append(("caption engine",) + _check("caption engine",
+                                                   lambda: engine_check(cfg.captioning)))
     profile = getattr(cfg_args, "profile", None)
     ok, res = _check("SLURM", lambda: slurm_checks(
         cfg, Layout.snakemake_profile_config(profile) if profile else PROFILE,

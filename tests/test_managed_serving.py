@@ -223,3 +223,14 @@ def test_measured_replies_differ_per_image(tmp_path):
     run_chunk("caption", ctx, tmp_path / "done.json")
     caps = [r["caption"] for s in SLIDES for r in captions(ctx, s)]
     assert len(set(caps)) > 1 and all(caps)
+
+
+def test_doctor_checks_the_engine_is_installed(tmp_path):
+    from pathgen.doctor import engine_check
+
+    ok = CaptioningConfig.model_validate(managed(tmp_path))
+    assert sys.executable in engine_check(ok)
+    vllm = CaptioningConfig.model_validate({"backend": "openai", "serve": "managed",
+                                            "server": {"bin_dir": str(tmp_path / "no-env" / "bin")}})
+    with pytest.raises(FileNotFoundError, match="envs/engines"):
+        engine_check(vllm)

@@ -154,7 +154,8 @@ def server_command(srv, plan: ServerPlan, mem_share: float) -> list[str]:
     """The engine's command line for ``plan`` (``srv``: captioning.server)."""
     lora = [f"{name}={path}" for name, path in plan.adapters.items()]
     if srv.engine == "vllm":
-        cmd = ["vllm", "serve", plan.model, "--host", HOST, "--port", str(plan.port),
+        exe = str(srv.bin_dir / "vllm") if srv.bin_dir else "vllm"
+        cmd = [exe, "serve", plan.model, "--host", HOST, "--port", str(plan.port),
                "--tensor-parallel-size", str(srv.tensor_parallel_size),
                "--max-num-seqs", str(srv.max_num_seqs),
                "--gpu-memory-utilization", f"{mem_share:.3f}", "--seed", "0"]
@@ -165,7 +166,8 @@ def server_command(srv, plan: ServerPlan, mem_share: float) -> list[str]:
                     "--max-lora-rank", str(rank)]
         return cmd + list(srv.extra_args)
     if srv.engine == "sglang":
-        return ["python", "-m", "sglang.launch_server", "--model-path", plan.model, "--host", HOST,
+        exe = str(srv.bin_dir / "python") if srv.bin_dir else "python"
+        return [exe, "-m", "sglang.launch_server", "--model-path", plan.model, "--host", HOST,
                 "--port", str(plan.port), "--tp", str(srv.tensor_parallel_size),
                 "--mem-fraction-static", f"{mem_share:.3f}",
                 "--max-running-requests", str(srv.max_num_seqs), "--random-seed", "0",
@@ -213,8 +215,9 @@ class ManagedServer:
             except FileNotFoundError:
                 raise ServerStartError(
                     f"cannot start the {self.srv.engine} server: {cmd[0]!r} is not installed where "
-                    "the caption job runs; install it in the caption rule's env (envs/llm.yaml "
-                    "pins it; `pathgen doctor` checks it) or set captioning.server.command") from None
+                    "the caption job runs; create its env (envs/engines/<engine>.yaml) and set "
+                    "captioning.server.bin_dir to its bin/ folder (`pathgen doctor` checks it), "
+                    "or set captioning.server.command") from None
 
     def tail(self, n: int = 20) -> str:
         try:

@@ -158,6 +158,9 @@ class ServerConfig(Section):
     command: list[str] | None = Field(
         None, description="engine 'command': the server's argument list; {model}, {port} and "
         "{host} are filled in, and an item '{lora_modules}' becomes the NAME=PATH adapters.")
+    bin_dir: Path | None = Field(None, description="Folder holding the engine's executables "
+                                 "(vllm; python for sglang), e.g. the bin/ of the env from "
+                                 "envs/engines/vllm.yaml; null = found on PATH.")
     startup_timeout_s: float = Field(1800.0, gt=0, description="How long the job waits for "
                                      "GET /v1/models to answer (weights loading) before failing.")
     max_restarts: int = Field(3, ge=0, description="Restarts of a server that dies mid-chunk "
@@ -339,6 +342,12 @@ class CaptioningConfig(Section):
             raise ValueError("captioning.agents.<agent>.adapter is served with engine vllm "
                              "(multi-LoRA: --enable-lora --lora-modules) or command; set "
                              "captioning.server.engine: vllm, or export merged models")
+
+    def engine_executable(self) -> str:
+        """The program a managed server starts (for `pathgen doctor` and the launch)."""
+        srv = self.server
+        name = {"vllm": "vllm", "sglang": "python"}.get(srv.engine) or (srv.command or ["?"])[0]
+        return str(srv.bin_dir / name) if srv.bin_dir and srv.engine != "command" else name
 
     def gpus_needed(self) -> int:
         """GPUs a caption job uses itself: its managed server's (tensor_parallel_size) or one
