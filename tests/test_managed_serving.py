@@ -234,3 +234,18 @@ def test_doctor_checks_the_engine_is_installed(tmp_path):
                                             "server": {"bin_dir": str(tmp_path / "no-env" / "bin")}})
     with pytest.raises(FileNotFoundError, match="envs/engines"):
         engine_check(vllm)
+
+
+def test_cli_caption_with_managed_serving(tmp_path, capsys):
+    import yaml
+
+    from pathgen.cli import main
+
+    csv_path, patches = write_selection(tmp_path / "sel", slide="s9", n=3)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"captioning": managed(tmp_path)}))
+    out = tmp_path / "caps" / "s9.jsonl"
+    rc = main(["caption", str(csv_path), "--patches-root", str(patches), "--out", str(out),
+               "--config", str(tmp_path / "c.yaml")])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["n_ok"] == 3
+    assert (tmp_path / "caps" / "server_logs" / "server.log").exists() and server_gone(tmp_path)

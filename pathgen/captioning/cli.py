@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import sys
 
-from pydantic import ValidationError
-
-from pathgen.cli import add_config_args, config_from_args
+from pathgen.cli import add_config_args, add_config_flag, config_from_args
 from pathgen.config import ConfigError
 
 
@@ -34,54 +33,54 @@ def register(subparsers) -> None:
                    help="folder the CSV's 'image' column is relative to: the --patches-root "
                         "`pathgen select` wrote into (results: <selection>/patches)")
     p.add_argument("--out", required=True, help="output captions JSONL (<slide>.jsonl)")
-    p.add_argument("--backend", choices=["openai", "transformers", "morphometric"])
-    p.add_argument("--model", help="model id for the chosen backend")
-    p.add_argument("--base-url", help="openai backend: server URL, e.g. http://host:8000/v1")
-    p.add_argument("--concurrency", type=positive_int, help="patches in flight (>= 1)")
+    add_config_flag(p, "--backend", key="captioning.backend",
+                    choices=["openai", "transformers", "morphometric"])
+    add_config_flag(p, "--model", key=_model_key,
+                    help="model id for the chosen backend (= --set captioning.<backend>.model=VALUE)")
+    add_config_flag(p, "--base-url", key="captioning.openai.base_url",
+                    help="openai backend: server URL, e.g. http://host:8000/v1")
+    add_config_flag(p, "--concurrency", key="captioning.concurrency", type=positive_int,
+                    help="patches in flight (>= 1)")
     p.add_argument("--mpp", type=float,
                    help="µm/px of the patches at size_px (default: the tiling target mpp)")
     add_config_args(p)
     p.set_defaults(func=_run)
 
 
-def _set(section, field: str, value, where: str) -> None:
-    """Validated assignment (validate_assignment) reported as a ConfigError naming the key."""
-    try:
-        setattr(section, field, value)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join([where, *(str(x) for x in e.get("loc", ()))])
-            lines.append(f"  - '{key}': {e.get('msg')}")
-        raise ConfigError("invalid command-line option:\n" + "\n".join(lines)) from None
+def _model_key(cfg) -> str:
+    """``--model``'s key: the model of captioning.backend as the other overrides leave it."""
+    backend = cfg.captioning.backend
+    if backend == "morphometric":
+        raise ConfigError("--model does not apply to the morphometric backend (a "
+                          "measurement-based baseline, not a language model)")
+    return f"captioning.{backend}.model"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..chunk_stages.caption import alignment_spec
+    from .chunk_stage import alignment_spec
     from .stage import CaptioningAborted, CaptioningIncomplete, caption_slide
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # --backend/--model/--base-url/--concurrency included
     c = cfg.captioning
-    if args.backend:
-        _set(c, "backend", args.backend, "captioning")
-    if args.model:
-        if c.backend == "morphometric":
-            raise ConfigError("--model does not apply to the morphometric backend (a "
-                              "measurement-based baseline, not a language model)")
-        _set(getattr(c, c.backend), "model", args.model, f"captioning.{c.backend}")
-    if args.base_url:
-        _set(c.openai, "base_url", args.base_url, "captioning.openai")
-    if args.concurrency is not None:
-        _set(c, "concurrency", args.concurrency, "captioning")
     mpp = args.mpp if args.mpp is not None else cfg.tiling.geometry()[1]
+    from .serving import ServerPool, ServerStartError
+
+    pool = ServerPool(c, Path(args.out).parent / "server_logs") if c.serve == "managed" else None
     try:
+        routed = pool.start() if pool else None  # serve: managed: this command's own server
         summary = caption_slide(args.selection, args.patches_root, args.out, c, mpp,
-                                alignment_spec=alignment_spec(cfg))
+                                alignment_spec=alignment_spec(cfg), backend_cfg=routed)
+    except ServerStartError as err:
+        print(f"pathgen caption: {err}", file=sys.stderr)
+        return 5
     except CaptioningIncomplete as err:
         print(f"pathgen caption: {err}", file=sys.stderr)
         return 3
     except CaptioningAborted as err:
         print(f"pathgen caption: stopped: {err}", file=sys.stderr)
         return 4
+    finally:
+        if pool is not None:
+            pool.stop()
     print(json.dumps(summary, indent=2))
     return 0

@@ -147,7 +147,7 @@ class SlideRun:
 
 
 def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
-                  backend: Backend | None = None, alignment_spec=None) -> dict:
+                  backend: Backend | None = None, alignment_spec=None, backend_cfg=None) -> dict:
     """Caption ``items`` (one slide) into ``out_jsonl``; resume from its partial file.
     ``ccfg``: CaptioningConfig; ``alignment_spec``: the resolved ``EncoderSpec`` of
     ``ccfg.filters.alignment_encoder`` (None: off, or a built-in name)."""
@@ -157,7 +157,8 @@ def caption_items(items: list[PatchItem], out_jsonl: str | Path, ccfg,
         out["result"] = result
 
     slide = items[0].slide_id if items else Path(out_jsonl).name.removesuffix(".jsonl")
-    caption_many([(slide, items, out_jsonl)], ccfg, report, backend, alignment_spec)
+    caption_many([(slide, items, out_jsonl)], ccfg, report, backend, alignment_spec,
+                 backend_cfg=backend_cfg)
     if isinstance(out["result"], BaseException):
         raise out["result"]
     return out["result"]
@@ -237,10 +238,10 @@ def _pipeline(todo: list[SlideRun], ccfg, settings, backend, finish, progress, o
 
 def caption_slide(selection_csv: str | Path, patches_dir: str | Path, out_jsonl: str | Path,
                   ccfg, target_mpp: float | None = None, backend: Backend | None = None,
-                  alignment_spec=None) -> dict:
+                  alignment_spec=None, backend_cfg=None) -> dict:
     """Read a selection CSV (+ patch images) and caption it; see :func:`caption_items`."""
     items = read_selection(selection_csv, patches_dir, target_mpp)
-    return caption_items(items, out_jsonl, ccfg, backend, alignment_spec)
+    return caption_items(items, out_jsonl, ccfg, backend, alignment_spec, backend_cfg)
 
 
 __all__ = ["caption_slide", "caption_items", "caption_many", "SlideRun", "output_paths", "CaptioningIncomplete",
