@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import sys
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import yaml
 
@@ -31,8 +34,8 @@ STAGE_MODULES = [
     "pathgen.agents.cli",
     "pathgen.report.cli",
     "pathgen.doctor",
-    "pathgen.status_cli",
-    "pathgen.recover",
+    "pathgen.runner.status",
+    "pathgen.runner.recover",
 ]
 
 
@@ -43,14 +46,109 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                         help="Override a config key, e.g. --set tiling.patch_size_um=128 (repeatable)")
 
 
-def config_from_args(args: argparse.Namespace) -> PathgenConfig:
-    overrides = {}
-    for item in getattr(args, "overrides", []) or []:
+@dataclass(frozen=True)
+class FlagOverride:
+    """A convenience flag as the override it stands for: ``FLAG VALUE`` is ``--set KEY=VALUE``
+    with VALUE as argparse typed it (a string stays a string: no YAML parsing). ``key`` is a
+    dotted key, or a function of the config the other overrides give that returns one (and
+    may raise ConfigError when the flag does not apply there)."""
+
+    flag: str
+    key: str | Callable[[PathgenConfig], str]
+    value: Any
+
+
+class _ConfigFlag(argparse.Action):
+    """Records a :class:`FlagOverride` in ``args.overrides``, the list ``--set`` appends to,
+    so flags and ``--set`` apply in command-line order (the last one wins)."""
+
+    def __init__(self, option_strings, dest, config_key, multiple=False, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.config_key, self.multiple = config_key, multiple
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = self.const if self.nargs == 0 else values
+        items = list(getattr(namespace, "overrides", None) or [])
+        if self.multiple:  # repeatable flag: one list-valued override, e.g. [single, ensemble]
+            value = [*(getattr(namespace, self.dest, None) or []), value]
+            items = [o for o in items if not (isinstance(o, FlagOverride) and o.key == self.config_key)]
+        items.append(FlagOverride(option_string or self.option_strings[0], self.config_key, value))
+        namespace.overrides = items
+        setattr(namespace, self.dest, value)
+
+
+def add_config_flag(parser: argparse.ArgumentParser, *flags: str,
+                    key: str | Callable[[PathgenConfig], str], multiple: bool = False,
+                    **kwargs) -> argparse.Action:
+    """Add a convenience flag that is the config override ``--set KEY=VALUE`` (merged into the
+    raw config before validation, like ``--set``). ``kwargs`` go to ``add_argument`` (type,
+    choices, help, ...); ``const=V`` makes a switch that sets KEY to V; ``multiple``: the flag
+    repeats and KEY gets the list. ``args.<dest>`` still holds the value (None when absent)."""
+    if "const" in kwargs:
+        kwargs.setdefault("nargs", 0)
+    if isinstance(key, str):
+        value = json.dumps(kwargs["const"]) if "const" in kwargs else "VALUE"
+        kwargs["help"] = f"{kwargs.get('help') or ''} (= --set {key}={value})".lstrip()
+    return parser.add_argument(*flags, action=_ConfigFlag, config_key=key, multiple=multiple,
+                               default=None, **kwargs)
+
+
+def add_override(args: argparse.Namespace, flag: str, key: str, value: Any) -> None:
+    """Record a flag's override by hand (a flag whose value is built from several arguments,
+    e.g. `pathgen train --data ... --csv-separator ...` -> training.stages)."""
+    args.overrides = [*(getattr(args, "overrides", None) or []), FlagOverride(flag, key, value)]
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``{key: value}`` of the convenience flags given (dotted keys; --set excluded)."""
+    return {o.key: o.value for o in getattr(args, "overrides", None) or []
+            if isinstance(o, FlagOverride) and isinstance(o.key, str)}
+
+
+def _overrides(args: argparse.Namespace) -> list[FlagOverride]:
+    """``--set`` items and convenience flags, in command-line order."""
+    out = []
+    for item in getattr(args, "overrides", None) or []:
+        if isinstance(item, FlagOverride):
+            out.append(item)
+            continue
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)
-    return load_config(getattr(args, "config", None), overrides)
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item}: the value is read as YAML and this is not valid "
+                              f"YAML ({err.problem}); quote it, e.g. {key}='\"{value}\"'") from None
+        out.append(FlagOverride("--set", key, value))
+    return out
+
+
+def _load(path, items: list[FlagOverride]) -> PathgenConfig:
+    merged: dict[str, Any] = {}
+    for o in items:  # a repeated key moves to the end: the later one is applied last
+        merged.pop(o.key, None)
+        merged[o.key] = o.value
+    try:
+        return load_config(path, merged)
+    except ConfigError as err:
+        named = [f"  ({o.flag} sets '{o.key}')" for o in items
+                 if o.flag != "--set" and f"{o.key}" in str(err)]
+        if not named:
+            raise
+        raise ConfigError("\n".join([str(err), *dict.fromkeys(named)])) from None
+
+
+def config_from_args(args: argparse.Namespace) -> PathgenConfig:
+    """The validated config: --config (or ./config.yaml), then every ``--set`` and convenience
+    flag (:func:`add_config_flag`) merged into the raw dict in command-line order, then one
+    validation. A flag whose key depends on the config (``caption --model``) takes its key
+    from the config the other overrides give."""
+    path, items = getattr(args, "config", None), _overrides(args)
+    if any(callable(o.key) for o in items):
+        first = _load(path, [o for o in items if isinstance(o.key, str)])
+        items = [replace(o, key=o.key(first)) if callable(o.key) else o for o in items]
+    return _load(path, items)
 
 
 def build_parser() -> argparse.ArgumentParser:

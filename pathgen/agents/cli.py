@@ -9,7 +9,7 @@ import sys
 
 
 def register(sub) -> None:
-    from ..cli import add_config_args
+    from ..cli import add_config_args, add_config_flag
 
     p = sub.add_parser("agents", help="Build SFT data for the describe/revise agents, LoRA-train "
                                       "and export them")
@@ -21,8 +21,8 @@ def register(sub) -> None:
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--patches-root", default=None, help="folder the inputs' 'image' paths are "
                    "relative to (selection/patches; default: beside each input file)")
-    b.add_argument("--teacher", choices=["captions", "backend"], help="override agents.data.teacher")
-    b.add_argument("--corrupter", choices=["rules", "llm"], help="override agents.data.corrupter")
+    add_config_flag(b, "--teacher", key="agents.data.teacher", choices=["captions", "backend"])
+    add_config_flag(b, "--corrupter", key="agents.data.corrupter", choices=["rules", "llm"])
     add_config_args(b)
     b.set_defaults(func=_clean_errors(_build))
 
@@ -31,18 +31,27 @@ def register(sub) -> None:
     t.add_argument("--data", required=True, help="a build-data output folder")
     t.add_argument("--agent", choices=["describe", "revise"], required=True)
     t.add_argument("--out", required=True, help="run folder (checkpoints/, loss.csv, model/)")
-    t.add_argument("--base-model", help="override agents.train.base_model")
-    t.add_argument("--max-steps", type=int, help="override agents.train.max_steps")
+    add_config_flag(t, "--base-model", key="agents.train.base_model")
+    add_config_flag(t, "--max-steps", key="agents.train.max_steps", type=int)
     t.add_argument("--restart", action="store_true", help="discard checkpoints made with other "
                                                           "settings or data instead of failing")
     t.add_argument("--no-export", action="store_true", help="train only")
     add_config_args(t)
     t.set_defaults(func=_clean_errors(_train))
 
-    e = acts.add_parser("export", help="merge a checkpoint's adapter into the base model")
+    e = acts.add_parser("export", help="merge a checkpoint's adapter into the base model, or "
+                                       "write the adapter alone (vLLM multi-LoRA serving)")
     e.add_argument("checkpoint", help="a checkpoints/step_N folder of a training run")
-    e.add_argument("--out", required=True, help="model folder to write")
-    e.add_argument("--base-model", help="override agents.train.base_model")
+    e.add_argument("--out", required=True, help="model (or adapter) folder to write")
+    e.add_argument("--format", choices=["merged", "adapter"], default="merged",
+                   help="merged (default): a plain model with the adapter merged in; adapter: "
+                        "peft's adapter_config.json + adapter_model.safetensors and a card, for "
+                        "`vllm serve BASE --enable-lora --lora-modules NAME=OUT`")
+    e.add_argument("--agent", choices=["describe", "revise"],
+                   help="the agent the checkpoint trains (default: the run folder's name)")
+    e.add_argument("--name", help="adapter: the LoRA module name vLLM serves it as "
+                                  "(default: pathgen-<agent>)")
+    add_config_flag(e, "--base-model", key="agents.train.base_model")
     add_config_args(e)
     e.set_defaults(func=_clean_errors(_export))
 
@@ -68,21 +77,15 @@ def _clean_errors(fn):
 def _train_cfg(args: argparse.Namespace):
     from ..cli import config_from_args
 
-    tcfg = config_from_args(args).agents.train
-    update = {k: v for k, v in (("base_model", args.base_model),
-                                ("max_steps", getattr(args, "max_steps", None))) if v is not None}
-    return tcfg.model_validate({**tcfg.model_dump(), **update})
+    return config_from_args(args).agents.train  # --base-model/--max-steps are overrides
 
 
 def _build(args) -> int:
     from ..cli import config_from_args
     from .stage import build_stage
 
-    cfg = config_from_args(args)
-    d = cfg.agents.data
-    update = {k: v for k, v in (("teacher", args.teacher), ("corrupter", args.corrupter)) if v}
-    d = d.model_validate({**d.model_dump(), **update})
-    card = build_stage(d, cfg.captioning, args.inputs, args.out, args.patches_root,
+    cfg = config_from_args(args)  # --teacher/--corrupter are agents.data.* overrides
+    card = build_stage(cfg.agents.data, cfg.captioning, args.inputs, args.out, args.patches_root,
                        target_mpp=cfg.tiling.geometry()[1])
     print(f"{json.dumps(card['n'])} ({card['corrupter']} corrupter) -> {args.out}")
     return 0
@@ -99,8 +102,18 @@ def _train(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import export_merged
+    from .export import checkpoint_agent, export_adapter, export_merged, read_adapter_card
 
-    out = export_merged(args.checkpoint, args.out, _train_cfg(args))
-    print(f"merged model -> {out}")
+    tcfg = _train_cfg(args)
+    if args.format == "merged":
+        out = export_merged(args.checkpoint, args.out, tcfg,
+                            card={"agent": args.agent} if args.agent else None)
+        print(f"merged model -> {out}")
+        return 0
+    agent = args.agent or checkpoint_agent(args.checkpoint)
+    out = export_adapter(args.checkpoint, args.out, tcfg, agent, name=args.name)
+    card = read_adapter_card(out)
+    print(f"adapter {card['name']} (rank {card['rank']}) -> {out}\n"
+          f"serve: vllm serve {card['base_model']} --enable-lora --lora-modules "
+          f"{card['name']}={out} --max-lora-rank {card['max_lora_rank']}")
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_config_args, config_from_args
+from ..cli import add_config_args, add_config_flag, config_from_args
 
 
 def register(sub) -> None:
@@ -17,19 +17,21 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="dataset folder")
     p.add_argument("--patches-root", "--images-root", dest="images_root", type=Path, default=None,
                    help="folder the records' `image` paths are relative to (selection/patches)")
-    p.add_argument("--csv-separator", default=None, help="e.g. '\\t' (default) or ','")
-    p.add_argument("--csv-paths", choices=["absolute", "relative"], default=None)
-    p.add_argument("--shard-size", type=int, default=None)
-    p.add_argument("--images", choices=["hardlink", "copy", "symlink"], default=None)
-    p.add_argument("--caption-stage", choices=["describe", "revise", "summarize"], default=None,
-                   help="which agent's text is the caption (per-agent ablation; default summarize)")
-    p.add_argument("--dedup-cosine", type=float, default=None,
-                   help="remove near-duplicates across the dataset at this cosine (stored embeddings)")
+    add_config_flag(p, "--csv-separator", key="dataset.csv_separator",
+                    help="e.g. '\\t' (default) or ','")
+    add_config_flag(p, "--csv-paths", key="dataset.csv_paths", choices=["absolute", "relative"])
+    add_config_flag(p, "--shard-size", key="dataset.shard_size", type=int)
+    add_config_flag(p, "--images", key="dataset.images", choices=["hardlink", "copy", "symlink"])
+    add_config_flag(p, "--caption-stage", key="dataset.caption_stage",
+                    choices=["describe", "revise", "summarize"],
+                    help="which agent's text is the caption (per-agent ablation; default summarize)")
+    add_config_flag(p, "--dedup-cosine", key="dataset.dedup_cosine", type=float,
+                    help="remove near-duplicates across the dataset at this cosine (stored embeddings)")
     p.add_argument("--features-dir", type=Path, default=None,
                    help="folder of the slides' features HDF5 (<slide>.h5) for --dedup-cosine; "
                         "default: the folder above the captions folder")
-    p.add_argument("--include-rejected", action="store_true",
-                   help="also keep records with accepted: false (for inspection only)")
+    add_config_flag(p, "--include-rejected", key="dataset.accepted_only", const=False,
+                    help="also keep records with accepted: false (for inspection only)")
     add_config_args(p)
     p.set_defaults(func=_build)
 
@@ -43,15 +45,8 @@ def _build(args: argparse.Namespace) -> int:
     from .build import build_dataset, run_file_ids
     from .records import DatasetInputError
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args)  # --csv-separator, ..., --include-rejected are dataset.* overrides
     d = cfg.dataset
-    for flag, key in (("csv_separator", "csv_separator"), ("csv_paths", "csv_paths"),
-                      ("shard_size", "shard_size"), ("images", "images"),
-                      ("caption_stage", "caption_stage"), ("dedup_cosine", "dedup_cosine")):
-        if getattr(args, flag) is not None:
-            setattr(d, key, getattr(args, flag))
-    if args.include_rejected:
-        d.accepted_only = False
     try:
         features = None
         if args.features_dir is not None:

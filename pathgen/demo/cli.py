@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..cli import add_config_args, config_from_args
+from ..cli import add_config_args, add_config_flag, config_from_args
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-slides", help="Generate the synthetic Aperio demo slides, ground-truth "
                                            "GeoJSON and slide_labels.csv")
     add_config_args(p)
-    p.add_argument("--out-dir", type=Path, help="Override demo.out_dir")
-    p.add_argument("--n-slides", type=int, help="Override demo.n_slides")
-    p.add_argument("--seed", type=int, help="Override demo.seed")
+    add_config_flag(p, "--out-dir", key="demo.out_dir", type=Path)
+    add_config_flag(p, "--n-slides", key="demo.n_slides", type=int)
+    add_config_flag(p, "--seed", key="demo.seed", type=int)
     p.add_argument("--slide", action="append", default=[], metavar="ID",
                    help="Only this slide id (repeatable), e.g. demo_003")
     p.add_argument("--force", action="store_true", help="Redraw slides that already exist")
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("demo-benchmark", help="Cut the patch-level zero-shot benchmark from the "
                                               "holdout demo slides")
     add_config_args(b)
-    b.add_argument("--out-dir", type=Path, help="Demo folder (default demo.out_dir)")
+    add_config_flag(b, "--out-dir", key="demo.out_dir", type=Path, help="Demo folder")
     b.add_argument("--output", type=Path, help="Benchmark folder (default <demo.out_dir>/zeroshot)")
     b.set_defaults(func=_benchmark)
 
@@ -41,18 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=_large)
 
 
-def _cfg(args):
-    for key, attr in (("demo.out_dir", "out_dir"), ("demo.n_slides", "n_slides"), ("demo.seed", "seed")):
-        val = getattr(args, attr, None)
-        if val is not None:
-            args.overrides = list(args.overrides) + [f"{key}={val}"]
-    return config_from_args(args)
-
-
 def _slides(args) -> int:
     from .generate import generate_demo
 
-    cfg = _cfg(args)
+    cfg = config_from_args(args)  # --out-dir, --n-slides, --seed are demo.* overrides
     done = generate_demo(cfg.demo, args.slide or None, force=args.force)
     print(f"{len(done)} demo slides in {cfg.demo.out_dir / 'slides'}")
     return 0
@@ -63,7 +55,7 @@ def _benchmark(args) -> int:
     from .benchmark import demo_benchmark
     from .workflow import holdout_sources
 
-    cfg = _cfg(args)
+    cfg = config_from_args(args)
     src = holdout_sources(cfg)
     info = demo_benchmark(cfg.demo, cfg.tiling, src["slides"], src["regions"],
                           args.output or Layout(cfg).demo_zeroshot_dir)

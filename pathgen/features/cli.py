@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
-    from ..cli import add_config_args
+    from ..cli import add_config_args, add_config_flag
 
     p = subparsers.add_parser("features", help="Encode a slide's patches into a features HDF5",
                               description="Read every patch listed in a coords HDF5 and write "
@@ -18,12 +18,13 @@ def register(subparsers) -> None:
     p.add_argument("slide", help="slide file (SVS, tiled TIFF, or any OpenSlide format)")
     p.add_argument("--coords", required=True, help="coords HDF5 from `pathgen tile`")
     p.add_argument("--out", required=True, help="output features HDF5")
-    p.add_argument("--encoder", default=None, help="encoder name (default: features.encoder)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="patch-reading processes")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", choices=["float32", "float16"], default=None)
-    p.add_argument("--reader", choices=["auto", "tiff", "openslide"], default=None)
+    add_config_flag(p, "--encoder", key="features.encoder", help="encoder name")
+    add_config_flag(p, "--batch-size", key="features.batch_size", type=int)
+    add_config_flag(p, "--workers", key="features.num_workers", type=int,
+                    help="patch-reading processes")
+    add_config_flag(p, "--device", key="features.device", help="auto | cpu | cuda | cuda:N")
+    add_config_flag(p, "--dtype", key="features.dtype", choices=["float32", "float16"])
+    add_config_flag(p, "--reader", key="features.reader", choices=["auto", "tiff", "openslide"])
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     add_config_args(p)
     p.set_defaults(func=_run)
@@ -42,10 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..wsi import SlideError
     from .extract import extract_features, set_torch_threads
 
-    cfg = config_from_args(args)
-    fc = cfg.features.model_copy(update={k: v for k, v in {
-        "encoder": args.encoder, "batch_size": args.batch_size, "num_workers": args.workers,
-        "device": args.device, "dtype": args.dtype, "reader": args.reader}.items() if v is not None})
+    cfg = config_from_args(args)  # --encoder, --batch-size, ... are features.* overrides
+    fc = cfg.features
     set_torch_threads(args.threads)
     try:
         enc = load_encoder(fc.encoder, cfg, fc.device)  # unknown names list the known ones

@@ -6,15 +6,14 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    from ..cli import add_config_args
+    from ..cli import add_config_args, add_config_flag
 
     p = sub.add_parser("instruct", help="Build instruction data (CLOSE/OPEN, LLaVA format) from captions")
     p.add_argument("captions", nargs="+", help="Per-slide caption JSONL files")
     p.add_argument("--out", required=True, help="Output folder")
     p.add_argument("--patches-root", default=None,
                    help="Folder the records' `image` paths are relative to (default: beside each JSONL)")
-    p.add_argument("--generator", choices=["offline", "llm"], default=None,
-                   help="Override instruct.generator")
+    add_config_flag(p, "--generator", key="instruct.generator", choices=["offline", "llm"])
     add_config_args(p)
     p.set_defaults(func=_main)
 
@@ -25,8 +24,8 @@ def _main(args) -> int:
     from .chat import TextChat, chat_settings
     from .llm import REPLY_MAX_TOKENS
 
-    cfg = config_from_args(args)
-    icfg = cfg.instruct if args.generator is None else cfg.instruct.model_copy(update={"generator": args.generator})
+    cfg = config_from_args(args)  # --generator is instruct.generator
+    icfg = cfg.instruct
     chat = (TextChat(chat_settings(cfg.captioning, "instruct.generator 'llm'"), REPLY_MAX_TOKENS)
             if icfg.generator == "llm" else None)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..cli import add_config_args, config_from_args
+from ..cli import add_config_args, add_config_flag, config_from_args, flag_overrides
 from ..config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,11 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="Generated folds when --splits is absent")
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--encoder", default=None, help="Encoder name (recorded; picks features with --task)")
-    p.add_argument("--epochs", type=int, help="Override evaluation.mil.epochs")
-    p.add_argument("--seed", type=int, help="Override evaluation.mil.seed")
-    p.add_argument("--select-by", choices=["auroc", "f1_auc"],
-                   help="Override evaluation.mil.select_by (epoch selection: val AUROC, or val F1 + AUROC)")
-    p.add_argument("--device", help="cpu, cuda, auto")
+    add_config_flag(p, "--epochs", key="evaluation.mil.epochs", type=int)
+    add_config_flag(p, "--seed", key="evaluation.mil.seed", type=int)
+    add_config_flag(p, "--select-by", key="evaluation.mil.select_by", choices=["auroc", "f1_auc"],
+                    help="Epoch selection: val AUROC, or val F1 + AUROC")
+    add_config_flag(p, "--device", key="evaluation.mil.device", help="cpu, cuda, auto")
     p.add_argument("--slides-dir", type=Path, help="Folder with the slides (thumbnails for heatmaps)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.set_defaults(func=_cmd_mil)
@@ -134,14 +134,11 @@ def _cmd_mil(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"epochs": args.epochs, "seed": args.seed, "select_by": args.select_by}
-    for k, v in overrides.items():
-        if v is not None:
-            args.overrides.append(f"evaluation.mil.{k}={v}")
+    # --epochs/--seed/--select-by/--device are evaluation.mil.* overrides
     cfg = config_from_args(args) if (args.config or args.task or Path("config.yaml").exists()) else None
-    if cfg is None:
+    if cfg is None:  # plain paths, no config: the built-in evaluation.mil with the flags
         from ..config.evaluation import MilConfig
-        mil = MilConfig(**{k: v for k, v in overrides.items() if v is not None})
+        mil = MilConfig(**{k.removeprefix("evaluation.mil."): v for k, v in flag_overrides(args).items()})
     else:
         mil = cfg.evaluation.mil
     models = [m.strip() for m in args.model.split(",") if m.strip()]
@@ -151,7 +148,7 @@ def _cmd_mil(args) -> int:
         if not Layout(cfg).mil_splits_summary(args.task).exists():
             config_task_splits(cfg, args.task)
         for m in models:
-            s = task_benchmark(cfg, args.task, args.encoder or cfg.features.encoder, m, args.device)
+            s = task_benchmark(cfg, args.task, args.encoder or cfg.features.encoder, m)
             _print(s)
         return 0
     if not (args.labels and args.features_dir and args.out):
@@ -165,7 +162,7 @@ def _cmd_mil(args) -> int:
         for p in sorted(args.slides_dir.rglob("*")):
             if p.is_file():
                 slide_paths.setdefault(p.stem, p)
-    params = TrainParams.from_config(mil, args.device)
+    params = TrainParams.from_config(mil)
     encoder = args.encoder or args.features_dir.name.removeprefix("features_")
     for m in models:
         s = run_benchmark(table, classes, args.out / "splits", args.features_dir, m, args.out / m, params,

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import add_config_args, config_from_args
+from ..cli import add_config_args, add_config_flag, config_from_args
 
 
 def register(sub) -> None:
@@ -23,15 +23,20 @@ def register(sub) -> None:
     where.add_argument("--patches-dir", type=Path, help="this slide's own patch folder instead")
     p.add_argument("--case-id", default=None, help="case id used to find the slide's report")
     p.add_argument("--cancer-type", default=None, help="e.g. LUAD (overrides the sample sheet)")
-    p.add_argument("--prompts-file", type=Path, default=None)
-    p.add_argument("--text-encoder", default=None, help="encoder name whose text tower is used")
-    p.add_argument("--reports", type=Path, default=None, help="CSV slide_id|case_id,report")
-    p.add_argument("--top-k", type=int, default=None, help="patches per prompt")
-    p.add_argument("--cap", type=int, default=None, help="max patches per slide (selection.max_per_slide)")
-    p.add_argument("--factor", type=float, default=None, help="k = ceil(sqrt(factor*n))")
-    p.add_argument("--dedupe-cosine", type=float, default=None)
-    p.add_argument("--image-format", choices=["jpeg", "png"], default=None)
-    p.add_argument("--image-size", type=int, default=None, help="resize saved patches (px)")
+    add_config_flag(p, "--prompts-file", key="selection.prompts_file", type=Path)
+    add_config_flag(p, "--text-encoder", key="selection.text_encoder",
+                    help="encoder name whose text tower is used")
+    add_config_flag(p, "--reports", key="selection.reports", type=Path,
+                    help="CSV slide_id|case_id,report")
+    add_config_flag(p, "--top-k", key="selection.prompt_top_k", type=int, help="patches per prompt")
+    add_config_flag(p, "--cap", key="selection.max_per_slide", type=int,
+                    help="max patches per slide")
+    add_config_flag(p, "--factor", key="selection.kmeans_factor", type=float,
+                    help="k = ceil(sqrt(factor*n))")
+    add_config_flag(p, "--dedupe-cosine", key="selection.dedupe_cosine", type=float)
+    add_config_flag(p, "--image-format", key="selection.image_format", choices=["jpeg", "png"])
+    add_config_flag(p, "--image-size", key="selection.image_size_px", type=int,
+                    help="resize saved patches (px)")
     add_config_args(p)
     p.set_defaults(func=_select)
 
@@ -41,21 +46,11 @@ def register(sub) -> None:
     lp.set_defaults(func=_list_prompts)
 
 
-_FLAG_KEYS = {"text_encoder": "text_encoder", "reports": "reports", "top_k": "prompt_top_k",
-              "cap": "max_per_slide", "factor": "kmeans_factor", "dedupe_cosine": "dedupe_cosine",
-              "image_format": "image_format", "image_size": "image_size_px",
-              "prompts_file": "prompts_file"}
-
-
 def _select(args: argparse.Namespace) -> int:
     from .runner import run_selection
     from .workflow import cancer_types, selection_models
 
-    cfg = config_from_args(args)
-    for flag, key in _FLAG_KEYS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            setattr(cfg.selection, key, value)
+    cfg = config_from_args(args)  # --top-k, --cap, ... are selection.* overrides
     slide_id = args.slide_id or args.features.stem
     patches_dir = args.patches_dir or args.patches_root / slide_id
     stats = run_selection(cfg.selection, selection_models(cfg), slide_id, args.features, args.slide,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_config_args, config_from_args
-from ..config import ConfigError
+from ..cli import add_config_args, add_config_flag, add_override, config_from_args
 from ..config.training import BASELINES
 from ..paths import DATASET_CARD_JSON, OPEN_CLIP_CSV
 
@@ -18,13 +17,14 @@ def register(subparsers) -> None:
     add_config_args(p)
     p.add_argument("--dry-run", action="store_true", help="Print the open_clip command per stage.")
     p.add_argument("--data", action="append", default=None, metavar="CSV|SHARDS",
-                   help="Train one stage on these sources instead of training.stages.")
+                   help="Train one stage on these sources instead of training.stages (= --set "
+                        "'training.stages=[{name: main, data: [...], csv_separator: ...}]').")
     p.add_argument("--csv-separator", default=None, help="Separator of --data CSVs.")
-    p.add_argument("--results-dir", default=None, help="Override results_dir.")
-    p.add_argument("--arch", default=None, help="Override training.arch.")
-    p.add_argument("--pretrained", default=None, help="Override training.pretrained.")
-    p.add_argument("--epochs", type=int, default=None, help="Override training.epochs.")
-    p.add_argument("--batch-size", type=int, default=None, help="Override training.batch_size.")
+    add_config_flag(p, "--results-dir", key="results_dir")
+    add_config_flag(p, "--arch", key="training.arch")
+    add_config_flag(p, "--pretrained", key="training.pretrained")
+    add_config_flag(p, "--epochs", key="training.epochs", type=int)
+    add_config_flag(p, "--batch-size", key="training.batch_size", type=int)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (CPU runs).")
     p.add_argument("--baseline", default=None, choices=BASELINES,
                    help="Train this baseline (training.baselines) on its pairs (pathgen baseline-data).")
@@ -37,29 +37,22 @@ def register(subparsers) -> None:
                     "dataset_card.json into --out (default: training/baselines/slide_text/data).")
     add_config_args(b)
     b.add_argument("--dataset", default=None, help="Caption dataset folder (default: <results>/dataset).")
-    b.add_argument("--labels", default=None, help="CLAM dataset CSV slide_id,label (training.slide_text.labels).")
-    b.add_argument("--template", default=None, help="Sentence with '{}' for the label text.")
+    add_config_flag(b, "--labels", key="training.slide_text.labels",
+                    help="CLAM dataset CSV slide_id,label.")
+    add_config_flag(b, "--template", key="training.slide_text.template",
+                    help="Sentence with '{}' for the label text.")
     b.add_argument("--out", default=None, help="Output folder.")
     b.set_defaults(func=_baseline_data)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config.training import TrainStage
     from .run import describe, train
     from .workflow import train_arguments
 
-    cfg = config_from_args(args)
-    updates = {}
-    if args.results_dir:
-        cfg.results_dir = args.results_dir
-    for key in ("arch", "pretrained", "epochs", "batch_size"):
-        if getattr(args, key) is not None:
-            updates[key] = getattr(args, key)
     if args.data:
-        updates["stages"] = [TrainStage(name="main", data=args.data,
-                                        csv_separator=args.csv_separator)]
-    for key, value in updates.items():
-        setattr(cfg.training, key, value)
+        add_override(args, "--data", "training.stages",
+                     [{"name": "main", "data": args.data, "csv_separator": args.csv_separator}])
+    cfg = config_from_args(args)  # --results-dir, --arch, ... are overrides too
     if args.baseline and args.baseline not in cfg.training.baselines:
         cfg.training.baselines = [*cfg.training.baselines, args.baseline]
     result = train(**train_arguments(cfg, args.baseline), dry_run=args.dry_run, threads=args.threads)
@@ -79,15 +72,11 @@ def _baseline_data(args: argparse.Namespace) -> int:
     from .baselines import build_slide_text_dataset
     from .workflow import SLIDE_TEXT_SOURCES, slide_text_labels
 
-    cfg = config_from_args(args)
-    if args.template:
-        if "{}" not in args.template:
-            raise ConfigError(f"--template {args.template!r} needs a '{{}}' for the label text")
-        cfg.training.slide_text.template = args.template
+    cfg = config_from_args(args)  # --labels and --template are overrides
     out = ({"csv": Path(args.out) / OPEN_CLIP_CSV, "card": Path(args.out) / DATASET_CARD_JSON}
            if args.out else Layout(cfg, "slide_text").training_data_files())
     dataset = Layout.dataset_files(args.dataset or Layout(cfg).dataset_dir)
-    labels = Path(args.labels) if args.labels else slide_text_labels(cfg)
+    labels = slide_text_labels(cfg)
     card = build_slide_text_dataset(cfg.training.slide_text, {k: dataset[k] for k in SLIDE_TEXT_SOURCES},
                                     labels, out)
     print(f"{card['n_pairs']} pairs from {card['n_slides']} slides -> {out['csv']}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_config_args, config_from_args
+from ..cli import add_config_args, add_config_flag, config_from_args
 
 
 def _add_benchmark_source(p) -> None:
@@ -29,11 +29,13 @@ def register(subparsers) -> None:
     _add_benchmark_source(p)
     p.add_argument("--model", action="append", default=None,
                    help="Encoder name (repeatable; default: evaluation.zeroshot.models).")
-    p.add_argument("--prompting", action="append", choices=["single", "ensemble"], default=None)
-    p.add_argument("--results-dir", default=None, help="Override results_dir.")
+    add_config_flag(p, "--prompting", key="evaluation.zeroshot.prompting", multiple=True,
+                    choices=["single", "ensemble"], help="Repeatable.")
+    add_config_flag(p, "--results-dir", key="results_dir")
     p.add_argument("--max-images", type=int, default=None, help="Stratified subsample.")
-    p.add_argument("--bootstrap", type=int, default=None, help="Bootstrap resamples.")
-    p.add_argument("--device", default=None)
+    add_config_flag(p, "--bootstrap", key="evaluation.zeroshot.bootstrap", type=int,
+                    help="Bootstrap resamples.")
+    add_config_flag(p, "--device", key="evaluation.zeroshot.device")
     p.set_defaults(func=_run)
 
     e = subparsers.add_parser(
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
     _add_benchmark_source(e)
     e.add_argument("--model", action="append", default=[],
                    help="Encoder name to export with its command (repeatable).")
-    e.add_argument("--results-dir", default=None, help="Override results_dir.")
+    add_config_flag(e, "--results-dir", key="results_dir")
     e.add_argument("--max-images", type=int, default=None, help="Stratified subsample.")
     e.add_argument("--shard-size", type=int, default=1000, help="Samples per tar shard.")
     e.set_defaults(func=_export)
@@ -62,11 +64,7 @@ def register(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .workflow import evaluate_benchmark, model_names
 
-    cfg = config_from_args(args)
-    zs = cfg.evaluation.zeroshot
-    for key in ("prompting", "bootstrap", "device"):
-        if getattr(args, key) is not None:
-            setattr(zs, key, getattr(args, key))
+    cfg = config_from_args(args)  # --prompting, --bootstrap, --device, --results-dir included
     name = _benchmark_from_args(args, cfg)
     for model in args.model or model_names(cfg):
         results = evaluate_benchmark(cfg, name, model)
@@ -84,8 +82,6 @@ def _benchmark_from_args(args: argparse.Namespace, cfg) -> str:
     from ..config.evaluation import ZeroShotBenchmark
 
     zs = cfg.evaluation.zeroshot
-    if args.results_dir:
-        cfg.results_dir = args.results_dir
     if args.data is None:
         if args.max_images and args.benchmark in zs.benchmarks:
             zs.benchmarks[args.benchmark].max_images = args.max_images
