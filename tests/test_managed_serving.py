@@ -249,3 +249,36 @@ def test_cli_caption_with_managed_serving(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["n_ok"] == 3
     assert (tmp_path / "caps" / "server_logs" / "server.log").exists() and server_gone(tmp_path)
+
+
+JOB = """
+import json, sys
+from types import SimpleNamespace
+from pathgen.runner import run_chunk_job
+p = json.loads(open(sys.argv[1]).read())
+class Named(dict):
+    def __getattr__(self, k): return self[k]
+sm = SimpleNamespace(params=Named(p["params"]), wildcards=SimpleNamespace(chunk="chunk_00000"),
+                     log=[p["log"]], output=SimpleNamespace(done=p["done"]), input=Named(),
+                     resources=Named(gpu=1), threads=1)
+run_chunk_job("caption", sm)
+"""
+
+
+def test_sigterm_to_the_job_stops_its_server(tmp_path):
+    import signal
+    import subprocess
+
+    ctx = chunk(tmp_path, managed(tmp_path, "--latency", "2"))  # slow: still busy when stopped
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps({"params": ctx.params, "log": ctx.log_path,
+                                "done": str(tmp_path / "done.json")}))
+    proc = subprocess.Popen([sys.executable, "-c", JOB, str(spec)], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not ctx.file("progress").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the server answered and captioning began
+    assert ctx.file("progress").exists(), "the job never started captioning"
+    proc.send_signal(signal.SIGTERM)  # what SLURM sends at walltime / scancel
+    assert proc.wait(30) != 0
+    assert server_gone(tmp_path)
+    assert not (tmp_path / "done.json").exists()  # stopped, not finished
