@@ -17,6 +17,7 @@ from test_captioning_fixtures import write_selection  # noqa: E402
 from tiny_vlm import build_tiny_vlm  # noqa: E402
 
 from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig  # noqa: E402
+from pathgen.agents.files import agents_checkpoint, agents_trainer_state  # noqa: E402
 from pathgen.paths import Layout  # noqa: E402
 
 torch = pytest.importorskip("torch")
@@ -112,8 +113,8 @@ def test_resume_continues_where_it_stopped(toy, straight, tmp_path, caplog):
         assert float(a["lr"]) == pytest.approx(float(b["lr"]))
     wa, wb = _adapter(Path(second["checkpoint"])), _adapter(Path(full["checkpoint"]))
     assert wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
-    sa = torch.load(Layout.agents_trainer_state(Path(second["checkpoint"])), weights_only=False)
-    sb = torch.load(Layout.agents_trainer_state(Path(full["checkpoint"])), weights_only=False)
+    sa = torch.load(agents_trainer_state(Path(second["checkpoint"])), weights_only=False)
+    sb = torch.load(agents_trainer_state(Path(full["checkpoint"])), weights_only=False)
     assert sa["step"] == sb["step"] == 6
     steps = {float(v["step"]) for v in sa["optimizer"]["state"].values()}
     assert steps == {6.0} == {float(v["step"]) for v in sb["optimizer"]["state"].values()}
@@ -193,7 +194,7 @@ def test_cli_trains_the_revise_agent_and_exports(toy, tmp_path, capsys):
     card = json.loads(Layout.agents_model_files(model)["card"].read_text())
     assert card["agent"] == "revise" and card["steps"] == 2 and card["base_model"] == str(vlm)
     assert "-> " + str(model) in capsys.readouterr().out
-    ckpt = Layout.agents_checkpoint(tmp_path / "revise", 2)
+    ckpt = agents_checkpoint(tmp_path / "revise", 2)
     rc = main(["agents", "export", str(ckpt), "--out", str(tmp_path / "again"),
                *[a for s in sets for a in ("--set", s)]])
     assert rc == 0 and Layout.agents_model_files(tmp_path / "again")["config"].is_file()

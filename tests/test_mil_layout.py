@@ -1,28 +1,28 @@
-"""MIL file names come from pathgen.paths and stay CLAM's (fold files, split files, feature folders)."""
+"""MIL file names come from pathgen.mil.files and stay CLAM's (fold files, split files, feature folders)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from pathgen.mil.bags import find_feature_file
+from pathgen.mil.files import mil_fold_files, mil_heatmap, mil_run_files, mil_split_files
 from pathgen.mil.splits import read_splits, save_splits
 from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
-from pathgen.paths import Layout
 
 
 def test_fold_and_run_file_names_are_clams(tmp_path):
-    f = Layout.mil_fold_files(tmp_path, 3)
+    f = mil_fold_files(tmp_path, 3)
     assert {k: p.relative_to(tmp_path).as_posix() for k, p in f.items()} == {
         "json": "fold_3.json", "csv": "fold_3.csv", "checkpoint": "s_3_checkpoint.pt",
         "heatmaps": "heatmaps/fold_3"}
-    assert Layout.mil_heatmap(f["heatmaps"], "s1").name == "s1.png"
-    assert [p.name for p in Layout.mil_run_files(tmp_path).values()] == ["metrics.json", "metrics.csv"]
+    assert mil_heatmap(f["heatmaps"], "s1").name == "s1.png"
+    assert [p.name for p in mil_run_files(tmp_path).values()] == ["metrics.json", "metrics.csv"]
 
 
 def test_split_files_by_fold_index_not_name_order(tmp_path):
     for name in ("splits_10.csv", "splits_2.csv", "splits_x.csv", "splits_.csv", "old_splits_1.csv"):
         (tmp_path / name).write_text("")
-    assert list(Layout.mil_split_files(tmp_path)) == [2, 10]
+    assert list(mil_split_files(tmp_path)) == [2, 10]
 
 
 def test_save_splits_drops_folds_of_a_larger_earlier_k(tmp_path):

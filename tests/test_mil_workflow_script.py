@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from pathgen.config import validate_config
 from pathgen.mil import workflow as mil_workflow
+from pathgen.mil.files import mil_fold_files, mil_run_files, mil_split_files
 from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.paths import Layout
 
@@ -38,15 +39,15 @@ def test_script_needs_no_config_and_matches_the_cli_entry_point(tmp_path):
         threads=1, log=[str(tmp_path / "mil.log")],
         wildcards=SimpleNamespace(task="synth", encoder="synthenc", model="abmil"),
         input=SimpleNamespace(features=[], splits=str(L.mil_splits_summary("synth"))),
-        output=SimpleNamespace(metrics=str(Layout.mil_run_files(out)["metrics"])),
+        output=SimpleNamespace(metrics=str(mil_run_files(out)["metrics"])),
         params=SimpleNamespace(settings=mil.model_dump(mode="json", exclude={"tasks", "encoders", "models"}),
                                task=mil_workflow.task_settings(cfg, "synth"),
                                features_dir=str(mil_workflow.task_features_dir(cfg, "synth", "synthenc")),
                                slides=mil_workflow.slide_files(cfg, {})))
     runpy.run_path(str(REPO / "workflow_scripts" / "mil.py"), init_globals={"snakemake": sm})
-    got = json.loads(Layout.mil_run_files(out)["metrics"].read_text())
+    got = json.loads(mil_run_files(out)["metrics"].read_text())
     assert got["mean"] == expected["mean"] and got["task"] == "synth" and got["n_folds"] == 2
-    assert Layout.mil_fold_files(out, 1)["checkpoint"].is_file()
+    assert mil_fold_files(out, 1)["checkpoint"].is_file()
 
 
 def test_splits_script_uses_params_only(tmp_path):
@@ -68,7 +69,7 @@ def test_splits_script_uses_params_only(tmp_path):
         input=SimpleNamespace(features=[]), output=SimpleNamespace(summary=str(out / L.mil_splits_summary("synth").name)),
         params=SimpleNamespace(task=mil_workflow.task_settings(cfg, "synth"), seed=11))
     runpy.run_path(str(REPO / "workflow_scripts" / "mil_splits.py"), init_globals={"snakemake": sm})
-    want, got = Layout.mil_split_files(L.mil_splits_dir("synth")), Layout.mil_split_files(out)
+    want, got = mil_split_files(L.mil_splits_dir("synth")), mil_split_files(out)
     assert sorted(want) == sorted(got) == [0, 1]
     assert all(got[k].read_text() == want[k].read_text() for k in want)
     assert yaml.safe_load(Path(sm.output.summary).read_text())["n_folds"] == 2

@@ -14,6 +14,7 @@ from PIL import Image
 
 from pathgen.config import validate_config
 from pathgen.paths import Layout
+from pathgen.zeroshot.files import zeroshot_run_files
 from pathgen.zeroshot.workflow import evaluate_benchmark
 from pathgen.zeroshot.workflow import config_export, export_params, run_params, zeroshot_params
 
@@ -42,10 +43,10 @@ def test_script_uses_params_and_its_section_only(tmp_path):
     sm = SimpleNamespace(
         threads=1, log=[str(tmp_path / "zs.log")], wildcards=SimpleNamespace(benchmark="demo", model="tiny-demo"),
         params=SimpleNamespace(settings=zeroshot_params(cfg, "demo", "tiny-demo"), run=run),
-        output=[str(Layout.zeroshot_run_files(out, p)["results"]) for p in cfg.evaluation.zeroshot.prompting])
+        output=[str(zeroshot_run_files(out, p)["results"]) for p in cfg.evaluation.zeroshot.prompting])
     runpy.run_path(str(REPO / "workflow_scripts" / "zeroshot.py"), init_globals={"snakemake": sm})
     for mode, want in expected.items():
-        got = json.loads(Layout.zeroshot_run_files(out, mode)["results"].read_text())
+        got = json.loads(zeroshot_run_files(out, mode)["results"].read_text())
         assert got["n_images"] == want["n_images"] == 6
         for k in ("acc1", "balanced_accuracy", "macro_auroc"):
             assert np.isclose(got["metrics"][k], want["metrics"][k], atol=1e-6), (mode, k)

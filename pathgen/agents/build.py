@@ -15,8 +15,8 @@ from typing import Callable
 
 from ..atomic import write_json
 from ..config.agents import AgentsDataConfig
-from ..paths import Layout
 from .corrupt import corrupt, record_rng
+from .files import agents_data_files
 from .llava import conversation
 from .split import split_slides
 from .teacher import TeacherPair, describe_prompt
@@ -76,7 +76,7 @@ def build_data(pairs: list[TeacherPair], out_dir: str | Path, dcfg: AgentsDataCo
             continue
         data[f"revise_{split}"].append(rec)
         edits[f"{rec['edit']['kind']} ({rec['edit']['corrupter']})"] += 1
-    files = Layout.agents_data_files(Path(out_dir))
+    files = agents_data_files(Path(out_dir))
     for key, path in files.items():
         if key != "card":
             write_json(path, data.get(key, []))

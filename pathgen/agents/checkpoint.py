@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..atomic import atomic_dir, atomic_path, write_json
-from ..paths import Layout
+from .files import agents_checkpoint, agents_run_files, agents_trainer_state
 
 
 BOOKKEEPING = ("eval_every", "save_every", "keep_checkpoints", "device", "num_workers")
@@ -33,7 +33,7 @@ def fingerprint(tcfg, files: list[Path], base_model: str) -> str:
 
 
 def check_run(run_dir: Path, fingerprint: str, restart: bool) -> None:
-    files = Layout.agents_run_files(run_dir)
+    files = agents_run_files(run_dir)
     if files["run"].is_file():
         old = json.loads(files["run"].read_text()).get("fingerprint")
         if old != fingerprint:
@@ -46,8 +46,8 @@ def check_run(run_dir: Path, fingerprint: str, restart: bool) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    d = Layout.agents_run_files(run_dir)["checkpoints"]
-    done = sorted(p for p in d.glob("step_*") if Layout.agents_trainer_state(p).is_file()) if d.is_dir() else []
+    d = agents_run_files(run_dir)["checkpoints"]
+    done = sorted(p for p in d.glob("step_*") if agents_trainer_state(p).is_file()) if d.is_dir() else []
     return done[-1] if done else None
 
 
@@ -75,11 +75,11 @@ def _set_rng_state(state: dict) -> None:
 def save_checkpoint(run_dir: Path, step: int, model, opt, sched, history: list[dict], keep: int) -> Path:
     import torch
 
-    ckpt = Layout.agents_checkpoint(run_dir, step)
+    ckpt = agents_checkpoint(run_dir, step)
     with atomic_dir(ckpt) as tmp:
         model.save_pretrained(tmp)
         torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": _rng_state(), "history": history}, Layout.agents_trainer_state(tmp))
+                    "rng": _rng_state(), "history": history}, agents_trainer_state(tmp))
     old = sorted(ckpt.parent.glob("step_*"))[:-keep]
     for p in old:
         shutil.rmtree(p, ignore_errors=True)
@@ -88,7 +88,7 @@ def save_checkpoint(run_dir: Path, step: int, model, opt, sched, history: list[d
 
 
 def write_loss_csv(run_dir: Path, history: list[dict]) -> None:
-    path = Layout.agents_run_files(run_dir)["loss_csv"]
+    path = agents_run_files(run_dir)["loss_csv"]
     with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["step", "train_loss", "val_loss", "lr"])
         w.writeheader()
@@ -102,7 +102,7 @@ def load_checkpoint(checkpoint: Path, model, opt, sched) -> tuple[int, list[dict
     from .lora import load_adapter_weights
 
     load_adapter_weights(model, checkpoint)
-    state = torch.load(Layout.agents_trainer_state(checkpoint), map_location="cpu", weights_only=False)
+    state = torch.load(agents_trainer_state(checkpoint), map_location="cpu", weights_only=False)
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..config.agents import AgentsDataConfig
 from ..config.captioning import CaptioningConfig
-from ..paths import Layout
 from .build import build_data
+from .files import agents_data_files, agents_run_files
 from .teacher import pairs_from_backend, pairs_from_files
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def build_stage(dcfg: AgentsDataConfig, ccfg: CaptioningConfig, inputs: list[str
 
 
 def read_data_card(data_dir: str | Path) -> dict:
-    path = Layout.agents_data_files(Path(data_dir))["card"]
+    path = agents_data_files(Path(data_dir))["card"]
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: {data_dir} is not a build-data folder "
                                 "(run `pathgen agents build-data ... --out DIR` first)")
@@ -62,11 +62,11 @@ def train_stage(data_dir: str | Path, agent: str, run_dir: str | Path, tcfg, res
     from .export import export_merged
     from .train import train_agent
 
-    files, card = Layout.agents_data_files(Path(data_dir)), read_data_card(data_dir)
+    files, card = agents_data_files(Path(data_dir)), read_data_card(data_dir)
     summary = train_agent(files[f"{agent}_train"], files[f"{agent}_val"], run_dir, tcfg,
                           card["image_folder"], restart=restart, stop_after=stop_after)
     if export and summary["done"]:
-        model_dir = Layout.agents_run_files(Path(run_dir))["model"]
+        model_dir = agents_run_files(Path(run_dir))["model"]
         export_merged(summary["checkpoint"], model_dir, tcfg, card={
             "agent": agent, "steps": summary["step"], "train_loss": summary["train_loss"],
             "val_loss": summary["val_loss"], "data": {"n": card["n"], "teacher": card["teacher"],

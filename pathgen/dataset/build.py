@@ -14,25 +14,26 @@ from pathlib import Path
 
 from ..atomic import write_json, write_text
 from ..config.dataset import DatasetConfig
-from ..paths import (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX, DATASET_IMAGES_DIR, DATASET_OUTPUTS,
-                     DATASET_SHARDS_DIR, Layout, features_selection_dir, selection_patches_dir)
-from ..slides import read_id_table, read_table
+from ..captioning.files import CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX
+from ..selection.files import features_selection_dir, selection_patches_dir
+from ..slide_tables import read_id_table, read_table
 from .card import build_card, card_markdown, gallery_html
 from .dedup import dedup_markdown, dedup_samples, features_for
+from .files import DATASET_IMAGES_DIR, DATASET_OUTPUTS, DATASET_SHARDS_DIR, dataset_files
 from .pathgen_json import write_pathgen_json
 from .records import DatasetInputError, SlideCaptions, load_slide
 from .writers import sample_key, sync_images, write_csv, write_shards
 
 log = logging.getLogger(__name__)
 
-# Output names inside the dataset folder (docs/architecture.md "Dataset"), named in pathgen.paths.
+# Output names inside the dataset folder (docs/architecture.md "Dataset"), named in .files.
 OUTPUTS = DATASET_OUTPUTS
 # captioning's side files that a captions/*.jsonl glob also matches
 COMPANION_SUFFIXES = (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX)
 
 
 def output_paths(out_dir: str | os.PathLike) -> dict[str, Path]:
-    return Layout.dataset_files(out_dir)
+    return dataset_files(out_dir)
 
 
 def read_file_ids(path: str | os.PathLike | None) -> dict[str, str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..features.files import slide_features_file
 from .records import DatasetInputError
 
 log = logging.getLogger(__name__)
@@ -198,8 +199,6 @@ def dedup_samples(samples: list[dict], features: dict[str, Path], threshold: flo
 def features_for(slides, features: dict[str, os.PathLike] | None, default_dir) -> dict[str, Path]:
     """slide -> features HDF5: the given mapping, else <captions folder>/../<slide>.h5 (the
     Layout puts captions_<tag>/ inside the features folder)."""
-    from ..paths import slide_features_file
-
     out = {}
     for sc in slides:
         given = (features or {}).get(sc.slide_id)

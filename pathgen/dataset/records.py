@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import jsonl_store
-from ..paths import Layout
-from ..slides import slide_id_problem
+from ..captioning.files import caption_files
+from ..slide_tables import slide_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def slide_id_of(jsonl: Path) -> str:
 
 def companions(jsonl: Path) -> tuple[Path, Path]:
     """The rejects and summary files captioning writes beside ``jsonl`` (pathgen.paths)."""
-    files = Layout.caption_files(jsonl)
+    files = caption_files(jsonl)
     return files["rejects"], files["summary"]
 
 

@@ -24,7 +24,7 @@ import tarfile
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json
-from ..paths import DATASET_IMAGES_DIR, SHARDS_COUNT_JSON, SHARDS_SIZES_JSON
+from .files import DATASET_IMAGES_DIR, SHARDS_COUNT_JSON, SHARDS_SIZES_JSON
 
 SHARD_NAME = "shard-{:06d}.tar"
 

@@ -26,8 +26,9 @@ from ..atomic import atomic_dir
 from ..config import ConfigError
 from ..config.inputs import DemoConfig
 from ..config.tiling import TilingConfig
-from ..paths import CLASSES_JSON, MANIFEST_CSV, PROMPTS_CONCH_JSON, TEMPLATE_FILE, Layout
+from ..zeroshot.files import CLASSES_JSON, MANIFEST_CSV, PROMPTS_CONCH_JSON, TEMPLATE_FILE
 from .classes import BY_CODE, TISSUE_CLASSES
+from .files import demo_zeroshot_patch
 from .generate import rasterize_regions
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
             patch0 = geo[sid][0]
             with openslide.OpenSlide(str(slides[sid])) as s:
                 for code, _, x, y, pur in sorted(items, key=lambda t: (t[0], t[3], t[2])):
-                    rel = Layout.demo_zeroshot_patch(code, sid, x, y)
+                    rel = demo_zeroshot_patch(code, sid, x, y)
                     (tmp / code).mkdir(exist_ok=True)
                     img = read_patch(s, x, y, patch0, size_px)
                     cv2.imwrite(str(tmp / rel), img[..., ::-1])

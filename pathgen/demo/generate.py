@@ -18,11 +18,11 @@ import numpy as np
 from ..atomic import write_json, write_text
 from ..config import ConfigError
 from ..config.inputs import DemoConfig
-from ..paths import demo_labels_file, demo_slide_files
 from ..tiling.polygons import valid_geometry
 from .aperio import write_aperio_svs
 from .cohort import DemoSlide, demo_cohort, demo_slide, demo_slide_index  # noqa: F401 (re-exported)
 from .classes import TISSUE_CLASSES
+from .files import demo_labels_file, demo_slide_files
 from .synth import LR, generate_slide
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..paths import Layout
 from .conventions import ClamGeometry, clam_geometry, convention_conflicts
+from .files import clam_export_files
 from .sources import SlideSource, collect, write_h5
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _save_pt(path: Path, features: np.ndarray) -> None:
 
 
 def export_slide(src: SlideSource, out_dir: Path) -> dict[str, Any]:
-    files = Layout.clam_export_files(out_dir, src.slide_id)
+    files = clam_export_files(out_dir, src.slide_id)
     geo = geometry_for(src)
     attrs = clam_attrs(src, geo, files["coords"].parent)
     write_h5(files["coords"], {"coords": (src.coords, attrs)})

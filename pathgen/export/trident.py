@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..paths import Layout
 from .conventions import readings, same_field
+from .files import trident_export_files, trident_geometry_dir
 from .sources import ExportError, SlideSource, collect, write_h5
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def geometry_dir(job_dir: Path, attrs: dict[str, Any]) -> Path:
     if abs(mag - round(mag)) >= 1e-6:
         log.warning("target magnification %.4g is not a whole number; TRIDENT's CLI only takes "
                     "whole magnifications, so point its Processor at the folder by hand", mag)
-    return Layout.trident_geometry_dir(job_dir, magnification_label(mag), int(attrs["patch_size"]),
+    return trident_geometry_dir(job_dir, magnification_label(mag), int(attrs["patch_size"]),
                                        int(attrs.get("overlap", 0)))
 
 
@@ -46,7 +46,7 @@ def export_slide(src: SlideSource, job_dir: Path) -> dict[str, Any]:
     _check_trident_meaning(src)
     geo_dir = geometry_dir(job_dir, src.coords_attrs)
     encoder = str(src.root_attrs.get("encoder", "")) if src.features is not None else ""
-    files = Layout.trident_export_files(geo_dir, src.slide_id, encoder or "none")
+    files = trident_export_files(geo_dir, src.slide_id, encoder or "none")
     attrs = {**src.coords_attrs, "savetodir": str(files["coords"].parent)}
     write_h5(files["coords"], {"coords": (src.coords, attrs)})
     row = {"slide_id": src.slide_id, "n": len(src.coords), "geometry": geo_dir.name,

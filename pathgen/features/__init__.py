@@ -1,12 +1,16 @@
 """Patch feature extraction (slide + coords HDF5 -> features HDF5)."""
 
-from .h5io import FeaturesFileError, read_features, write_features
 
 __all__ = ["FeaturesFileError", "read_features", "write_features", "extract_features"]
 
+from ..lazy import lazy_exports  # noqa: E402
 
-def __getattr__(name):  # extract pulls in torch/encoders: import it only when asked
-    if name == "extract_features":
-        from .extract import extract_features
-        return extract_features
-    raise AttributeError(name)
+# h5io pulls in h5py, extract torch/encoders: import them only when asked (pathgen.paths
+# imports .files, and the Snakefile pathgen.paths)
+_EXPORTS = {
+    "FeaturesFileError": ".h5io",
+    "read_features": ".h5io",
+    "write_features": ".h5io",
+    "extract_features": ".extract",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

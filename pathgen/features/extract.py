@@ -33,10 +33,10 @@ import torch
 
 from ..config.features import EncoderSpec, FeaturesConfig
 from ..encoders import Encoder, load_encoder
-from ..paths import features_partial_file
 from ..reading import open_reader
 from ..reading.loader import PatchBatches, patch_loader
 from ..tiling.h5io import read_coords
+from .files import features_partial_file
 from .h5io import create_datasets, root_attrs, write_features
 
 log = logging.getLogger(__name__)

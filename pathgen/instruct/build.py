@@ -20,8 +20,8 @@ from PIL import Image
 from ..atomic import atomic_path, write_json, write_text
 from ..config.instruct import InstructConfig
 from ..jsonl_store import ResumableJsonl, read_jsonl, write_jsonl
-from ..paths import Layout
 from . import llm, offline
+from .files import instruct_drafts, instruct_files
 from .records import close_record, dedupe_key, image_name, open_record, validate_record
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,8 @@ def build_instruct(caption_files: Iterable[str | Path], out_dir: str | Path, cfg
     # The drafts file is named by the settings that shape drafts (the chat model too), so a
     # changed setting never resumes from stale drafts.
     tag = hashlib.sha256((cfg.model_dump_json() + llm.prompts_hash() + (chat_id or "")).encode()).hexdigest()[:10]
-    files = Layout.instruct_files(out_dir)
-    drafts_path = Layout.instruct_drafts(out_dir, tag)
+    files = instruct_files(out_dir)
+    drafts_path = instruct_drafts(out_dir, tag)
     store = ResumableJsonl(drafts_path, key=lambda r: tuple(r["key"]))
     todo = [s for s in sources if _source_key(s) not in store]
     log.info("instruct: %d caption records, %d already drafted", len(sources), len(sources) - len(todo))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 
-from ..paths import Layout
+from .files import instruct_image
 
 LETTERS = "ABCD"
 _OPTION_RE = re.compile(r"^([A-D])\. (.+)$", re.M)
@@ -18,7 +18,7 @@ MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 
 
 def image_name(wsi_id: str, x: int, y: int) -> str:
-    return Layout.instruct_image(wsi_id, x, y)
+    return instruct_image(wsi_id, x, y)
 
 
 def _base(wsi_id: str, x: int, y: int, file_id: str | None, kind: str, suffix: str) -> dict:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
-from ..paths import Layout
+from ..export.files import clam_export_files
+from .files import peer_feature_candidates
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class BagInfo:
 
 
 def find_feature_file(features_dir: Path, slide_id: str) -> Path | None:
-    for cand in Layout.peer_feature_candidates(features_dir, slide_id):
+    for cand in peer_feature_candidates(features_dir, slide_id):
         if cand.exists():
             return cand
     return None
@@ -52,7 +53,7 @@ def find_feature_file(features_dir: Path, slide_id: str) -> Path | None:
 
 def _clam_h5_beside(pt_path: Path, slide_id: str) -> Path:
     """CLAM's h5_files/<slide>.h5 (coords) next to its pt_files/<slide>.pt."""
-    return Layout.clam_export_files(pt_path.parent.parent, slide_id)["h5"]
+    return clam_export_files(pt_path.parent.parent, slide_id)["h5"]
 
 
 def _patch_size_level0(attrs: dict) -> float | None:

@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 
 from ..atomic import atomic_path, write_json
-from ..paths import Layout
 from .bags import BagStore, index_bags
+from .files import mil_fold_files, mil_heatmap, mil_run_files
 from .heatmaps import draw_heatmap
 from .metrics import METRIC_NAMES, mean_sd
 from .splits import read_splits
@@ -49,7 +49,7 @@ def write_predictions(path: Path, ids: list[str], y: np.ndarray, probs: np.ndarr
 
 
 def _load_done(out_dir: Path, k: int, fp: str) -> dict | None:
-    files = Layout.mil_fold_files(out_dir, k)
+    files = mil_fold_files(out_dir, k)
     js, csv = files["json"], files["csv"]
     if not (js.exists() and csv.exists()):
         return None
@@ -79,7 +79,7 @@ def run_benchmark(table: pd.DataFrame, classes: list[str], splits: list[dict] | 
             folds.append(done)
             continue
         res = train_fold(model, store, labels, split, len(classes), params, fold=k)
-        files = Layout.mil_fold_files(out_dir, k)
+        files = mil_fold_files(out_dir, k)
         with atomic_path(files["checkpoint"]) as tmp:
             torch.save(res.state_dict, tmp)
         write_predictions(files["csv"], res.test_ids, res.test_y, res.test_probs)
@@ -94,7 +94,7 @@ def run_benchmark(table: pd.DataFrame, classes: list[str], splits: list[dict] | 
         folds.append(rec)
     summary = summarise(folds, task=task, encoder=encoder, model=model, classes=classes,
                         skipped=index.skipped, params=params, in_memory=store.in_memory)
-    out = Layout.mil_run_files(out_dir)
+    out = mil_run_files(out_dir)
     write_json(out["metrics"], summary)
     write_metrics_csv(out["table"], summary)
     return summary
@@ -118,7 +118,7 @@ def _heatmaps(out: Path, res, store: BagStore, model_name: str, params: TrainPar
     _, attn = predict(model, store, picks, params.device, want_attention=True)
     for sid in picks:
         bag = store[sid]
-        draw_heatmap(Layout.mil_heatmap(out, sid), attn[sid], bag.coords, bag.patch_size_level0,
+        draw_heatmap(mil_heatmap(out, sid), attn[sid], bag.coords, bag.patch_size_level0,
                      slide_paths.get(sid), title=sid)
 
 

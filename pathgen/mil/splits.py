@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from ..atomic import atomic_path, write_json
 from ..config import ConfigError
-from ..paths import MIL_FOLD_ASSIGNMENT_CSV, Layout
+from .files import MIL_FOLD_ASSIGNMENT_CSV, mil_split_file, mil_split_files, mil_splits_companions
 
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
@@ -96,7 +96,7 @@ def read_splits(path: str | Path) -> list[Split]:
     """Folder of `splits_<k>.csv`, one CSV, or JSON -> list of folds (ordered by k)."""
     path = Path(path)
     if path.is_dir():
-        files = list(Layout.mil_split_files(path).values())
+        files = list(mil_split_files(path).values())
         if not files:
             raise ConfigError(f"splits folder {path} holds no splits_<k>.csv files")
         return [read_clam_split(f) for f in files]
@@ -151,12 +151,12 @@ def save_splits(out_dir: Path, splits: list[Split], table: pd.DataFrame, classes
     out_dir = Path(out_dir)
     paths = []
     for k, s in enumerate(splits):
-        paths.append(Layout.mil_split_file(out_dir, k))
+        paths.append(mil_split_file(out_dir, k))
         write_clam_split(paths[-1], s)
-    for k, stale in Layout.mil_split_files(out_dir).items():  # folds of an earlier, larger k
+    for k, stale in mil_split_files(out_dir).items():  # folds of an earlier, larger k
         if k >= len(splits):
             stale.unlink()
-    write_json(Layout.mil_splits_companions(out_dir)["summary"], split_summary(splits, table, classes))
+    write_json(mil_splits_companions(out_dir)["summary"], split_summary(splits, table, classes))
     return paths
 
 
@@ -274,7 +274,7 @@ def incremental_splits(table: pd.DataFrame, out_dir: Path, classes: list[str], f
                        val_fraction: float, seed: int) -> list[Split]:
     """Generated folds that keep an earlier run's patients where they were (see module doc)."""
     _check_generatable(table, folds)
-    path = Layout.mil_splits_companions(out_dir)["assignment"]
+    path = mil_splits_companions(out_dir)["assignment"]
     settings = assignment_settings(folds, val_fraction, seed, classes)
     previous = read_assignment(path)
     splits = None

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..paths import Layout, slide_features_file
+from ..export.files import clam_export_files
+from ..features.files import slide_features_file
 
 
 def synthetic_cohort(n_patients: int = 20, n_classes: int = 2, slides_per_patient=(1, 2),
@@ -30,7 +31,7 @@ def synthetic_cohort(n_patients: int = 20, n_classes: int = 2, slides_per_patien
 
 def _feature_path(out_dir: Path, slide: str, layout: str) -> Path:
     """CLAM keeps h5_files/ and pt_files/ subfolders; pathgen, TRIDENT and STAMP a flat folder."""
-    clam = Layout.clam_export_files(out_dir, slide)
+    clam = clam_export_files(out_dir, slide)
     return {"clam_h5": clam["h5"], "clam_pt": clam["pt"]}.get(layout) or slide_features_file(out_dir, slide)
 
 

@@ -14,8 +14,12 @@ from typing import Callable
 
 import yaml
 
-from ..paths import (CAPTION_TOKENS_PNG, DATASET_CARD_JSON, INSTRUCT_CARD_JSON, LOSS_PNG, MIL_TABLE_CSV,
-                     OPEN_CLIP_CSV, PATHGEN_JSON, ZEROSHOT_TABLE_CSV)
+from ..dataset.files import DATASET_CARD_JSON, OPEN_CLIP_CSV, PATHGEN_JSON
+from ..instruct.files import INSTRUCT_CARD_JSON
+from ..mil.files import MIL_TABLE_CSV
+from ..training.files import LOSS_PNG
+from ..zeroshot.files import ZEROSHOT_TABLE_CSV
+from .files import CAPTION_TOKENS_PNG
 from .html import Section, embed_image, render_page
 
 

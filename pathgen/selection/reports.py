@@ -20,7 +20,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..config import ConfigError
 from ..instruct.chat import ChatFn
-from ..paths import Layout
+from .files import report_findings_cache
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def extract_findings(report_text: str, chat: ChatFn, max_findings: int = 10) -> 
 def cached_findings(report: str, extractor_id: str, cache_dir: Path, compute) -> list[str]:
     """Findings for `report` from `cache_dir/<hash>.json`, computing (and caching) on a miss."""
     h = report_hash(report, extractor_id)
-    path = Layout.report_findings_cache(cache_dir, h)
+    path = report_findings_cache(cache_dir, h)
     if path.exists():
         try:
             data = json.loads(path.read_text())

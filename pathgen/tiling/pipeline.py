@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config.tiling import TilingConfig
 from ..export.conventions import warn_conflicts
+from ..slide_tables import read_mpp_overrides
 from ..wsi import open_slide, resolve_mpp
 from . import grid
 from .geojson import write_contours
@@ -87,8 +88,6 @@ def mpp_override_for(cfg, record, table: dict[str, float] | None = None) -> tupl
     Demo slides carry their mpp in the Aperio header, so the demo record's mpp is not used.
     ``table`` is the parsed mpp_overrides CSV (read here when not given).
     """
-    from ..slides import read_mpp_overrides
-
     if table is None:
         table = read_mpp_overrides(cfg.slides.mpp_overrides)
     if record.slide_id in table:
@@ -102,8 +101,6 @@ def mpp_overrides_for_run(cfg, records) -> dict[str, tuple[float | None, str]]:
     """slide_id -> (override mpp or None, source) for every slide of a run (CSV read once, at
     Snakefile parse): a bad or conflicting row is a ConfigError naming file and line, and ids
     that are not among the run's slides are warned about (file and line of each)."""
-    from ..slides import read_mpp_overrides
-
     records = list(records)
     table = read_mpp_overrides(cfg.slides.mpp_overrides, known={r.slide_id for r in records})
     return {rec.slide_id: mpp_override_for(cfg, rec, table) for rec in records}

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.training import TrainingConfig, TrainStage
-from ..paths import Layout
 from .data import StageData
+from .files import open_clip_checkpoint, open_clip_out_log
 
 ENTRY_MODULE = "pathgen.training.entry"  # torchrun target: registers pathgen archs, then open_clip
 
@@ -28,11 +28,11 @@ class StagePaths:
 
     @property
     def final_checkpoint(self) -> Path:
-        return Layout.open_clip_checkpoint(self.checkpoints, self.epochs)
+        return open_clip_checkpoint(self.checkpoints, self.epochs)
 
     @property
     def out_log(self) -> Path:
-        return Layout.open_clip_out_log(self.run_dir)
+        return open_clip_out_log(self.run_dir)
 
 
 def stage_paths(training_dir: Path, cfg: TrainingConfig, stage: TrainStage) -> StagePaths:

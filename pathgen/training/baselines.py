@@ -4,7 +4,7 @@
 label sentence (training.slide_text.template) instead of its own caption -- what a CLIP learns
 from slide-level report text alone. Rows follow the caption dataset's open_clip CSV; the slide
 of each row comes from the PathGen JSON written beside it in the same order (``wsi_id``).
-The caption dataset's files are given one by one (keys of paths.Layout.dataset_files).
+The caption dataset's files are given one by one (keys of pathgen.dataset.files.dataset_files).
 """
 
 from __future__ import annotations

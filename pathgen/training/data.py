@@ -22,7 +22,8 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..config.base import ConfigError
 from ..config.training import TrainStage
-from ..paths import Layout
+from ..dataset.files import dataset_card_beside, shard_count_files
+from .files import training_merged_csv
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def separator_for(csv_path: Path, declared: str | None, img_key: str, caption_ke
     columns containing both keys."""
     if declared is not None:
         return declared
-    card = Layout.dataset_card_beside(csv_path)
+    card = dataset_card_beside(csv_path)
     if card.exists():
         try:
             sep = json.loads(card.read_text()).get("csv_separator")
@@ -149,7 +150,7 @@ def resolve_stage_data(stage: TrainStage, default_csv: Path, out_dir: Path,
     if not rewrite:
         sep, img_key, cap_key = firsts[0]
         return StageData("csv", str(Path(sources[0])), sep, img_key, cap_key, len(merged))
-    target = Layout.training_merged_csv(out_dir)
+    target = training_merged_csv(out_dir)
     if write:
         with atomic_path(target) as tmp:
             merged.to_csv(tmp, sep=MERGED_SEPARATOR, index=False)
@@ -163,7 +164,7 @@ def _keys_for(csv_path: Path, stage: TrainStage) -> tuple[str, str]:
     """Column names: the stage's when set away from open_clip's defaults, else the ones
     recorded in the dataset_card.json beside the CSV (pathgen's dataset stage), else defaults."""
     card = {}
-    card_path = Layout.dataset_card_beside(csv_path)
+    card_path = dataset_card_beside(csv_path)
     if card_path.exists():
         try:
             card = json.loads(card_path.read_text())
@@ -185,7 +186,7 @@ def _wds_count(sources: list[str]) -> int | None:
     total = 0
     for src in sources:
         folder = Path(src).parent
-        files = Layout.shard_count_files(folder)
+        files = shard_count_files(folder)
         count = files["count"]
         if count.exists():
             data = json.loads(count.read_text())

@@ -27,10 +27,11 @@ import torch
 from ..atomic import atomic_path, write_json
 from ..config import ConfigError
 from ..config.training import BASELINES, TrainingConfig, TrainStage
-from ..paths import Layout, training_files, warm_start_files
+from ..dataset.files import shards_count
 from .argv import StagePaths, build_argv, launcher, resolve_device, stage_paths
 from .curves import parse_out_log, plot_loss
 from .data import StageData, resolve_stage_data
+from .files import stage_record, training_files, warm_start_files
 from .models import check_arch, register_model_configs, resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ def _run_stage(setup: _Setup, stage: TrainStage, plan: _StagePlan) -> None:
                  "of %s", stage.name, plan.warm, setup.tc.pretrained or "random init")
     log.info("stage %s: %s pairs, start weights %s", stage.name, plan.data.num_samples,
              run.pretrained or "random init")
-    write_json(Layout.stage_record(paths.stage_dir), {"fingerprint": plan.fingerprint,
+    write_json(stage_record(paths.stage_dir), {"fingerprint": plan.fingerprint,
                                                       "argv": run.argv, "warm_start_from": plan.warm,
                                                       "warm_start_of": plan.warm_of})
     if setup.prefix:
@@ -310,7 +311,7 @@ def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str
     for src in sources:
         path = Path(src)
         if ".tar" in src:
-            path = Layout.shards_count(src)
+            path = shards_count(src)
         if path.is_file():
             with open(path, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
@@ -323,7 +324,7 @@ def stage_fingerprint(argv: list[str], sources: list[str], previous: str) -> str
 def _stage_record(paths) -> dict:
     """stage.json of the stage's last start ({} when absent or unreadable)."""
     try:
-        record = json.loads(Layout.stage_record(paths.stage_dir).read_text())
+        record = json.loads(stage_record(paths.stage_dir).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
     return record if isinstance(record, dict) else {}

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ConfigError, PathgenConfig
+from ..dataset.files import dataset_files, shards_count
 from ..paths import Layout
 
-# The caption-dataset files the slide_text baseline reads (keys of Layout.dataset_files).
+# The caption-dataset files the slide_text baseline reads (keys of dataset.files.dataset_files).
 SLIDE_TEXT_SOURCES = ("open_clip_csv", "card_json", "pathgen_json")
 
 
@@ -25,8 +26,8 @@ def train_inputs(cfg: PathgenConfig, baseline: str | None = None) -> dict[str, s
         card = L.training_data_files()["card"] if baseline else L.dataset_card
         files.update(default_csv=str(L.training_default_csv), default_card=str(card))
     sources = {d for s in tc.stages for d in s.data if d.lower().endswith((".csv", ".tsv"))}
-    sources |= {str(Layout.shards_count(d)) for s in tc.stages for d in s.data
-                if ".tar" in d and Layout.shards_count(d).exists()}
+    sources |= {str(shards_count(d)) for s in tc.stages for d in s.data
+                if ".tar" in d and shards_count(d).exists()}
     if sources:
         files["sources"] = sorted(sources)
     if tc.model_config_file:
@@ -67,7 +68,7 @@ def slide_text_labels(cfg: PathgenConfig) -> Path:
 def baseline_data_inputs(cfg: PathgenConfig) -> dict[str, str]:
     """Inputs of rule baseline_data: the caption dataset's files it reads (SLIDE_TEXT_SOURCES)
     and the slide labels."""
-    ds = Layout.dataset_files(Layout(cfg).dataset_dir)
+    ds = dataset_files(Layout(cfg).dataset_dir)
     return {**{k: str(ds[k]) for k in SLIDE_TEXT_SOURCES}, "labels": str(slide_text_labels(cfg))}
 
 

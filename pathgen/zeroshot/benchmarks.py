@@ -11,7 +11,7 @@ import yaml
 
 from ..config.base import ConfigError
 from ..config.evaluation import ZeroShotBenchmark
-from ..paths import Layout
+from .files import benchmark_classes, benchmark_prompts
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "benchmarks.yaml"
 PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts" / "zeroshot"
@@ -75,7 +75,7 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
                                 "dataset there or fix evaluation.zeroshot.benchmarks."
                                 f"{name}.root)")
     classes = merged.get("classes")
-    classes_file = Layout.benchmark_classes(root)
+    classes_file = benchmark_classes(root)
     if classes is None and classes_file.is_file():
         try:
             classes = json.loads(classes_file.read_text())
@@ -94,8 +94,8 @@ def resolve_benchmark(name: str, spec: ZeroShotBenchmark) -> Benchmark:
     prompts = {str(k): v for k, v in (merged.get("prompts") or {}).items()}
     single = {c: prompts.get(c) or template.format(t) for c, t in classes.items()}
     prompt_file = merged.get("prompt_file")
-    if prompt_file is None and Layout.benchmark_prompts(root).is_file():
-        prompt_file = str(Layout.benchmark_prompts(root))  # written beside the demo benchmark
+    if prompt_file is None and benchmark_prompts(root).is_file():
+        prompt_file = str(benchmark_prompts(root))  # written beside the demo benchmark
     options = {k: merged[k] for k in ("csv_file", "image_key", "label_key", "image_dir",
                                        "split_key", "split_value", "partition") if merged.get(k)}
     return Benchmark(name=name, layout=layout, root=root, classes=list(classes),

@@ -31,7 +31,7 @@ from ..dataset.writers import tar_add
 from ..encoders import MODEL_CONFIG_DIR
 from ..encoders.weights import (HF_HUB_PREFIX, OPEN_CLIP_CONFIG, PREFERRED_CHECKPOINTS, pick_checkpoint,
                                resolve_hf_hub)
-from ..paths import CB_ENSEMBLE_TEMPLATES_JSON, CB_SPLIT, Layout
+from .files import CB_ENSEMBLE_TEMPLATES_JSON, CB_SPLIT, clip_benchmark_files
 from .benchmarks import Benchmark
 from .loaders import Samples
 from .prompts import PLACEHOLDER, ensemble_prompts
@@ -104,7 +104,7 @@ def export_dataset(bm: Benchmark, samples: Samples, out_dir: Path, shard_size: i
     labels and prompts pathgen scores)."""
     classnames, templates = single_classnames_templates(bm)
     with atomic_dir(out_dir) as tmp:
-        files = Layout.clip_benchmark_files(tmp)
+        files = clip_benchmark_files(tmp)
         files["split_dir"].mkdir()
         n_shards = _write_shards(files["split_dir"], samples, shard_size)
         files["nshards"].write_text(f"{n_shards}\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..config.evaluation import ZeroShotConfig
 from ..config.features import EncoderSpec
-from ..paths import Layout, clip_benchmark_paths
+from .files import clip_benchmark_files, clip_benchmark_paths
 from .benchmarks import Benchmark
 from .clip_benchmark import eval_command, export_dataset, model_arguments, needs_model_folder, shell
 from .loaders import load_samples
@@ -39,7 +39,7 @@ def export_benchmark(bm: Benchmark, zs: ZeroShotConfig, models: dict[str, Encode
             mode: shell(eval_command(bm.name, root, model_arg, pretrained_arg, out,
                                      ensemble=mode == "ensemble", batch_size=zs.batch_size))
             for mode, out in results.items()}
-    write_json(Layout.clip_benchmark_files(root)["export"], info)
+    write_json(clip_benchmark_files(root)["export"], info)
     log.info("CLIP_benchmark dataset wds/%s in %s (%d images, %d shards)", bm.name, root,
              info["n_images"], info["n_shards"])
     return info

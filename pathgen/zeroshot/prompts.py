@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config.base import ConfigError
-from ..paths import DEFAULT_TEMPLATES_JSON
 from .benchmarks import PROMPT_DIR, Benchmark
+from .files import DEFAULT_TEMPLATES_JSON
 
 PLACEHOLDER = "CLASSNAME"
 

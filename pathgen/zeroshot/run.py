@@ -18,8 +18,8 @@ from .. import __version__
 from ..atomic import atomic_path, write_json
 from ..config.evaluation import ZeroShotConfig
 from ..config.features import EncoderSpec
-from ..paths import Layout
 from .benchmarks import Benchmark
+from .files import zeroshot_run_files
 from .loaders import Samples, load_samples
 from .metrics import bootstrap_ci, confusion, point_metrics, top_k_accuracy
 from .prompts import class_embeddings, ensemble_prompts, single_prompts
@@ -114,7 +114,7 @@ def write_run(out_dir: Path, mode: str, bm: Benchmark, model: str, encoder, samp
         "example_prompts": {c: p[:3] for c, p in prompts.items()},
         "confusion_matrix": cm.tolist(), "pathgen_version": __version__,
     }
-    files = Layout.zeroshot_run_files(out_dir, mode)
+    files = zeroshot_run_files(out_dir, mode)
     write_json(files["results"], result)
     write_confusion_csv(files["confusion_csv"], cm, bm.classes)
     plot_confusion(files["confusion_png"], cm, bm.classes,

@@ -13,6 +13,7 @@ from ..config import ConfigError, PathgenConfig
 from ..config.features import EncoderSpec
 from ..paths import Layout
 from .benchmarks import Benchmark, resolve_benchmark
+from .files import benchmark_classes
 
 
 def alternatives(names: list[str]) -> str:
@@ -99,7 +100,7 @@ def zeroshot_inputs(cfg: PathgenConfig, benchmark: str, model: str) -> dict[str,
 
 def _data_inputs(cfg: PathgenConfig, benchmark: str) -> list[str]:
     root = cfg.evaluation.zeroshot.benchmarks[benchmark].root
-    return [str(Layout.benchmark_classes(root))] if _generated(cfg, root) else [str(root)]
+    return [str(benchmark_classes(root))] if _generated(cfg, root) else [str(root)]
 
 
 def _weights_inputs(cfg: PathgenConfig, model: str) -> list[str]:
