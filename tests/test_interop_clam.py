@@ -26,7 +26,7 @@ from pathgen.config.tiling import TilingConfig
 from pathgen.demo.aperio import write_aperio_svs
 from pathgen.demo.synth import generate_slide
 from pathgen.export.clam import export_clam
-from pathgen.export.conventions import convention_conflicts
+from pathgen.tiling.conventions import convention_conflicts
 from pathgen.features.extract import extract_features
 from pathgen.reading import open_reader
 from pathgen.tiling import read_coords, tile_slide

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from .conventions import ClamGeometry, clam_geometry, convention_conflicts
+from ..tiling.conventions import ClamGeometry, clam_geometry, convention_conflicts
 from .files import clam_export_files
 from .sources import SlideSource, collect, write_h5
 

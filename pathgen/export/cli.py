@@ -71,7 +71,7 @@ def _check(args: argparse.Namespace) -> int:
     import h5py
 
     from ..h5attrs import plain
-    from .conventions import convention_conflicts, readings
+    from ..tiling.conventions import convention_conflicts, readings
 
     worst = 0
     for path in args.files:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .conventions import readings, same_field
+from ..tiling.conventions import readings, same_field
 from .files import trident_export_files, trident_geometry_dir
 from .sources import ExportError, SlideSource, collect, write_h5
 

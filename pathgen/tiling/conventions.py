@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pathgen.export.conventions")  # the name its warnings have always carried
 
 TOLERANCE = 0.002  # relative level-0 field error still counted as the same field
 

@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..export.conventions import clam_geometry, readings, same_field
 from ..h5attrs import plain as _plain
+from .conventions import clam_geometry, readings, same_field
 
 CHUNK_ROWS = 4096
 CLAM_ATTRS = ("patch_size", "patch_level", "downsample", "downsampled_level_dim", "level_dim",

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.tiling import TilingConfig
-from ..export.conventions import warn_conflicts
 from ..slide_tables import read_mpp_overrides
 from ..wsi import open_slide, resolve_mpp
 from . import grid
+from .conventions import warn_conflicts
 from .geojson import write_contours
 from .h5io import coords_attrs, write_coords
 from .qc import qc_thumbnail, render_qc, write_qc
