@@ -1,4 +1,4 @@
-"""Snakemake script for rule build_report (logic: pathgen.report.build).
+"""Snakemake script for rule build_report (logic: pathgen.report.build, inputs: pathgen.report.workflow).
 
 The settings shown, the slides, their QC images and the stages' folders come from params.report
 (pathgen.report.workflow.report_params, the rerun trigger), the chunk outcome files from the
@@ -7,7 +7,8 @@ input; the whole config is never read."""
 from pathlib import Path
 
 from pathgen.logs import setup_logging
-from pathgen.report.build import build_report, report_inputs
+from pathgen.report.build import build_report
+from pathgen.report.workflow import report_inputs
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(sm.log[0])

@@ -40,21 +40,6 @@ class ReportInputs:
     seed: int = 0
 
 
-def report_inputs(config: dict, slide_ids: list[str], dirs: dict[str, str | Path],
-                  qc_images: dict[str, str | Path], chunk_files: list, n_qc: int = 3) -> ReportInputs:
-    """The page's inputs: ``config`` (the settings shown), the run's slides, the stages' folders
-    (``dirs``: dataset_dir, training_dir, ...), each slide's tiling QC image (the first ``n_qc``
-    finished slides' are shown) and the per-slide stages' chunk outcome files (their failed and
-    blocked members are listed)."""
-    from ..runner.state import failed_members
-
-    problems = [p for p in failed_members(chunk_files) if p["slide_id"] in set(slide_ids)]
-    failed = {p["slide_id"] for p in problems}
-    qc = [Path(qc_images[s]) for s in slide_ids if s not in failed and s in qc_images][:n_qc]
-    return ReportInputs(config=config, qc_images=[p for p in qc if p.exists()], slide_problems=problems,
-                        n_slides=len(slide_ids), **{k: Path(v) for k, v in dirs.items()})
-
-
 def _exists(p: Path | None) -> bool:
     return p is not None and Path(p).exists()
 

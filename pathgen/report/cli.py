@@ -19,8 +19,7 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
     and blocked members are listed; default: every outcome file found for this layout)."""
     from ..paths import Layout
     from ..runner.state import STAGES
-    from .build import report_inputs
-    from .workflow import report_params
+    from .workflow import report_inputs, report_params
 
     if chunk_files is None:
         L = Layout(cfg)

@@ -1,9 +1,14 @@
-"""Config -> arguments of rule build_report and `pathgen report` (glue: takes the whole config)."""
+"""Config -> arguments of rule build_report and `pathgen report`, and the page's inputs from
+the run's files (glue: takes the whole config and reads the chunk runner's outcome files)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import PathgenConfig
 from ..paths import Layout
+from ..runner.state import failed_members
+from .build import ReportInputs
 
 # How jobs are run, not what they write: not shown, and editing them reruns no report.
 EXECUTION_ONLY = {"cluster", "resources"}
@@ -35,3 +40,16 @@ def report_params(cfg: PathgenConfig, slide_ids: list[str]) -> dict:
             "qc_images": {s: str(L.tiling_qc(s)) for s in slide_ids},
             "dirs": {k: str(getattr(L, k)) for k in STAGE_DIRS},
             "figures_dir": str(L.report_figures_dir)}
+
+
+def report_inputs(config: dict, slide_ids: list[str], dirs: dict[str, str | Path],
+                  qc_images: dict[str, str | Path], chunk_files: list, n_qc: int = 3) -> ReportInputs:
+    """The page's inputs: ``config`` (the settings shown), the run's slides, the stages' folders
+    (``dirs``: dataset_dir, training_dir, ...), each slide's tiling QC image (the first ``n_qc``
+    finished slides' are shown) and the per-slide stages' chunk outcome files (their failed and
+    blocked members are listed)."""
+    problems = [p for p in failed_members(chunk_files) if p["slide_id"] in set(slide_ids)]
+    failed = {p["slide_id"] for p in problems}
+    qc = [Path(qc_images[s]) for s in slide_ids if s not in failed and s in qc_images][:n_qc]
+    return ReportInputs(config=config, qc_images=[p for p in qc if p.exists()], slide_problems=problems,
+                        n_slides=len(slide_ids), **{k: Path(v) for k, v in dirs.items()})
