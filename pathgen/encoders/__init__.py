@@ -8,24 +8,12 @@ open_clip model configs (e.g. ``pathgen-tiny-vit``) with open_clip.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..config.features import EncoderSpec, known_encoders
 from .base import Encoder, EncoderError, resolve_autocast_dtype, resolve_device
+from .model_configs import MODEL_CONFIG_DIR, ensure_model_configs  # noqa: F401 (package API)
 from .registry import KINDS, builder_for, register_kind
-
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
-_configs_added = False
-
-
-def ensure_model_configs() -> None:
-    """Make open_clip know pathgen's architectures (idempotent)."""
-    global _configs_added
-    if not _configs_added:
-        import open_clip
-        open_clip.add_model_config(MODEL_CONFIG_DIR)
-        _configs_added = True
 
 
 def resolve_spec(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None) -> tuple[str, EncoderSpec]:

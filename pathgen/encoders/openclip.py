@@ -17,6 +17,7 @@ import torch
 
 from ..config.features import EncoderSpec
 from .base import Encoder, EncoderError, file_sha256
+from .model_configs import ensure_model_configs
 from .registry import register_kind
 from .weights import CKPT_SUFFIXES, HF_HUB_PREFIX, OPEN_CLIP_CONFIG, pick_checkpoint, resolve_hf_hub
 
@@ -130,7 +131,6 @@ def _encoder(name: str, model, preprocess, model_name: str, identity: str,
 def build_open_clip(name: str, spec: EncoderSpec, device: torch.device) -> Encoder:
     import open_clip
 
-    from . import ensure_model_configs
     ensure_model_configs()
     model_name, weights_arg, identity = _weights_source(name, spec)
     model_name = _check_model_name(name, model_name)
