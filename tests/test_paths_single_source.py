@@ -36,6 +36,9 @@ PATTERNS["re-spells a file-name constant"] = re.compile(
 
 # Files that still build paths themselves. Each value says what is left and why it waits.
 ALLOWLIST: dict[str, str] = {
+    "pathgen/captioning/serving.py": "to move: peft's adapter_config.json and the managed server's "
+                                     "log <name>.log into pathgen/captioning/files.py (pathgen/captioning "
+                                     "is being edited elsewhere)",
 }
 
 
