@@ -80,7 +80,7 @@ def server_gone(tmp_path) -> bool:
 
 # -- command lines and config ---------------------------------------------------------------------
 def test_engine_command_lines_follow_their_docs(tmp_path):
-    for role, r in (("describe", 8), ("revise", 16)):
+    for role, r in (("describe", 4), ("revise", 12)):
         (tmp_path / role).mkdir()
         (tmp_path / role / "adapter_config.json").write_text(json.dumps({"r": r}))
     c = CaptioningConfig.model_validate({

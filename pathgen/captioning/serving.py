@@ -118,12 +118,26 @@ class ServerPlan:
         return f"http://{HOST}:{self.port}/v1"
 
 
+# The --max-lora-rank values vLLM accepts (its LoRA config validates against this list).
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
 def adapter_rank(folder: str | Path) -> int | None:
     """LoRA rank ``r`` from a peft adapter folder's adapter_config.json (None if unreadable)."""
     try:
         return int(json.loads((Path(folder) / "adapter_config.json").read_text())["r"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def vllm_lora_rank(ranks: list[int]) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds every adapter's rank."""
+    need = max(ranks, default=8)
+    for r in VLLM_LORA_RANKS:
+        if r >= need:
+            return r
+    raise ServerStartError(f"a LoRA rank of {need} is above vLLM's largest --max-lora-rank "
+                           f"({VLLM_LORA_RANKS[-1]}); export the agents as merged models")
 
 
 def plan_servers(ccfg) -> list[ServerPlan]:
@@ -161,7 +175,7 @@ def server_command(srv, plan: ServerPlan, mem_share: float) -> list[str]:
                "--gpu-memory-utilization", f"{mem_share:.3f}", "--seed", "0"]
         if lora:
             ranks = [r for r in map(adapter_rank, plan.adapters.values()) if r]
-            rank = srv.max_lora_rank or max(ranks, default=16)
+            rank = srv.max_lora_rank or vllm_lora_rank(ranks)
             cmd += ["--enable-lora", "--lora-modules", *lora, "--max-loras", str(len(lora)),
                     "--max-lora-rank", str(rank)]
         return cmd + list(srv.extra_args)
