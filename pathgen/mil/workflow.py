@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import ConfigError, PathgenConfig
 from ..paths import Layout
+from ..slides import list_slides
 from .api import get_task, run_task, task_splits
 
 log = logging.getLogger("pathgen.mil.api")
@@ -35,7 +36,6 @@ def task_features_dir(cfg: PathgenConfig, task: str, encoder: str) -> Path:
 
 
 def slide_paths(cfg: PathgenConfig) -> dict[str, Path]:
-    from ..slides import list_slides
     try:
         return {k: r.path for k, r in list_slides(cfg).items()}
     except ConfigError as err:
