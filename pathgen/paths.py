@@ -36,11 +36,10 @@ from .training import files as training_names
 from .zeroshot import files as zeroshot_names
 
 # Re-exported for modules that still import them from here (to switch to the area modules):
-# captioning's names (pathgen/captioning is being edited elsewhere), the per-folder helpers
-# of the workflow scripts, and two names of pathgen/training/cli.py.
+# captioning's names (pathgen/captioning is being edited elsewhere) and the per-folder helpers
+# of the workflow scripts.
 from .captioning.files import (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX,  # noqa: F401, E402
                                CAPTIONS_SUMMARY_SUFFIX, caption_files, slide_captions_file)
-from .dataset.files import DATASET_CARD_JSON, OPEN_CLIP_CSV  # noqa: F401, E402
 from .features.files import features_partial_file, slide_features_file  # noqa: F401, E402
 from .selection.files import slide_selection_file  # noqa: F401, E402
 
@@ -242,11 +241,6 @@ class Layout:
 
     def zeroshot_result(self, benchmark: str, model: str, prompting: str) -> Path:
         return zeroshot_names.zeroshot_run_files(self.zeroshot_run_dir(benchmark, model), prompting)["results"]
-
-    # <stem>.csv / <stem>.md where a user asked (pathgen/zeroshot/cli.py's name; to switch)
-    table_files = staticmethod(zeroshot_names.table_files)
-    # every file build_dataset writes in a folder (pathgen/training/cli.py's name; to switch)
-    dataset_files = staticmethod(dataset_names.dataset_files)
 
     def zeroshot_results_found(self) -> list[Path]:
         """Every results_<prompting>.json on disk under zeroshot_dir/<benchmark>/<model>/."""

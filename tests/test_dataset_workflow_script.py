@@ -15,6 +15,7 @@ from test_dataset import make_slide  # noqa: E402
 from pathgen.config import validate_config  # noqa: E402
 from pathgen.config.dataset import DatasetConfig  # noqa: E402
 from pathgen.cli import main  # noqa: E402
+from pathgen.dataset.files import dataset_files  # noqa: E402
 from pathgen.dataset.workflow import build_dataset_params  # noqa: E402
 from pathgen.paths import Layout  # noqa: E402
 
@@ -51,17 +52,17 @@ def test_script_builds_the_finished_slides_with_the_sheet_file_ids(tmp_path):
     assert params["file_ids"] == {"S1.a": "uuid-1", "S2": "uuid-2", "S3": "uuid-3"}
     _run("build_dataset.py", log=[str(tmp_path / "log.txt")], wildcards=SimpleNamespace(),
          input=SimpleNamespace(captions=[str(chunk)]),
-         output=SimpleNamespace(**{k: str(p) for k, p in Layout.dataset_files(out).items()}),
+         output=SimpleNamespace(**{k: str(p) for k, p in dataset_files(out).items()}),
          params=SimpleNamespace(out_dir=str(out), **params))
-    card = json.loads(Layout.dataset_files(out)["card_json"].read_text())
+    card = json.loads(dataset_files(out)["card_json"].read_text())
     assert card["n_slides"] == 2 and card["n_pairs"] == 4
-    got = json.loads(Layout.dataset_files(out)["pathgen_json"].read_text())
+    got = json.loads(dataset_files(out)["pathgen_json"].read_text())
     assert {(r["wsi_id"], r["file_id"]) for r in got} == {("S1.a", "uuid-1"), ("S2", "uuid-2")}
     # the same as `pathgen build-dataset` on those slides' files with the same config
     sets = [f"slides.sample_sheet={sheet}", "dataset.shard_size=2", "dataset.gallery_size=2"]
     assert main(["build-dataset", *map(str, files[:2]), "--out", str(tmp_path / "cli"),
                  *[a for s in sets for a in ("--set", s)]]) == 0
-    assert json.loads(Layout.dataset_files(tmp_path / "cli")["pathgen_json"].read_text()) == got
+    assert json.loads(dataset_files(tmp_path / "cli")["pathgen_json"].read_text()) == got
 
 
 def test_params_carry_every_input_table_and_folder(tmp_path):

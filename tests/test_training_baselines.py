@@ -12,6 +12,7 @@ from PIL import Image
 from test_training import train
 
 from pathgen.config import ConfigError, validate_config
+from pathgen.dataset.files import dataset_files
 from pathgen.dataset.pathgen_json import write_pathgen_json
 from pathgen.paths import Layout
 from pathgen.report.comparison import compared_models, mil_rows, verdict, zeroshot_rows
@@ -41,7 +42,7 @@ def caption_dataset(root: Path, slides=("s1", "s2", "s3"), per_slide: int = 3) -
 
 def sources(ds: Path) -> dict[str, Path]:
     """The caption-dataset files the baseline reads, in ``ds`` (as rule baseline_data passes them)."""
-    return {k: v for k, v in Layout.dataset_files(ds).items() if k in SLIDE_TEXT_SOURCES}
+    return {k: v for k, v in dataset_files(ds).items() if k in SLIDE_TEXT_SOURCES}
 
 
 def labels_csv(path: Path, labels=SLIDES) -> Path:

@@ -50,7 +50,7 @@ def _build(args: argparse.Namespace) -> int:
     try:
         features = None
         if args.features_dir is not None:
-            from ..paths import slide_features_file
+            from ..features.files import slide_features_file
             from .records import slide_id_of
 
             features = {slide_id_of(f): slide_features_file(args.features_dir, slide_id_of(f))

@@ -6,7 +6,7 @@ import argparse
 
 from ..cli import add_config_args, add_config_flag, add_override, config_from_args
 from ..config.training import BASELINES
-from ..paths import DATASET_CARD_JSON, OPEN_CLIP_CSV
+from ..dataset.files import csv_and_card, dataset_files
 
 
 def register(subparsers) -> None:
@@ -66,16 +66,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _baseline_data(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..paths import Layout
     from .baselines import build_slide_text_dataset
     from .workflow import SLIDE_TEXT_SOURCES, slide_text_labels
 
     cfg = config_from_args(args)  # --labels and --template are overrides
-    out = ({"csv": Path(args.out) / OPEN_CLIP_CSV, "card": Path(args.out) / DATASET_CARD_JSON}
-           if args.out else Layout(cfg, "slide_text").training_data_files())
-    dataset = Layout.dataset_files(args.dataset or Layout(cfg).dataset_dir)
+    out = csv_and_card(args.out) if args.out else Layout(cfg, "slide_text").training_data_files()
+    dataset = dataset_files(args.dataset or Layout(cfg).dataset_dir)
     labels = slide_text_labels(cfg)
     card = build_slide_text_dataset(cfg.training.slide_text, {k: dataset[k] for k in SLIDE_TEXT_SOURCES},
                                     labels, out)

@@ -108,6 +108,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _table(args: argparse.Namespace) -> int:
     from ..paths import Layout
+    from .files import table_files
     from .report import write_table
 
     L = Layout(config_from_args(args))
@@ -115,7 +116,7 @@ def _table(args: argparse.Namespace) -> int:
     if not files:
         raise FileNotFoundError(f"no zero-shot results under {L.zeroshot_dir}; run `pathgen "
                                 "zeroshot` first")
-    out = Layout.table_files(args.out) if args.out else L.zeroshot_table()
+    out = table_files(args.out) if args.out else L.zeroshot_table()
     write_table(files, out["csv"], out["md"])
     print(out["md"].read_text())
     return 0
