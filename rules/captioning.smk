@@ -25,7 +25,6 @@ rule caption:
         # the kept <slide>.partial.jsonl makes a filter-only change a cheap re-filter)
         **chunk_params("caption"),
         members=chunk_members(CAPTION_CHUNKS),
-        target_mpp=CFG.tiling.geometry()[1],
         # bumped by a job whose caption items failed: the next run retries them
         retry=get_caption_retry,
     script:

@@ -38,7 +38,6 @@ if CFG.uses_demo:
         params:
             **chunk_params("demo"),
             members=chunk_members(CHUNKS),
-            holdout_fraction=CFG.demo.holdout_fraction,
         script:
             "../workflow_scripts/demo_slide.py"
 

@@ -23,11 +23,9 @@ rule select_patches:
         **res("select_patches", CAPTION_CHUNKS),
     params:
         # settings (every selection setting, the text encoder, the llm report extractor's
-        # chat model), files, upstream
+        # chat model), files, upstream and the features encoder (pathgen/selection/chunk_stage.py)
         **chunk_params("select"),
-        # the features encoder (its untrained-weights warning), not fingerprinted
         members=chunk_members(CAPTION_CHUNKS),
-        features_encoder=encoder_definition(CFG.features.encoder),
         case_id=get_case_ids,
         cancer_type=get_cancer_types,
         files_read=SELECTION_FILES,

@@ -42,24 +42,26 @@ def managed(tmp_path, *extra, **server) -> dict:
 
 
 def chunk(tmp_path, captioning: dict) -> ChunkContext:
-    """A caption chunk of SLIDES whose selection finished, as the rule's params give it."""
-    cfg = validate_config({"results_dir": str(tmp_path / "res"), "captioning": captioning})
-    from pathgen.captioning.chunk_stage import serving, settings
+    """A caption chunk of SLIDES whose selection finished, with the params the rule gives."""
+    from pathgen.runner.params import chunk_job_params
 
+    cfg = validate_config({"results_dir": str(tmp_path / "res"), "captioning": captioning,
+                           "tiling": {"patch_size_um": 128, "target_mpp": 0.5}})
     root = tmp_path / "sel"
     for s in SLIDES:
         write_selection(root, slide=s, n=PATCHES)
-    t = str(tmp_path / "out")
-    files = {"selection": f"{root}/selection/{{slide}}.csv", "patches_root": f"{root}/selection/patches",
-             "captions": f"{t}/{{slide}}.jsonl", "rejects": f"{t}/{{slide}}.rejects.jsonl",
-             "summary": f"{t}/{{slide}}.summary.json", "retry": f"{t}/{{chunk}}.retry",
-             "progress": f"{t}/{{chunk}}.progress.json",
-             "state:caption": f"{t}/state/{{slide}}.json", "state:select": f"{t}/up/{{slide}}.json"}
-    params = {"settings": settings(cfg), "serving": serving(cfg), "files": files,
-              "upstream": "select", "target_mpp": 0.5, "members": {s: f"{s}.svs" for s in SLIDES},
-              "progress_interval_s": 0.2}
-    ctx = ChunkContext("caption", "chunk_00000", params["members"], params["settings"], files,
-                       params, log_path=str(tmp_path / "logs" / "caption" / "chunk_00000.log"))
+    params = chunk_job_params("caption", cfg)
+    t = str(tmp_path / "out")  # the selection where write_selection puts it, outputs beside
+    params["files"].update({
+        "selection": f"{root}/selection/{{slide}}.csv", "patches_root": f"{root}/selection/patches",
+        "captions": f"{t}/{{slide}}.jsonl", "rejects": f"{t}/{{slide}}.rejects.jsonl",
+        "summary": f"{t}/{{slide}}.summary.json", "retry": f"{t}/{{chunk}}.retry",
+        "progress": f"{t}/{{chunk}}.progress.json", "state:caption": f"{t}/state/{{slide}}.json",
+        "state:select": f"{t}/up/{{slide}}.json"})
+    params.update(members={s: f"{s}.svs" for s in SLIDES}, progress_interval_s=0.2)
+    ctx = ChunkContext("caption", "chunk_00000", params["members"], params["settings"],
+                       params["files"], params,
+                       log_path=str(tmp_path / "logs" / "caption" / "chunk_00000.log"))
     for s in SLIDES:
         write_record(ctx.state_file("select", s), {"status": "done", "fingerprint": "sel"})
     return ctx

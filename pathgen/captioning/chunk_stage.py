@@ -36,9 +36,11 @@ def settings(cfg):
             "alignment_encoder": encoder_definition(cfg, cfg.captioning.filters.alignment_encoder)}
 
 
-def serving(cfg) -> dict:
-    """The rule's `serving` param: captioning.serve and captioning.server."""
-    return cfg.captioning.model_dump(mode="json", include=SERVING_KEYS)
+def params(cfg) -> dict:
+    """The job's other params: how the agents are served (captioning.serve and .server) and
+    the patches' µm/px."""
+    return {"serving": cfg.captioning.model_dump(mode="json", include=SERVING_KEYS),
+            "target_mpp": cfg.tiling.geometry()[1]}
 
 
 SERVING_KEYS = {"serve", "server"}
@@ -182,6 +184,7 @@ def bump_retry(ctx) -> None:
 
 
 STAGE = register_stage(Stage("caption", run, files, ("captions", "rejects", "summary"), settings,
-                             upstream="select", needs_redo=needs_redo, open=open_captioning,
+                             upstream="select", params=params, needs_redo=needs_redo,
+                             open=open_captioning,
                              close=close_captioning, run_many=run_many, after_chunk=bump_retry,
                              device=device))

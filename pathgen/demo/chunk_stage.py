@@ -17,6 +17,11 @@ def settings(cfg):
     return cfg.demo.model_dump(mode="json", include=SLIDE_KEYS)
 
 
+def params(cfg) -> dict:
+    """The holdout share (a slide's caption/holdout split; it draws no differently)."""
+    return {"holdout_fraction": cfg.demo.holdout_fraction}
+
+
 def input_key(ctx, slide):
     return slide  # a demo slide is a function of its index and the settings
 
@@ -32,4 +37,4 @@ def run(ctx, slide) -> dict:
 
 
 STAGE = register_stage(Stage("demo", run, files, ("slide", "regions"), settings,
-                             input_key=input_key))
+                             params=params, input_key=input_key))

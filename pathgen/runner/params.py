@@ -32,11 +32,11 @@ def chunk_job_params(stage: str, cfg: PathgenConfig, layout: Layout | None = Non
                      settings=None) -> dict:
     """``settings`` (fingerprinted), ``files``, ``upstream`` and ``on_slide_error`` of a chunk
     rule of ``stage`` (``settings`` given: e.g. a trained model's)."""
-    layout = layout or Layout(cfg)
+    layout, st = layout or Layout(cfg), get_stage(stage)
     upstream = upstream_of(stage, cfg)
-    return {"settings": get_stage(stage).settings(cfg) if settings is None else settings,
+    return {"settings": st.settings(cfg) if settings is None else settings,
             "files": chunk_files(stage, layout, upstream), "upstream": upstream,
-            "on_slide_error": cfg.on_slide_error}
+            "on_slide_error": cfg.on_slide_error, **(st.params(cfg) if st.params else {})}
 
 
 def encoder_definition(cfg: PathgenConfig, name: str | None) -> dict | None:

@@ -10,7 +10,8 @@ params (:mod:`pathgen.runner.params`):
   ``{slide}`` (the job formats them per member); ``outputs`` names those that must all exist
   for a finished record to be reused;
 * ``settings(cfg)``: parse time, everything that shapes the outputs (the rerun trigger and
-  the fingerprint's settings part);
+  the fingerprint's settings part); ``params(cfg)``: parse time, what else the job reads
+  that shapes no output (e.g. how a model is served), given as further rule params;
 * ``input_key(ctx, slide)``: what else shapes one slide's outputs (e.g. the slide file);
 * ``needs_redo(record)``: a finished record that must still be redone;
 * ``open(ctx)`` / ``close(ctx)``: chunk-level resources held across the slides (an encoder,
@@ -63,6 +64,7 @@ class Stage:
     outputs: tuple[str, ...]
     settings: Callable[[Any], Any]
     upstream: str | None = None
+    params: Callable[[Any], dict] | None = None
     input_key: Callable[[Any, str], Any] = _none
     needs_redo: Callable[[dict], bool] = _never
     open: Callable[[Any], None] | None = None

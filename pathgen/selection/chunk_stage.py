@@ -27,6 +27,13 @@ def settings(cfg):
                             if uses_report_chat(cfg) else None)}
 
 
+def params(cfg) -> dict:
+    """The features encoder (its untrained-weights warning), not fingerprinted."""
+    from ..runner.params import encoder_definition
+
+    return {"features_encoder": encoder_definition(cfg, cfg.features.encoder)}
+
+
 def models(ctx):
     """SelectionModels from the settings and the `features_encoder` param."""
     from ..config.features import EncoderSpec
@@ -64,4 +71,5 @@ def run(ctx, slide) -> dict:
 
 
 STAGE = register_stage(Stage("select", run, files, ("selection", "patches"), settings,
-                             upstream="features", input_key=input_key, open=open_models))
+                             upstream="features", params=params, input_key=input_key,
+                             open=open_models))
