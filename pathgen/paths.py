@@ -35,13 +35,10 @@ from .tiling import files as tiling_names
 from .training import files as training_names
 from .zeroshot import files as zeroshot_names
 
-# Re-exported for modules that still import them from here (to switch to the area modules):
-# captioning's names (pathgen/captioning is being edited elsewhere) and the per-folder helpers
-# of the workflow scripts.
+# captioning's names, re-exported for the captioning modules that still import them from here
+# (pathgen/captioning is being edited elsewhere; they should import pathgen.captioning.files)
 from .captioning.files import (CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX,  # noqa: F401, E402
                                CAPTIONS_SUMMARY_SUFFIX, caption_files, slide_captions_file)
-from .features.files import features_partial_file, slide_features_file  # noqa: F401, E402
-from .selection.files import slide_selection_file  # noqa: F401, E402
 
 # -- the run's bookkeeping (chunks, per-slide state, logs) --------------------------------
 CHUNK_REGISTRY_TSV = "chunks.tsv"     # <results>/chunks.tsv: slide_id<TAB>chunk

@@ -15,7 +15,7 @@ from pathgen.encoders import load_encoder
 from pathgen.features import read_features
 from pathgen.config.features import FeaturesConfig
 from pathgen.features.extract import extract_features
-from pathgen.paths import features_partial_file
+from pathgen.features.files import features_partial_file
 from pathgen.features.h5io import FeaturesFileError, ROOT_ATTRS
 from pathgen.reading import TiledJpegReader
 from pathgen.tiling.h5io import coords_attrs, read_coords, write_coords

@@ -304,7 +304,7 @@ def test_features_finalised_by_rename_not_copy(feat_slide, enc, tmp_path, monkey
     from pathgen.features import read_features
     from pathgen.config.features import FeaturesConfig
     from pathgen.features.extract import extract_features
-    from pathgen.paths import features_partial_file
+    from pathgen.features.files import features_partial_file
 
     slide, coords, n = feat_slide
     out = tmp_path / "f" / "s1.h5"
@@ -332,7 +332,7 @@ def test_features_failed_rename_keeps_finished_partial(feat_slide, enc, tmp_path
     from pathgen.features import read_features
     from pathgen.config.features import FeaturesConfig
     from pathgen.features.extract import FeatureWriteError, extract_features
-    from pathgen.paths import features_partial_file
+    from pathgen.features.files import features_partial_file
 
     slide, coords, n = feat_slide
     out = tmp_path / "s1.h5"
@@ -376,7 +376,7 @@ def test_features_write_error_is_clear_and_no_segfault(feat_slide, enc, tmp_path
     from pathgen.features import read_features
     from pathgen.config.features import FeaturesConfig
     from pathgen.features.extract import extract_features
-    from pathgen.paths import features_partial_file
+    from pathgen.features.files import features_partial_file
 
     slide, coords, n = feat_slide
     script = tmp_path / "fill.py"

@@ -7,7 +7,8 @@ from pathgen.agents.stage import build_stage
 from pathgen.config.agents import AgentsDataConfig
 from pathgen.config.captioning import CaptioningConfig
 from pathgen.logs import setup_logging
-from pathgen.paths import slide_captions_file, slide_selection_file
+from pathgen.captioning.files import slide_captions_file
+from pathgen.selection.files import slide_selection_file
 from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

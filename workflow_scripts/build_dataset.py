@@ -7,7 +7,8 @@ the input, the caption chunk outcomes (which slides finished)."""
 from pathgen.config.dataset import DatasetConfig
 from pathgen.dataset.build import build_dataset
 from pathgen.logs import setup_logging
-from pathgen.paths import slide_captions_file, slide_features_file
+from pathgen.captioning.files import slide_captions_file
+from pathgen.features.files import slide_features_file
 from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

@@ -7,7 +7,7 @@ from pathgen.instruct.build import build_instruct
 from pathgen.instruct.chat import TextChat, chat_from_params
 from pathgen.instruct.llm import REPLY_MAX_TOKENS
 from pathgen.logs import setup_logging
-from pathgen.paths import slide_captions_file
+from pathgen.captioning.files import slide_captions_file
 from pathgen.runner.state import slides_with_status
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
