@@ -28,8 +28,6 @@ CHUNKS = plan_chunks(SLIDE_IDS, L.chunk_registry, CFG.chunk_size())
 _HOLDOUT = set(HOLDOUT_IDS)
 CAPTION_CHUNKS = {c: [s for s in m if s not in _HOLDOUT] for c, m in CHUNKS.items()}
 CAPTION_CHUNKS = {c: m for c, m in CAPTION_CHUNKS.items() if m}
-# Final targets; each rules file appends what it produces.
-ALL_TARGETS = []
 
 
 wildcard_constraints:
@@ -37,12 +35,13 @@ wildcard_constraints:
     chunk=r"chunk_\d{5}",
 
 
+# In DAG order: a rule refers to its upstream rule's outputs as rules.<name>.output.
 include: "rules/common.smk"
-include: "rules/tiling.smk"
-include: "rules/captioning.smk"
-include: "rules/features.smk"
 include: "rules/demo.smk"
+include: "rules/tiling.smk"
+include: "rules/features.smk"
 include: "rules/selection.smk"
+include: "rules/captioning.smk"
 include: "rules/dataset.smk"
 include: "rules/mil.smk"
 include: "rules/training.smk"
@@ -64,4 +63,5 @@ workflow.localrules(*CFG.cluster.local_rules)
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        # every final output, from the rules this config defines (rules/common.smk)
+        final_targets,

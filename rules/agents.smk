@@ -10,14 +10,10 @@ from pathgen.agents.workflow import build_data_params, train_params
 if CFG.agents.enabled:
 
     AGENTS_DATA = L.agents_data_files(L.agents_data_dir)
-    ALL_TARGETS.extend(
-        str(L.agents_model_files(L.agents_run_files(L.agents_run_dir(a))["model"])["card"])
-        for a in CFG.agents.agents
-    )
 
     rule agents_build_data:
         input:
-            captions=chunk_outputs("caption", CAPTION_CHUNKS),
+            captions=expand(rules.caption.output.done, chunk=CAPTION_CHUNKS),
         output:
             **AGENTS_DATA,
         log:

@@ -2,12 +2,11 @@
 # Each job holds one `llm_slots` unit: `snakemake --resources llm_slots=N` bounds how many
 # chunks talk to the model server (or load a local model) at once. Demo holdout slides feed
 # the zero-shot benchmark and are never captioned (CAPTION_CHUNKS, Snakefile).
-ALL_TARGETS.extend(chunk_outputs("caption", CAPTION_CHUNKS))
 
 
 rule caption:
     input:
-        selection=L.chunk_done("select", "{chunk}"),
+        selection=rules.select_patches.output.done,
     output:
         done=L.chunk_done("caption", "{chunk}"),
     log:

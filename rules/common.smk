@@ -145,10 +145,44 @@ def get_zeroshot_export_params(wc):
     return export_params(CFG, wc.benchmark)
 
 
+# What each rule contributes to the run's final targets (its outputs, those named or else all),
+# expanded over its wildcard's values. A rule this config does not define contributes nothing.
+FINAL_OUTPUTS = [
+    ("make_demo_slide", ["done"], lambda: {"chunk": list(CHUNKS)}),
+    ("demo_labels", None, dict),
+    ("demo_benchmark", ["classes"], dict),
+    ("tile", ["done"], lambda: {"chunk": list(CHUNKS)}),
+    ("extract_features", ["done"], lambda: {"chunk": list(CHUNKS)}),
+    ("select_patches", ["done"], lambda: {"chunk": list(CAPTION_CHUNKS)}),
+    ("caption", ["done"], lambda: {"chunk": list(CAPTION_CHUNKS)}),
+    ("build_dataset", None, dict),
+    ("train_clip", ["final", "loss_png"], dict),
+    ("train_baseline", None, lambda: {"baseline": TRAIN_BASELINES}),
+    ("zeroshot_table", None, dict),
+    ("zeroshot_export", None, lambda: {"benchmark": ZS_BENCHMARKS}),
+    ("mil_table", None, dict),
+    ("build_instruct", ["json"], dict),
+    ("agents_train", ["card"], lambda: {"agent": list(CFG.agents.agents)}),
+    ("build_report", None, dict),
+]
+
+
+def final_targets(wc=None, without=()):
+    """The run's final targets (rule all), from `rules.<name>.output` of the rules defined."""
+    out, defined = [], {r.name for r in workflow.rules}
+    for name, keys, values in FINAL_OUTPUTS:
+        if name not in defined or name in without:
+            continue
+        outputs = getattr(rules, name).output
+        patterns = [outputs[k] for k in keys] if keys else list(outputs)
+        out += expand(patterns, **values()) if values() else [str(p) for p in patterns]
+    return out
+
+
 def get_report_inputs(wc):
-    """Every final target of the other stages, read when the DAG is built (after all rule
-    files were included, whatever their order)."""
-    return [t for t in ALL_TARGETS if t != str(REPORT_HTML)]
+    """Every final target of the other stages (the DAG is built after all rule files were
+    included, whatever their order)."""
+    return final_targets(wc, without=("build_report",))
 
 
 def get_dataset_out_dir(wc, output):

@@ -6,13 +6,12 @@ from pathgen.dataset.build import OUTPUTS as _DATASET_OUTPUTS
 from pathgen.dataset.workflow import build_dataset_params
 
 DATASET_FILES = {k: str(L.dataset_dir / v) for k, v in _DATASET_OUTPUTS.items()}
-ALL_TARGETS.extend(DATASET_FILES.values())
 
 
 rule build_dataset:
     input:
         # chunk outcomes: the dataset holds the slides whose captioning finished
-        captions=chunk_outputs("caption", CAPTION_CHUNKS),
+        captions=expand(rules.caption.output.done, chunk=CAPTION_CHUNKS),
     output:
         **DATASET_FILES,
     log:

@@ -20,8 +20,6 @@ DEMO_ZS = L.demo_zeroshot_files()
 DEMO_HOLDOUT_SOURCES = demo_workflow.holdout_sources(CFG, HOLDOUT_IDS)
 
 if CFG.uses_demo:
-    ALL_TARGETS.extend([str(L.demo_labels), str(DEMO_ZS["classes"])])
-    ALL_TARGETS.extend(chunk_outputs("demo", CHUNKS))
 
     rule make_demo_slide:
         output:

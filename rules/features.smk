@@ -1,12 +1,10 @@
 # Patch embeddings, one job per slide chunk: features_<encoder>/<slide>.h5 under the tiling
 # folder for each member whose tiling finished (the encoder is loaded once per chunk).
 
-ALL_TARGETS.extend(chunk_outputs("features", CHUNKS))
-
 
 rule extract_features:
     input:
-        tiles=L.chunk_done("tile", "{chunk}"),
+        tiles=rules.tile.output.done,
     output:
         done=L.chunk_done("features", "{chunk}"),
     log:

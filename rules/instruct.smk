@@ -5,11 +5,9 @@ INSTRUCT_FILES = L.instruct_outputs()
 
 if CFG.instruct.enabled:
 
-    ALL_TARGETS.append(str(INSTRUCT_FILES["json"]))
-
     rule build_instruct:
         input:
-            captions=chunk_outputs("caption", CAPTION_CHUNKS),
+            captions=expand(rules.caption.output.done, chunk=CAPTION_CHUNKS),
         output:
             **INSTRUCT_FILES,
         log:

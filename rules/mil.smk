@@ -9,7 +9,6 @@ if MIL_TASKS:
     MIL_ENCODERS = mil_workflow.mil_encoders(CFG)
     MIL_TABLE = L.mil_table()
     MIL_RUN = L.mil_metrics("{task}", "{encoder}", "{model}")
-    ALL_TARGETS.extend([str(MIL_TABLE["csv"]), str(MIL_TABLE["md"])])
 
     rule mil_splits:
         input:

@@ -8,7 +8,6 @@ report: "report_workflow.rst"
 REPORT_HTML = L.report_html
 # The settings shown, the slides, their QC images and the stages' folders (rerun trigger).
 REPORT_PARAMS = report_workflow.report_params(CFG, SLIDE_IDS)
-ALL_TARGETS.append(str(REPORT_HTML))
 
 
 rule build_report:

@@ -2,12 +2,11 @@
 # of captioned slides (demo: all but the holdout slides; real data: every slide).
 
 SELECTION_FILES = [str(p) for p in (CFG.selection.reports, CFG.selection.prompts_file) if p]
-ALL_TARGETS.extend(chunk_outputs("select", CAPTION_CHUNKS))
 
 
 rule select_patches:
     input:
-        features=L.chunk_done("features", "{chunk}"),
+        features=rules.extract_features.output.done,
         # optional user files the selection reads (a change re-runs it)
         extra=SELECTION_FILES,
     output:

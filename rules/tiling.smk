@@ -5,8 +5,6 @@ from pathgen.tiling import mpp_overrides_for_run
 # slide -> (mpp override or None, where it came from); the override CSV is read once.
 TILE_MPP = mpp_overrides_for_run(CFG, SLIDES.values())
 
-ALL_TARGETS.extend(chunk_outputs("tile", CHUNKS))
-
 
 rule tile:
     input:

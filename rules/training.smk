@@ -20,8 +20,6 @@ MODEL_FEATURES = model_feature_encoders(CFG)
 
 if CFG.training.enabled:
 
-    ALL_TARGETS.extend([TRAIN_FILES["final"], TRAIN_FILES["loss_png"]])
-
     rule train_clip:
         input:
             **train_inputs(CFG),
@@ -46,9 +44,6 @@ if CFG.training.enabled:
 
 
 if TRAIN_BASELINES:
-
-    for _b in TRAIN_BASELINES:
-        ALL_TARGETS.extend(str(p) for p in L.for_baseline(_b).training_outputs().values())
 
     rule baseline_data:
         input:
@@ -98,7 +93,7 @@ if MODEL_FEATURES:
 
     rule extract_model_features:
         input:
-            tiles=L.chunk_done("tile", "{chunk}"),
+            tiles=rules.tile.output.done,
             weights=get_trained_weights,
         output:
             done=L.features_chunk_done("{chunk}", "{model}"),

@@ -10,8 +10,6 @@ ZS_TABLE = {k: str(v) for k, v in L.zeroshot_table().items()}
 
 if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
 
-    ALL_TARGETS.extend(ZS_TABLE.values())
-
     rule zeroshot:
         input:
             unpack(get_zeroshot_inputs),
@@ -58,10 +56,6 @@ if ZS.enabled and ZS_BENCHMARKS and ZS_MODELS:
             "../workflow_scripts/zeroshot_table.py"
 
     if ZS.clip_benchmark_export:
-        ALL_TARGETS.extend(
-            str(L.clip_benchmark_files(L.clip_benchmark_dataset(b))["export"])
-            for b in ZS_BENCHMARKS
-        )
 
         # Each benchmark (+ model folders) in CLIP_benchmark's wds layout; docs/zeroshot.md.
         rule zeroshot_export:
