@@ -9,9 +9,10 @@ import re
 from collections import Counter
 
 from .budget import TokenBudget
+from .clean import clean_field, clean_model_text, unusable_reason
 
-REASONS = ("failed", "empty", "too_short", "over_budget", "refusal", "non_english",
-           "repeated_ngrams", "contradicts_revision", "low_alignment")
+REASONS = ("failed", "empty", "reasoning_only", "too_short", "over_budget", "refusal",
+           "non_english", "repeated_ngrams", "contradicts_revision", "low_alignment")
 
 _REFUSAL = [r"\bas an ai\b", r"\bas a (large )?language model\b", r"\bi('m| am) (sorry|unable)\b",
             r"\bi (can ?not|can't|cannot) (help|assist|provide|determine|see|view|analy[sz]e)\b",
@@ -119,28 +120,60 @@ def contradicts_revision(caption: str, describe: str, revise: str) -> bool:
     return bool(removed & {_stem(w) for w in words(caption)})
 
 
+def nothing_usable(rec: dict) -> str:
+    """Why an ok record has no caption: ``reasoning_only`` when the first agent text with
+    nothing usable in it (describe, revise, then the caption) was a reasoning block and no
+    answer, else ``empty``. Raw texts kept by ``clean.clean_field`` are read first."""
+    raw = rec.get("raw") or {}
+    for field in ("describe", "revise", "caption"):
+        text = raw.get(field, rec.get(field))
+        if text is None and field != "caption":
+            continue  # a caption that came from outside has no agent texts
+        why = unusable_reason(text)
+        if why:
+            return why
+    return "empty"
+
+
+def clean_record(rec: dict, budget: TokenBudget | None = None) -> None:
+    """Agent texts and caption as plain prose, in place (records cached before the cleaning
+    step, captions from outside); ``n_tokens`` recounted when the caption changed."""
+    for field in ("describe", "revise", "caption"):
+        text = rec.get(field)
+        if not isinstance(text, str):
+            continue
+        new = clean_field(rec, field, text)
+        if new == text:
+            continue
+        rec[field] = new
+        if field == "caption" and budget is not None and rec.get("status") == "ok":
+            rec["n_tokens"] = budget.count(new) if new else 0
+
+
 def text_reasons(rec: dict, fcfg, budget: TokenBudget) -> list[str]:
-    """All text-only reasons for one record (``fcfg``: FiltersConfig)."""
+    """All text-only reasons for one record (``fcfg``: FiltersConfig). Texts are judged as
+    plain prose (``clean.clean_model_text``), whether or not the record was cleaned."""
     if rec.get("status") != "ok":
         return ["failed"]
-    cap = (rec.get("caption") or "").strip()
+    cap = clean_model_text(rec.get("caption"))
     if not cap:
-        return ["empty"]
+        return [nothing_usable(rec)]
+    revise = clean_model_text(rec.get("revise"))
     out = []
     if len(words(cap)) < fcfg.min_words:
         out.append("too_short")
     truncated = (rec.get("provenance") or {}).get("truncated")
     if budget.count(cap) > budget.max_tokens or (truncated and fcfg.over_budget == "reject"):
         out.append("over_budget")
-    if is_refusal(cap, fcfg.extra_refusal_patterns) or is_refusal(rec.get("revise") or "",
+    if is_refusal(cap, fcfg.extra_refusal_patterns) or is_refusal(revise,
                                                                   fcfg.extra_refusal_patterns):
         out.append("refusal")
     if non_english(cap, fcfg.max_non_ascii_fraction, fcfg.min_english_fraction):
         out.append("non_english")
     if repeated_ngrams(cap, fcfg.ngram, fcfg.max_ngram_repeats):
         out.append("repeated_ngrams")
-    if fcfg.check_revision and contradicts_revision(cap, rec.get("describe") or "",
-                                                    rec.get("revise") or ""):
+    if fcfg.check_revision and contradicts_revision(cap, clean_model_text(rec.get("describe")),
+                                                    revise):
         out.append("contradicts_revision")
     return out
 
@@ -186,10 +219,12 @@ def fit_budget(rec: dict, fcfg, budget: TokenBudget) -> None:
 
 def apply_filters(records: list[dict], fcfg, budget: TokenBudget, image_paths=None,
                   alignment_spec=None) -> None:
-    """Set ``accepted`` and ``reject_reasons`` on every record in place (over-budget captions
-    are first truncated, unless ``filters.over_budget`` is 'reject'). ``alignment_spec``: the
-    resolved ``EncoderSpec`` of ``fcfg.alignment_encoder`` (None: a built-in name)."""
+    """Set ``accepted`` and ``reject_reasons`` on every record in place (texts are first
+    cleaned to plain prose, :func:`clean_record`, and over-budget captions truncated, unless
+    ``filters.over_budget`` is 'reject'). ``alignment_spec``: the resolved ``EncoderSpec`` of
+    ``fcfg.alignment_encoder`` (None: a built-in name)."""
     for rec in records:
+        clean_record(rec, budget)
         fit_budget(rec, fcfg, budget)
         rec["reject_reasons"] = text_reasons(rec, fcfg, budget)
     if fcfg.alignment_encoder and image_paths is not None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 from .backends.base import Backend
 from .budget import TokenBudget
+from .clean import clean_field, clean_model_text
 from .items import AgentError, PatchItem
 from .prompts import Templates
 
@@ -35,9 +35,9 @@ class AgentSettings:
 
 
 def clean_caption(text: str) -> str:
-    text = " ".join((text or "").split())
-    text = re.sub(r"^(here is (the|a) caption:?|caption:)\s*", "", text, flags=re.I)
-    return text.strip().strip('"“”').strip()
+    """A summarize answer as plain prose (pathgen.captioning.clean: no reasoning block, chat
+    preamble, label or markdown)."""
+    return clean_model_text(text)
 
 
 def edit_ratio(a: str, b: str) -> float:
@@ -56,49 +56,67 @@ def base_record(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
             "provenance": {**(s.provenance or {}), "agents": backend.agent_models()}}
 
 
+async def _agents(item: PatchItem, backend: Backend, s: AgentSettings, rec: dict,
+                  stages: list[str]) -> None:
+    """describe -> revise -> summarize into ``rec``; every answer cleaned to plain prose
+    (pathgen.captioning.clean) before it is stored and passed on. An answer with nothing
+    usable left (a reasoning block only) ends the item: caption "", rejected by the filters
+    (``reasoning_only`` / ``empty``) with the raw answer in ``rec['raw']``."""
+    stages.append("describe")
+    fu = f"{item.field_um:.0f}" if item.field_um else "an unknown number of"
+    mpp = f"{item.mpp:.3g}" if item.mpp else "unknown"
+    r = await backend.describe(item, s.templates.render("describe", field_um=fu, mpp=mpp))
+    rec["describe"] = clean_field(rec, "describe", r.text)
+    rec["timings"]["describe"], rec["attempts"]["describe"] = round(r.seconds, 3), r.attempts
+    if not rec["describe"]:
+        rec.update(revise="", caption="", n_tokens=0, revise_changed=False, revise_edit_ratio=0.0)
+        return
+
+    stages.append("revise")
+    r = await backend.revise(item, rec["describe"],
+                             s.templates.render("revise", description=rec["describe"]))
+    rec["revise"] = clean_field(rec, "revise", r.text)
+    rec["timings"]["revise"], rec["attempts"]["revise"] = round(r.seconds, 3), r.attempts
+    rec["revise_edit_ratio"] = edit_ratio(rec["describe"], rec["revise"])
+    rec["revise_changed"] = rec["describe"] != rec["revise"]
+    if not rec["revise"]:
+        rec.update(caption="", n_tokens=0)
+        return
+
+    stages.append("summarize")
+    b = s.budget
+    r = await backend.summarize(rec["revise"], s.templates.render(
+        "summarize", description=rec["revise"], budget=b.max_tokens, max_words=b.max_words()), b)
+    caption, secs, tries = clean_field(rec, "caption", r.text), r.seconds, r.attempts
+    reasks = 0
+    while caption and not b.fits(caption) and reasks < s.summary_retries:
+        reasks += 1
+        words = max(5, int(b.max_words() * 0.75 ** reasks))
+        r = await backend.summarize(rec["revise"], s.templates.render(
+            "summarize_tight", caption=caption, n_tokens=b.count(caption),
+            description=rec["revise"], budget=b.max_tokens, max_words=words), b)
+        caption, secs, tries = clean_field(rec, "caption", r.text), secs + r.seconds, tries + r.attempts
+    n_before = b.count(caption) if caption else 0
+    truncated = n_before > b.max_tokens
+    if truncated:  # the model overran even the tight re-ask: cut at a sentence boundary
+        caption = b.truncate(caption)
+        rec["provenance"]["tokens_before_truncation"] = n_before
+    rec.update(caption=caption, n_tokens=b.count(caption) if caption else 0)
+    rec["timings"]["summarize"], rec["attempts"]["summarize"] = round(secs, 3), tries
+    rec["provenance"].update(summary_reasks=reasks, truncated=truncated)
+
+
 async def caption_item(item: PatchItem, backend: Backend, s: AgentSettings) -> dict:
     rec = base_record(item, backend, s)
     t_all = time.perf_counter()
-    stage = "describe"
+    stages: list[str] = []
     try:
-        fu = f"{item.field_um:.0f}" if item.field_um else "an unknown number of"
-        mpp = f"{item.mpp:.3g}" if item.mpp else "unknown"
-        r = await backend.describe(item, s.templates.render("describe", field_um=fu, mpp=mpp))
-        rec["describe"], rec["timings"]["describe"], rec["attempts"]["describe"] = r.text, round(r.seconds, 3), r.attempts
-
-        stage = "revise"
-        r = await backend.revise(item, rec["describe"],
-                                 s.templates.render("revise", description=rec["describe"]))
-        rec["revise"], rec["timings"]["revise"], rec["attempts"]["revise"] = r.text, round(r.seconds, 3), r.attempts
-        rec["revise_edit_ratio"] = edit_ratio(rec["describe"], rec["revise"])
-        rec["revise_changed"] = " ".join(rec["describe"].split()) != " ".join(rec["revise"].split())
-
-        stage = "summarize"
-        b = s.budget
-        r = await backend.summarize(rec["revise"], s.templates.render(
-            "summarize", description=rec["revise"], budget=b.max_tokens, max_words=b.max_words()), b)
-        caption, secs, tries = clean_caption(r.text), r.seconds, r.attempts
-        reasks = 0
-        while not b.fits(caption) and reasks < s.summary_retries:
-            reasks += 1
-            words = max(5, int(b.max_words() * 0.75 ** reasks))
-            r = await backend.summarize(rec["revise"], s.templates.render(
-                "summarize_tight", caption=caption, n_tokens=b.count(caption),
-                description=rec["revise"], budget=b.max_tokens, max_words=words), b)
-            caption, secs, tries = clean_caption(r.text), secs + r.seconds, tries + r.attempts
-        n_before = b.count(caption)
-        truncated = n_before > b.max_tokens
-        if truncated:  # the model overran even the tight re-ask: cut at a sentence boundary
-            caption = b.truncate(caption)
-            rec["provenance"]["tokens_before_truncation"] = n_before
-        rec.update(caption=caption, n_tokens=b.count(caption))
-        rec["timings"]["summarize"], rec["attempts"]["summarize"] = round(secs, 3), tries
-        rec["provenance"].update(summary_reasks=reasks, truncated=truncated)
+        await _agents(item, backend, s, rec, stages)
     except AgentError as err:
-        rec.update(status="failed", error=f"{stage}: {err}")
-        rec["attempts"][stage] = err.attempts
+        rec.update(status="failed", error=f"{stages[-1]}: {err}")
+        rec["attempts"][stages[-1]] = err.attempts
     except OSError as err:  # unreadable/corrupt patch image: this item fails, the run goes on
-        rec.update(status="failed", error=f"{stage}: {type(err).__name__}: {err}")
+        rec.update(status="failed", error=f"{stages[-1]}: {type(err).__name__}: {err}")
     rec["timings"]["total"] = round(time.perf_counter() - t_all, 3)
     return rec
 
