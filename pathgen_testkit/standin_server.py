@@ -95,7 +95,8 @@ def main(argv=None) -> int:
         served.append(name)
     if a.pid_file:
         a.pid_file.write_text(str(os.getpid()))
-    print(f"stand-in server: loading {a.model} (adapters: {served[1:] or 'none'})", flush=True)
+    print(f"stand-in server: loading {a.model} (adapters: {served[1:] or 'none'}) on "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
     if a.fail:
         time.sleep(min(a.startup_delay, 1.0))
         print(a.fail, flush=True)

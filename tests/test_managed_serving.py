@@ -284,3 +284,28 @@ def test_sigterm_to_the_job_stops_its_server(tmp_path):
     assert proc.wait(30) != 0
     assert server_gone(tmp_path)
     assert not (tmp_path / "done.json").exists()  # stopped, not finished
+
+
+def test_managed_server_runs_on_the_jobs_own_device_slot(tmp_path):
+    """Two fake GPUs, device 0 held by another job (e.g. a features job): the caption job
+    claims device 1 before its server starts, and the server inherits it."""
+    import subprocess
+
+    from pathgen.gpu_slots import claim_gpus
+
+    ctx = chunk(tmp_path, managed(tmp_path))
+    spec = tmp_path / "job.json"
+    log = tmp_path / "results" / "logs" / "caption" / "chunk_00000.log"
+    spec.write_text(json.dumps({"params": ctx.params, "log": str(log),
+                                "done": str(tmp_path / "done.json")}))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CUDA_VISIBLE_DEVICES", "PATHGEN_GPU_CLAIMED", "SLURM_JOB_ID")}
+    env["PATHGEN_FAKE_GPU_COUNT"] = "2"
+    other = dict(env)  # the features job's environment
+    with claim_gpus(tmp_path / "results" / ".gpu_slots", 1, env=other) as held:
+        assert held.devices == [0] and other["CUDA_VISIBLE_DEVICES"] == "0"
+        proc = subprocess.run([sys.executable, "-c", JOB, str(spec)], cwd=tmp_path, env=env,
+                              timeout=120)
+    assert proc.returncode == 0
+    server_log = (log.with_suffix("") / "server.log").read_text()
+    assert "CUDA_VISIBLE_DEVICES=1" in server_log
