@@ -150,6 +150,7 @@ def pairs_from_backend(selections: Iterable[str | Path], patches_root: str | Pat
     selection CSVs (``mpp``: µm/px of a patch at its size_px, tiling's target); a failed or
     too short reply is skipped and counted."""
     from ..captioning.backends import make_backend
+    from ..captioning.clean import clean_model_text
     from ..captioning.items import read_selection
     from ..captioning.prompts import load_templates
 
@@ -160,7 +161,9 @@ def pairs_from_backend(selections: Iterable[str | Path], patches_root: str | Pat
     source = f"backend:{c.backend}:{c.model_id()}"
     pairs, skipped = [], {"no_text": 0, "too_short": 0}
     for item, text in results:
-        text = " ".join((text or "").split())
+        # the captions' own cleaning (reasoning blocks, preambles, markdown, lists): the agents
+        # learn the plain prose the caption stage keeps
+        text = " ".join(clean_model_text(text or "").split())
         if not text:
             skipped["no_text"] += 1
         elif len(text.split()) < min_words:
