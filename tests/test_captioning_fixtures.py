@@ -1,5 +1,5 @@
 """Synthetic H&E-like patches and selection fixtures shared by the captioning tests
-(selection CSVs written with pathgen.selection.csv_schema, docs/architecture.md "Selection"). Drawn with plain numpy so
+(selection CSVs written with pathgen.formats.selection_csv, docs/architecture.md "Selection"). Drawn with plain numpy so
 the tissue types differ in exactly the measured quantities."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pathgen.selection.csv_schema import SelectionRow, write_selection_csv
+from pathgen.formats.selection_csv import SelectionRow, write_selection_csv
 
 MPP = 0.5  # µm/px of the synthetic patches
 NUCLEUS = (75, 45, 125)

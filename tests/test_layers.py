@@ -40,21 +40,7 @@ GLUE_PACKAGES = {"runner"}                               # pathgen/<package>/**
 ONE_NODE_PACKAGES = {"config", "runner"}                 # one layer throughout: one graph node
 
 # (importer, imported) -> what is left to do. Only shrinks.
-PENDING: dict[tuple[str, str], str] = {
-    ("pathgen.config.captioning", "pathgen.captioning.prompts"):
-        "to move: the prompt-template loader (load_templates, Templates, PromptError) into "
-        "pathgen/config/ with pathgen/captioning/prompts.py re-exporting it "
-        "(pathgen/captioning is being edited elsewhere)",
-    ("pathgen.captioning.stage", "pathgen.paths"):
-        "to move: caption_files from pathgen.captioning.files, not Layout "
-        "(pathgen/captioning is being edited elsewhere)",
-    ("pathgen.instruct.chat", "pathgen.captioning.backends.openai"):
-        "to move: the model backends (captioning/backends) into a package below captioning, "
-        "selection and instruct; today captioning -> selection (csv_schema) -> instruct (chat) "
-        "-> captioning (backends) is a cycle (pathgen/captioning is being edited elsewhere)",
-    ("pathgen.instruct.chat", "pathgen.captioning.backends.transformers"):
-        "to move: as pathgen.captioning.backends.openai above",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 @dataclass

@@ -294,10 +294,10 @@ def test_select_slide_writes_csv_and_patches(tmp_path):
 
 
 def test_selection_csv_is_what_captioning_reads(tmp_path):
-    """One schema (selection/csv_schema.py): the writer's header is its field order, and the
+    """One schema (formats/selection_csv.py): the writer's header is its field order, and the
     captioning reader takes every row of a real select_slide output back."""
     from pathgen.captioning.items import read_selection as read_items
-    from pathgen.selection.csv_schema import CAPTIONING_COLUMNS, SELECTION_COLUMNS, SelectionRow
+    from pathgen.formats.selection_csv import CAPTIONING_COLUMNS, SELECTION_COLUMNS, SelectionRow
 
     assert set(CAPTIONING_COLUMNS) <= set(SELECTION_COLUMNS) == set(SelectionRow.__dataclass_fields__)
     slide = tmp_path / "S1.tif"

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..atomic import write_text
 from ..runner.stage import CHUNK, SLIDE, Stage, register_stage
 from ..runner.state import read_record
+from .files import chunk_progress_file
 
 log = logging.getLogger("pathgen.chunk")
 # Caption items that failed (below max_failed_fraction) are retried on this many later runs.
@@ -22,7 +23,7 @@ def files(L) -> dict:
     return {**finals, "selection": L.selection(SLIDE),
             "patches_root": L.selection_patches_root(),
             "retry": L.chunk_retry("caption", CHUNK),
-            "progress": L.chunk_done("caption", CHUNK).with_suffix(".progress.json")}
+            "progress": chunk_progress_file(L.chunk_done("caption", CHUNK))}
 
 
 def settings(cfg):

@@ -65,7 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     mpp = args.mpp if args.mpp is not None else cfg.tiling.geometry()[1]
     from .serving import ServerPool, ServerStartError
 
-    pool = ServerPool(c, Path(args.out).parent / "server_logs") if c.serve == "managed" else None
+    from .files import SERVER_LOGS_DIR
+
+    pool = ServerPool(c, Path(args.out).parent / SERVER_LOGS_DIR) if c.serve == "managed" else None
     try:
         routed = pool.start() if pool else None  # serve: managed: this command's own server
         summary = caption_slide(args.selection, args.patches_root, args.out, c, mpp,

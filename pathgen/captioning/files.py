@@ -33,3 +33,24 @@ def caption_files(captions_jsonl: str | Path) -> dict[str, Path]:
     return {"captions": out, "rejects": out.with_name(stem + CAPTIONS_REJECTS_SUFFIX),
             "summary": out.with_name(stem + CAPTIONS_SUMMARY_SUFFIX),
             "partial": out.with_name(stem + CAPTIONS_PARTIAL_SUFFIX)}
+
+
+# -- managed serving ---------------------------------------------------------------------------
+PEFT_ADAPTER_CONFIG = "adapter_config.json"  # peft's name in a LoRA adapter folder
+SERVER_LOGS_DIR = "server_logs"              # `pathgen caption`: beside the output
+CHUNK_PROGRESS_SUFFIX = ".progress.json"     # a running caption chunk's progress (runner)
+
+
+def adapter_config_file(adapter_dir: str | Path) -> Path:
+    return Path(adapter_dir) / PEFT_ADAPTER_CONFIG
+
+
+def server_log_file(log_dir: str | Path, index: int, n_servers: int) -> Path:
+    """A managed server's output: server.log (server0.log, server1.log, ... when several)."""
+    return Path(log_dir) / ("server.log" if n_servers == 1 else f"server{index}.log")
+
+
+def chunk_progress_file(chunk_done: str | Path) -> Path:
+    """Beside a caption chunk's outcome file: <chunk>.progress.json."""
+    out = Path(chunk_done)
+    return out.with_name(out.name.removesuffix(".json") + CHUNK_PROGRESS_SUFFIX)

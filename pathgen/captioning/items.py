@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..selection.csv_schema import CAPTIONING_COLUMNS, read_selection_rows
+from ..formats.selection_csv import CAPTIONING_COLUMNS, read_selection_rows
 
 class SelectionError(ValueError):
     pass

@@ -45,6 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .files import adapter_config_file, server_log_file
 from .items import CaptioningAborted
 
 log = logging.getLogger("pathgen.serving")
@@ -125,7 +126,7 @@ VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 def adapter_rank(folder: str | Path) -> int | None:
     """LoRA rank ``r`` from a peft adapter folder's adapter_config.json (None if unreadable)."""
     try:
-        return int(json.loads((Path(folder) / "adapter_config.json").read_text())["r"])
+        return int(json.loads(adapter_config_file(folder).read_text())["r"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -150,7 +151,7 @@ def plan_servers(ccfg) -> list[ServerPlan]:
         plan = plans.setdefault(spec.model, ServerPlan(spec.model))
         plan.roles.append(role)
         if spec.adapter:
-            if not Path(spec.adapter, "adapter_config.json").is_file():
+            if not adapter_config_file(spec.adapter).is_file():
                 raise ServerStartError(
                     f"captioning.agents.{role}.adapter = {spec.adapter}: no adapter_config.json "
                     "there; export the agent with `pathgen agents export --format adapter`")
@@ -352,8 +353,8 @@ class ServerPool:
         share = srv.gpu_memory_utilization / max(1, len(plans))
         for i, plan in enumerate(plans):
             plan.port = free_port()
-            name = "server" if len(plans) == 1 else f"server{i}"
-            self.servers.append(ManagedServer(srv, plan, self.log_dir / f"{name}.log", share))
+            log_file = server_log_file(self.log_dir, i, len(plans))
+            self.servers.append(ManagedServer(srv, plan, log_file, share))
         t0 = time.monotonic()
         try:
             for s in self.servers:

@@ -23,10 +23,10 @@ from typing import Callable
 from pathgen import __version__
 from pathgen.atomic import write_json
 from pathgen.jsonl_store import write_jsonl
-from pathgen.paths import Layout
 
 from .backends import Backend, make_backend
 from .budget import TokenBudget
+from .files import caption_files
 from .filters import REASONS, apply_filters
 from .items import CaptioningAborted, PatchItem, read_selection
 from .pipeline import AgentSettings, run_items
@@ -41,8 +41,8 @@ class CaptioningIncomplete(RuntimeError):
 
 
 def output_paths(out_jsonl: str | Path) -> dict[str, Path]:
-    """captions / rejects / summary / partial of one slide (named in pathgen.paths)."""
-    return Layout.caption_files(out_jsonl)
+    """captions / rejects / summary / partial of one slide (named in captioning/files.py)."""
+    return caption_files(out_jsonl)
 
 
 def agent_settings(ccfg) -> AgentSettings:

@@ -419,7 +419,7 @@ class CaptioningConfig(Section):
 
     def prompt_hash(self) -> str:
         """Short hash of the prompt templates + shaping settings (stored in every record)."""
-        from pathgen.captioning.prompts import load_templates  # light: stdlib only
+        from .prompts import load_templates  # stdlib only
 
         templates = load_templates(self.prompt_version, self.prompts_dir)
         blob = json.dumps({"templates": templates.texts(), "settings": self.shaping_settings()},

@@ -52,7 +52,9 @@ def running_chunks(L) -> list[str]:
     from .progress import RUNNING, read_progress
 
     out = []
-    for path in sorted((L.stage_dir("caption") / "chunks").glob("*.progress.json")):
+    from ..captioning.files import CHUNK_PROGRESS_SUFFIX
+
+    for path in sorted(L.chunk_done("caption", "x").parent.glob("*" + CHUNK_PROGRESS_SUFFIX)):
         doc = read_progress(path)
         if not doc or doc.get("state") != RUNNING:
             continue

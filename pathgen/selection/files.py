@@ -1,5 +1,5 @@
 """File names of the selection stage: ``<features dir>/selection/<slide>.csv`` and the
-selected patches ``selection/patches/<slide>/`` (the CSV's columns: csv_schema.py).
+selected patches ``selection/patches/<slide>/`` (the CSV's columns: pathgen/formats/selection_csv.py).
 
 No config import.
 """

@@ -1,6 +1,6 @@
 """One slide's selection: features HDF5 + slide -> selection CSV + selected patch images.
 
-CSV columns: selection/csv_schema.py (docs/architecture.md "Selection").
+CSV columns: pathgen/formats/selection_csv.py (docs/architecture.md "Selection").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..config import ConfigError
 from ..config.selection import SelectionConfig
 from ..features.h5io import read_features
 from . import vectors
-from .csv_schema import SELECTION_COLUMNS, SelectionRow, read_selection_rows, write_selection_csv
+from ..formats.selection_csv import SELECTION_COLUMNS, SelectionRow, read_selection_rows, write_selection_csv
 from .patches import save_patches
 
 log = logging.getLogger(__name__)
