@@ -94,6 +94,10 @@ def submitted_rules(cfg) -> list[str]:
             rules += ["baseline_data", "train_baseline"]
     if model_feature_encoders(cfg):
         rules.append("extract_model_features")
+    from .mil.workflow import registered_feature_encoders
+
+    if registered_feature_encoders(cfg):
+        rules.append("extract_encoder_features")
     zs = cfg.evaluation.zeroshot
     if zs.enabled and zs.benchmarks and zs.models:
         rules += ["zeroshot", "zeroshot_table"]
@@ -403,6 +407,73 @@ def engine_check(ccfg) -> str:
     return f"{ccfg.server.engine}: {found}"
 
 
+def configured_encoders(cfg) -> list[str]:
+    """The encoders a run loads weights of: features.encoder and, with MIL tasks,
+    evaluation.mil.encoders."""
+    names = [cfg.features.encoder]
+    mil = cfg.evaluation.mil
+    if mil.enabled and mil.tasks:
+        names += [e for e in mil.encoders if e not in names]
+    return names
+
+
+def _seen_mpp(cfg, spec) -> float | None:
+    """µm per pixel at which the model sees the patches: the patch side over the side it is
+    read at (the card's resize, else its input size)."""
+    side = spec.resize or spec.image_size or spec.model_kwargs.get("img_size")
+    if not side:
+        return None
+    um, _, _ = cfg.tiling.geometry()
+    return um / float(side)
+
+
+def encoder_weights_check(cfg, env=None) -> tuple[bool, str] | None:
+    """Gated Hub weights of a configured encoder need HF_TOKEN (or a stored `hf auth login`
+    token, or HF_HUB_OFFLINE with a filled cache); also notes an encoder whose patches reach
+    it at another µm/px than its card's. None when no configured encoder has either."""
+    import os
+
+    from .encoders.weights import HF_TOKEN_VAR
+
+    env = os.environ if env is None else env
+    known = cfg.all_encoders()
+    specs = {n: known[n] for n in configured_encoders(cfg) if n in known}
+    local = lambda s: s.pretrained is not None and Path(s.pretrained).exists()  # noqa: E731
+    gated = [n for n, s in specs.items() if s.gated and s.pretrained and not local(s)]
+    notes = []
+    for n, s in specs.items():
+        seen = _seen_mpp(cfg, s)
+        if s.mpp and seen and abs(seen / s.mpp - 1) > 0.25:
+            um, _, _ = cfg.tiling.geometry()
+            side = round(um / seen)  # the side the model reads a patch at
+            notes.append(f"{n} expects {s.mpp:g} µm/px but the {um:g} µm patches reach it at "
+                         f"{seen:.2f} µm/px (tiling.patch_size_um: {s.mpp * side:g} = {side} px "
+                         f"at {s.mpp:g} µm/px)")
+    if not gated and not notes:
+        return None
+    note = ("; note: " + "; ".join(notes)) if notes else ""
+    if not gated:
+        return True, "no gated weights" + note
+    pages = ", ".join(f"{n} ({specs[n].card or specs[n].pretrained})" for n in gated)
+    if env.get(HF_TOKEN_VAR):
+        return True, f"{HF_TOKEN_VAR} is set for the gated weights of {pages}{note}"
+    if env.get("HF_HUB_OFFLINE") not in (None, "", "0"):
+        return True, f"HF_HUB_OFFLINE: gated weights of {pages} must be in the Hugging Face cache{note}"
+    stored = None
+    try:
+        from huggingface_hub import get_token
+
+        stored = get_token()
+    except Exception:  # no huggingface_hub or unreadable token file: HF_TOKEN is the way
+        pass
+    if stored:
+        return True, (f"a stored Hugging Face token (hf auth login) serves the gated weights of "
+                      f"{pages}; jobs on other machines need it too, or {HF_TOKEN_VAR}{note}")
+    return False, (f"{pages} {'has' if len(gated) == 1 else 'have'} gated weights: request access "
+                   f"on the model page, then set {HF_TOKEN_VAR} to a read token of that account "
+                   f"where the jobs run{note}")
+
+
 def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
     from .cli import config_from_args
 
@@ -446,6 +517,9 @@ def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
     if cfg.captioning.serve == "managed":
         checks.append(("caption engine",) + _check("caption engine",
                                                    lambda: engine_check(cfg.captioning)))
+    weights = encoder_weights_check(cfg)
+    if weights is not None:
+        checks.append(("encoder weights",) + weights)
     profile = getattr(cfg_args, "profile", None)
     ok, res = _check("SLURM", lambda: slurm_checks(
         cfg, Layout.snakemake_profile_config(profile) if profile else PROFILE,

@@ -87,8 +87,8 @@ def mil_feature_chunks(wc):
     encoder = getattr(wc, "encoder", CFG.features.encoder)
     if encoder in model_feature_encoders(CFG):  # a trained CLIP's (rule extract_model_features)
         return [str(L.features_chunk_done(c, encoder)) for c in CHUNKS]
-    if encoder != CFG.features.encoder:
-        return []  # another encoder's features are not made by this workflow: read as found
+    if encoder in mil_workflow.registered_feature_encoders(CFG):  # rule extract_encoder_features
+        return [str(L.features_chunk_done(c, encoder)) for c in CHUNKS]
     return chunk_outputs("features", CHUNKS)
 
 
@@ -123,6 +123,15 @@ def get_mil_task_inputs(wc):
 
 def get_mil_task_settings(wc):
     return mil_workflow.task_settings(CFG, wc.task)
+
+
+def get_encoder_feature_settings(wc):
+    """Rule extract_encoder_features: the encoder's definition and the features settings."""
+    return mil_workflow.encoder_feature_params(CFG, wc.encoder)["settings"]
+
+
+def get_encoder_feature_files(wc):
+    return mil_workflow.encoder_feature_params(CFG, wc.encoder)["files"]
 
 
 def get_mil_features_dir(wc):

@@ -7,8 +7,41 @@ MIL_TASKS = list(MIL.tasks) if MIL.enabled else []
 
 if MIL_TASKS:
     MIL_ENCODERS = mil_workflow.mil_encoders(CFG)
+    MIL_FEATURE_ENCODERS = mil_workflow.registered_feature_encoders(CFG)
     MIL_TABLE = L.mil_table()
     MIL_RUN = L.mil_metrics("{task}", "{encoder}", "{model}")
+
+if MIL_TASKS and MIL_FEATURE_ENCODERS:
+
+    # Features of the other MIL encoders (e.g. UNI, Virchow2 beside the features CLIP): the
+    # `features` chunk stage with that encoder, into its own features_<encoder>/ folder.
+    rule extract_encoder_features:
+        input:
+            tiles=rules.tile.output.done,
+        output:
+            done=L.features_chunk_done("{chunk}", "{encoder}"),
+        log:
+            L.log("extract_encoder_features", "{encoder}.{chunk}"),
+        benchmark:
+            L.benchmark("extract_encoder_features", "{encoder}.{chunk}")
+        wildcard_constraints:
+            encoder="|".join(map(re.escape, MIL_FEATURE_ENCODERS)),
+        conda:
+            "../envs/torch.yaml"
+        threads: threads_of("extract_encoder_features")
+        resources:
+            **res("extract_encoder_features", CHUNKS),
+        params:
+            members=chunk_members(CHUNKS),
+            settings=get_encoder_feature_settings,
+            files=get_encoder_feature_files,
+            upstream="tile",
+            on_slide_error=CFG.on_slide_error,
+        script:
+            "../workflow_scripts/extract_features.py"
+
+
+if MIL_TASKS:
 
     rule mil_splits:
         input:

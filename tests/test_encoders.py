@@ -81,15 +81,15 @@ def test_force_quick_gelu():
 def test_unknown_names_list_alternatives():
     with pytest.raises(EncoderError, match="known encoders: .*tiny-demo"):
         load_encoder("no-such-encoder")
-    with pytest.raises(EncoderError, match="known kinds: .*hf_clip.*open_clip"):
-        builder_for("timm")
+    with pytest.raises(EncoderError, match="known kinds: .*hf_clip.*hf_vision.*open_clip.*timm"):
+        builder_for("no_such_kind")
     with pytest.raises(EncoderError, match="unknown open_clip arch"):
         load_encoder({"kind": "open_clip", "arch": "ViT-Nope"})
     with pytest.raises(EncoderError, match="known tags"):
         load_encoder({"kind": "open_clip", "arch": "ViT-B-16", "pretrained": "not-a-tag"})
     with pytest.raises(EncoderError, match="does not exist"):
         load_encoder({"kind": "open_clip", "arch": "ViT-B-16", "pretrained": "/nope/model.pt"})
-    assert {"open_clip", "hf_clip"} <= set(KINDS)
+    assert {"open_clip", "hf_clip", "timm", "hf_vision"} <= set(KINDS)
 
 
 def test_config_encoders_and_device():

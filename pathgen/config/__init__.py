@@ -19,7 +19,7 @@ from .captioning import CaptioningConfig
 from .cluster import ClusterConfig
 from .dataset import DatasetConfig
 from .evaluation import EvaluationConfig
-from .features import EncoderSpec, FeaturesConfig, known_encoders
+from .features import EncoderSpec, FeaturesConfig, encoder_needs_text, known_encoders
 from .inputs import DemoConfig, SlidesConfig
 from .instruct import InstructConfig
 from .resources import CHUNKED_RULES, RuleResources, default_resources
@@ -92,10 +92,41 @@ class PathgenConfig(Section):
                              f"encoders: {', '.join(sorted(self.all_encoders()))}")
         if (why := self_training_conflict(self)) is not None:
             raise ValueError(why)
+        if (why := self._text_tower_refusal()) is not None:
+            raise ValueError(why)
         # Keep the built-in per-rule defaults for rules the user did not mention.
         for name, res in default_resources().items():
             self.resources.setdefault(name, res)
         return self
+
+    def text_encoder_settings(self) -> list[tuple[str, str, str]]:
+        """(setting, encoder name, use) of every encoder this config embeds text with: the
+        prompt retrieval of selection (its text tower and the features it scores, when
+        selection.prompt_top_k > 0), the zero-shot models named in evaluation.zeroshot.models
+        and the caption alignment filter. Vision-only encoders are refused there."""
+        out = []
+        if self.selection.prompt_top_k > 0:
+            if self.selection.text_encoder:
+                out.append(("selection.text_encoder", self.selection.text_encoder,
+                            "selection's prompt retrieval (selection.prompt_top_k > 0)"))
+            out.append(("features.encoder", self.features.encoder,
+                        "selection's prompt retrieval, which scores these features against the "
+                        "prompts' text embeddings (selection.prompt_top_k > 0; 0 = k-means "
+                        "prototypes only)"))
+        zs = self.evaluation.zeroshot
+        out += [(f"evaluation.zeroshot.models[{i}]", m, "zero-shot classification")
+                for i, m in enumerate(zs.models)]
+        if self.captioning.filters.alignment_encoder:
+            out.append(("captioning.filters.alignment_encoder",
+                        self.captioning.filters.alignment_encoder, "the caption alignment filter"))
+        return out
+
+    def _text_tower_refusal(self) -> str | None:
+        known = self.all_encoders()
+        for setting, name, use in self.text_encoder_settings():
+            if name in known and (why := encoder_needs_text(known[name], name, setting, use)):
+                return why
+        return None
 
     @property
     def uses_demo(self) -> bool:

@@ -57,8 +57,11 @@ class MilConfig(Section):
     enabled: bool = Field(True, description="Run the MIL benchmarks (rules mil_splits/mil/mil_table).")
     tasks: dict[str, MilTaskConfig] = Field(default_factory=dict, description="Task name -> task.")
     encoders: list[str] = Field(default_factory=list,
-                                description="Encoders whose features are benchmarked "
-                                            "(empty = features.encoder).")
+                                description="Encoders whose features are benchmarked, side by side "
+                                            "in the table (empty = features.encoder): the features "
+                                            "encoder, trained CLIPs and any other defined encoder "
+                                            "(e.g. uni, virchow2: rule extract_encoder_features "
+                                            "makes its features unless the task has a features_dir).")
     models: list[Literal["abmil", "acmil", "transmil"]] = Field(
         default_factory=lambda: ["abmil", "acmil", "transmil"], min_length=1)
     epochs: int = Field(50, ge=1, description="Training epochs per fold (paper: 50-100).")

@@ -31,8 +31,10 @@ from .base import Section
 # Per-slide stages that run one job per slide chunk (rules/*.smk, pathgen/chunks.py).
 CHUNKED_RULES = ("make_demo_slide", "tile", "extract_features", "select_patches", "caption")
 # Rules that ask for another rule's resources (rules/training.smk): the slide-text baseline
-# trains like the main CLIP; a trained CLIP's features are extracted per chunk like any encoder's.
-RESOURCES_OF = {"train_baseline": "train_clip", "extract_model_features": "extract_features"}
+# trains like the main CLIP; a trained CLIP's features, and those of another MIL encoder
+# (rules/mil.smk), are extracted per chunk like the features encoder's.
+RESOURCES_OF = {"train_baseline": "train_clip", "extract_model_features": "extract_features",
+                "extract_encoder_features": "extract_features"}
 
 
 class RuleResources(Section):

@@ -43,7 +43,7 @@ def load_encoder(spec_or_name: str | EncoderSpec | dict[str, Any], cfg=None,
 
 
 # Kind modules register themselves on import.
-from . import hfclip, openclip  # noqa: E402,F401
+from . import hfclip, openclip, vision  # noqa: E402,F401
 
 ensure_model_configs()
 

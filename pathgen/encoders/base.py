@@ -96,6 +96,21 @@ class Encoder:
     _image_fn: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
     _text_fn: Callable[[list[str]], torch.Tensor] | None = field(default=None, repr=False)
     _logit_scale: Callable[[], float] | None = field(default=None, repr=False)
+    # Vision backbones (timm / hf_vision): raw features (the card's embedding rule) unless
+    # the spec asks for L2 normalisation; patches are read at ``resize_size`` and centre-
+    # cropped to ``image_size`` (None = read at image_size, no crop).
+    l2_normalize: bool = True
+    resize_size: int | None = None
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the encoder has a text tower (:meth:`encode_texts`)."""
+        return self._text_fn is not None
+
+    @property
+    def read_size(self) -> int:
+        """Side the patches are read at before the centre crop to ``image_size``."""
+        return max(self.resize_size or self.image_size, self.image_size)
 
     @property
     def identifier(self) -> str:
@@ -116,10 +131,13 @@ class Encoder:
         images = images.to(self.device, non_blocking=True)
         with self._autocast():
             out = self._image_fn(images)
-        return F.normalize(out.float(), dim=-1)
+        return F.normalize(out.float(), dim=-1) if self.l2_normalize else out.float()
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        if self._text_fn is None:
+            raise EncoderError(f"encoder '{self.name}' ({self.kind}) is vision-only: it has no text "
+                               "tower; embed text with a CLIP such as pathgen-clip or plip")
         if isinstance(texts, str):
             texts = [texts]
         with self._autocast():
@@ -127,12 +145,19 @@ class Encoder:
         return F.normalize(out.float(), dim=-1)
 
     def normalize_uint8(self, batch: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, H, W, 3) patches at ``image_size`` -> normalised float (B, 3, H, W)."""
+        """uint8 (B, H, W, 3) patches at ``image_size`` (or at :attr:`read_size`, then
+        centre-cropped to ``image_size``) -> normalised float (B, 3, H, W)."""
         x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        h, w = x.shape[-2:]
+        if h > self.image_size or w > self.image_size:  # torchvision CenterCrop's offsets
+            top, left = int(round((h - self.image_size) / 2.0)), int(round((w - self.image_size) / 2.0))
+            x = x[..., top:top + self.image_size, left:left + self.image_size]
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return x.sub_(mean).div_(std)
 
     def describe_preprocessing(self) -> str:
-        return (f"patch -> {self.image_size}x{self.image_size} RGB, /255, "
+        crop = (f"{self.read_size}x{self.read_size}, centre crop "
+                if self.read_size != self.image_size else "")
+        return (f"patch -> {crop}{self.image_size}x{self.image_size} RGB, /255, "
                 f"mean={list(self.mean)}, std={list(self.std)}")

@@ -106,3 +106,47 @@ def _repo_default(repo: str, revision: str | None, schema: bool) -> HubWeights |
         files = list_repo_files(repo, revision=revision)
     name = pick_checkpoint(files, where)
     return name, _download(repo, name, revision)
+
+
+# -- the Hub refusing access (gated weights) -------------------------------------------------
+HF_TOKEN_VAR = "HF_TOKEN"
+
+
+def hub_refusal(err: BaseException) -> str | None:
+    """Why the Hugging Face Hub refused a download ('gated', '401', '403'), found anywhere in
+    ``err``'s cause chain (timm and transformers wrap the hub's error); None otherwise."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "GatedRepoError":
+            return "gated"
+        code = getattr(getattr(e, "response", None), "status_code", None)
+        if code in (401, 403):
+            return str(code)
+        text = str(e).lower()
+        if "gated repo" in text or "401 client error" in text or "403 client error" in text:
+            return "gated"
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def hub_access_error(name: str, repo: str, card: str | None, err: BaseException,
+                     refusal: str) -> EncoderError:
+    """The error for a refused download: the model page to request access on and the token
+    variable to set."""
+    page = card or f"https://huggingface.co/{repo}"
+    return EncoderError(
+        f"encoder '{name}': the Hugging Face Hub refused the weights of {repo} ({refusal}: "
+        f"{type(err).__name__}). They are gated: accept the terms on {page} with your Hugging "
+        f"Face account, then set {HF_TOKEN_VAR} to a read token of that account where the jobs "
+        "run (or `hf auth login`); or download the weights and set `pretrained` to the local "
+        "file or folder.")
+
+
+def hub_fetch_error(name: str, repo: str, err: BaseException) -> EncoderError:
+    """The error for a download that failed for another reason (network, offline, wrong id)."""
+    return EncoderError(
+        f"encoder '{name}': cannot fetch {repo} from the Hugging Face Hub ({type(err).__name__}: "
+        f"{err}). Check the id, the network and {HF_TOKEN_VAR}; offline, fill the Hugging Face "
+        "cache first (HF_HUB_OFFLINE=1 then reads it) or set `pretrained` to the local weights.")

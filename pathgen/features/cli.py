@@ -61,8 +61,18 @@ def _list(args: argparse.Namespace) -> int:
     from ..cli import config_from_args
 
     cfg = config_from_args(args)
-    for name, spec in sorted(cfg.all_encoders().items()):
-        mark = "*" if name == cfg.features.encoder else " "
-        src = spec.pretrained or "random init"
-        print(f"{mark} {name:<20} {spec.kind:<10} {spec.arch or '-':<16} {src}")
+    print(encoders_table(cfg))
     return 0
+
+
+def encoders_table(cfg) -> str:
+    """`pathgen encoders`: name, kind, embedding dimension and µm/px of the model card (when
+    the entry documents them; a CLIP's dimension shows once loaded), text tower, weights."""
+    rows = [("", "name", "kind", "dim", "µm/px", "text", "arch", "weights")]
+    for name, spec in sorted(cfg.all_encoders().items()):
+        src = (spec.pretrained or "random init") + (" (gated)" if spec.gated else "")
+        rows.append(("*" if name == cfg.features.encoder else " ", name, spec.kind,
+                     str(spec.embed_dim or "-"), f"{spec.mpp:g}" if spec.mpp else "-",
+                     "yes" if spec.has_text else "no", spec.arch or "-", src))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(" ".join(c.ljust(w) for c, w in zip(r, widths)) + " " + r[-1] for r in rows)

@@ -255,12 +255,16 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
     n, dim = len(coords), enc.embed_dim
     t0 = time.perf_counter()
 
+    # Patches are read at the encoder's read size: its input size, or the card's resize side
+    # before a centre crop (Prov-GigaPath: 256 -> 224), which normalize_uint8 applies.
+    read_size = enc.read_size
+    crop = {"center_crop": enc.image_size} if read_size != enc.image_size else {}
     if n:
         with open_reader(slide, fcfg.reader, fcfg.tile_cache_mb) as r:
-            read_desc = r.describe(size0, enc.image_size)
+            read_desc = r.describe(size0, read_size)
     else:  # nothing to read: do not require a readable slide for an empty file
-        read_desc = {"reader": "none", "patch_size_level0": size0, "out_size": enc.image_size}
-    preprocessing = json.dumps({**read_desc, "mean": list(enc.mean), "std": list(enc.std)})
+        read_desc = {"reader": "none", "patch_size_level0": size0, "out_size": read_size}
+    preprocessing = json.dumps({**read_desc, **crop, "mean": list(enc.mean), "std": list(enc.std)})
     attrs = root_attrs(enc.name, enc.weights, preprocessing, dtype, dim,
                        extra={"encoder_kind": enc.kind, "encoder_identifier": enc.identifier})
     if n == 0:
@@ -298,7 +302,7 @@ def _encode_into(f, fh, partial, slide, coords, size0, enc, fcfg: FeaturesConfig
     try:
         ds, done_ds = f["features"], f["done"]
         n, dtype = len(coords), fcfg.dtype
-        batches = PatchBatches(slide, coords, size0, enc.image_size, fcfg.batch_size, fcfg.reader,
+        batches = PatchBatches(slide, coords, size0, enc.read_size, fcfg.batch_size, fcfg.reader,
                                fcfg.tile_cache_mb, indices=todo)
         pin = enc.device.type == "cuda"
         with _progress(n, n - len(todo), progress, Path(slide).stem) as bar:

@@ -27,6 +27,31 @@ def mil_encoders(cfg: PathgenConfig) -> list[str]:
     return encs
 
 
+def registered_feature_encoders(cfg: PathgenConfig) -> list[str]:
+    """MIL encoders whose features this workflow extracts itself (rule
+    extract_encoder_features): every one of evaluation.mil.encoders that is neither
+    features.encoder (rule extract_features) nor a CLIP this workflow trains (rule
+    extract_model_features), e.g. a built-in UNI or Virchow2. Empty without MIL tasks."""
+    from ..training.workflow import trained_models
+
+    mil = cfg.evaluation.mil
+    if not mil.enabled or not mil.tasks:
+        return []
+    trained = trained_models(cfg)
+    return [e for e in mil_encoders(cfg) if e != cfg.features.encoder and e not in trained]
+
+
+def encoder_feature_params(cfg: PathgenConfig, encoder: str) -> dict:
+    """Rule extract_encoder_features' settings/files/upstream/on_slide_error for ``encoder``:
+    the `features` chunk stage of a run whose features.encoder is ``encoder`` (its own
+    features_<encoder>/ folder, state records and chunk outcomes; its definition and the
+    features settings are the rerun trigger)."""
+    from ..runner.params import chunk_job_params
+
+    run_cfg = cfg.model_copy(update={"features": cfg.features.model_copy(update={"encoder": encoder})})
+    return chunk_job_params("features", run_cfg, Layout(run_cfg))
+
+
 def task_features_dir(cfg: PathgenConfig, task: str, encoder: str) -> Path:
     """The task's own folder (`{encoder}` is substituted) or pathgen's features folder."""
     t = get_task(cfg.evaluation.mil, task)

@@ -23,12 +23,17 @@ def alternatives(names: list[str]) -> str:
 
 # -- models ---------------------------------------------------------------------------------
 def model_names(cfg: PathgenConfig) -> list[str]:
-    """evaluation.zeroshot.models, else the trained CLIP (when training) and the features encoder."""
+    """evaluation.zeroshot.models, else the trained CLIP (when training) and the features
+    encoder (left out when it is vision-only: it has no text tower to classify with)."""
     zs = cfg.evaluation.zeroshot
     if zs.models:
         return list(zs.models)
     names = [cfg.training.register_as] if cfg.training.enabled else []
-    return names + [n for n in [cfg.features.encoder] if n not in names]
+    known = cfg.all_encoders()
+    features = cfg.features.encoder
+    if features in known and not known[features].has_text:
+        return names
+    return names + [n for n in [features] if n not in names]
 
 
 def trained_spec(cfg: PathgenConfig) -> EncoderSpec:
