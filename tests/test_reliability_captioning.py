@@ -250,7 +250,8 @@ def test_any_worker_or_writer_exception_surfaces_and_keeps_finished(tmp_path, mo
 @pytest.mark.parametrize("value,expect", [
     ("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("", None), ("soon", None), ("nan", None),
     ("inf", float("inf")), ("Mon, 99 Foo 2024 99:99:99 GMT", None), ("1e400", float("inf")),
-    (email.utils.formatdate(time.time() - 60, usegmt=True), 0.0),
+    # a fixed id: the date is of the collection time, and every xdist worker must collect the same ids
+    pytest.param(email.utils.formatdate(time.time() - 60, usegmt=True), 0.0, id="http-date-a-minute-ago"),
     ("Sun, 06 Nov 1994 08:49:37", 0.0),  # no zone: read as GMT
 ])
 def test_retry_after_forms(value, expect):
