@@ -33,6 +33,7 @@ STAGE_MODULES = [
     "pathgen.instruct.cli",
     "pathgen.agents.cli",
     "pathgen.report.cli",
+    "pathgen.audit.cli",
     "pathgen.doctor",
     "pathgen.runner.status",
     "pathgen.runner.recover",
