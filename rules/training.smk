@@ -1,6 +1,8 @@
 # CLIP training with open_clip's own trainer (pathgen.training wraps open_clip_train.main):
 # every configured stage in order, finished stages skipped, crashed ones resumed
-# (--resume latest). Output: results/training/final.pt (+ final.json, loss curve).
+# (--resume latest). training.nodes x training.gpus > 1 under SLURM: one job over that many
+# nodes, one srun task per GPU (train_resources). Output: results/training/final.pt
+# (+ final.json, loss curve).
 # Baselines (training.baselines): the same schedule on other texts for the same patches,
 # in results/training/baselines/<baseline>/; the trained CLIPs' features feed the MIL tasks.
 import re
@@ -10,6 +12,7 @@ from pathgen.training.workflow import (
     model_feature_encoders,
     train_inputs,
     train_params,
+    train_resources,
 )
 
 TRAIN_FILES = {k: str(v) for k, v in L.training_outputs().items()}
@@ -36,7 +39,7 @@ if CFG.training.enabled:
             "../envs/torch.yaml"
         threads: threads_of("train_clip")
         resources:
-            **res("train_clip"),
+            **train_resources(CFG, res("train_clip")),
         params:
             training=train_params(CFG),
         script:
@@ -81,7 +84,7 @@ if TRAIN_BASELINES:
             "../envs/torch.yaml"
         threads: threads_of("train_baseline")
         resources:
-            **res("train_baseline"),
+            **train_resources(CFG, res("train_baseline")),
         params:
             # the same schedule as train_clip: a change there retrains both
             training=train_params(CFG),

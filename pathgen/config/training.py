@@ -77,11 +77,12 @@ class TrainingConfig(Section):
     enabled: bool = Field(True, description="Train a CLIP (rule train_clip).")
     name: str = Field("pathgen-clip", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                       description="Experiment name (open_clip --name); folder training/<name>/.")
-    arch: str = Field("pathgen-tiny-vit",
-                      description="open_clip architecture (ViT-B-16, ViT-L-14-336, or a JSON in "
-                                  "pathgen/model_configs such as the demo's pathgen-tiny-vit).")
+    arch: str = Field("ViT-B-16",
+                      description="open_clip architecture (ViT-B-16 = PathGen-CLIP's, ViT-L-14-336, "
+                                  "or a JSON in pathgen/model_configs such as the demo's "
+                                  "pathgen-tiny-vit).")
     pretrained: str | None = Field(
-        None, description="Initial weights of the first stage: an open_clip tag ('openai'), a local "
+        "openai", description="Initial weights of the first stage: an open_clip tag ('openai'), a local "
                           "checkpoint, 'hf-hub:org/name[/file.pt]' (downloaded, then passed as a "
                           "file), or null = random init (train from scratch).")
     warm_start: bool = Field(
@@ -94,12 +95,14 @@ class TrainingConfig(Section):
     model_config_file: Path | None = Field(
         None, description="Extra open_clip model-config JSON to register (architecture name = "
                           "file stem), for architectures not shipped with open_clip or pathgen.")
-    force_quick_gelu: bool = Field(False, description="QuickGELU (needed for OpenAI-initialised "
-                                                      "models, as PathGen-CLIP).")
+    force_quick_gelu: bool = Field(True, description="QuickGELU (needed for OpenAI-initialised "
+                                                     "models, as PathGen-CLIP).")
     image_size: int | None = Field(None, gt=0, description="Override the architecture's input size.")
     epochs: int = Field(10, ge=1, description="Epochs per stage (stages may override).")
     batch_size: int = Field(64, ge=1, description="Batch size per GPU.")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate (cosine schedule).")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (cosine schedule); 1e-5 "
+                                              "fine-tunes pretrained CLIP weights (from scratch "
+                                              "use ~5e-4).")
     warmup: int = Field(1000, ge=0, description="Warm-up steps.")
     wd: float = Field(0.2, ge=0, description="AdamW weight decay.")
     precision: Precision = Field("amp", description="open_clip --precision; 'amp' falls back to "
@@ -114,8 +117,15 @@ class TrainingConfig(Section):
     seed: int = 0
     log_every_n_steps: int = Field(10, ge=1, description="Loss logging interval (feeds the curve).")
     save_frequency: int = Field(1, ge=1, description="Save epoch_<N>.pt every N epochs.")
-    gpus: int = Field(1, ge=0, description="GPUs; >1 launches torchrun --nproc_per_node N. "
+    gpus: int = Field(1, ge=0, description="GPUs per node; >1 launches torchrun --nproc_per_node N "
+                                          "(one node), or under SLURM one srun task per GPU. "
                                           "0 = CPU.")
+    nodes: int = Field(1, ge=1, description="Nodes of a SLURM training job: the rule asks for "
+                                           "`nodes` nodes with `gpus` GPUs each and srun starts "
+                                           "nodes x gpus processes (open_clip reads SLURM_PROCID "
+                                           "/ SLURM_NTASKS / SLURM_LOCALID). batch_size is per "
+                                           "process, so the global batch is nodes x gpus x "
+                                           "batch_size. Must be 1 outside SLURM.")
     device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda'.")
     extra_args: list[str] = Field(default_factory=list,
                                   description="Passed verbatim to open_clip_train.main.")
@@ -124,7 +134,7 @@ class TrainingConfig(Section):
         description="Ordered training stages (e.g. seed pairs, then generated + seed pairs); "
                     "each starts from the previous stage's last checkpoint.")
     register_as: str = Field(
-        "pathgen-demo-clip", description="Encoder name under which the final checkpoint is "
+        "pathgen-clip-trained", description="Encoder name under which the final checkpoint is "
                                           "declared in `encoders` (for features/zero-shot/MIL).")
     baselines: list[Literal["slide_text"]] = Field(
         default_factory=list,

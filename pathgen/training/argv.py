@@ -7,10 +7,13 @@ Flags follow open_clip_train/params.py (open_clip_torch 3.x). Layout per stage:
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import ConfigError
 from ..config.training import TrainingConfig, TrainStage
 from .data import StageData
 from .files import open_clip_checkpoint, open_clip_out_log
@@ -106,8 +109,49 @@ def build_argv(cfg: TrainingConfig, stage: TrainStage, data: StageData, paths: S
     return argv + list(cfg.extra_args)
 
 
-def launcher(cfg: TrainingConfig, device: str) -> list[str]:
-    """Command prefix: [] = in-process open_clip_train.main.main(argv); else torchrun."""
+def processes(cfg: TrainingConfig) -> int:
+    """Trainer processes of a run: nodes x gpus per node (a CPU run counts one per node
+    unless gpus > 1)."""
+    return cfg.nodes * max(cfg.gpus, 1)
+
+
+def under_slurm(env: Mapping[str, str] | None = None) -> bool:
+    """This process runs inside a SLURM allocation (a batch job, salloc or srun)."""
+    env = os.environ if env is None else env
+    return bool(env.get("SLURM_JOB_ID"))
+
+
+def check_launch(cfg: TrainingConfig, env: Mapping[str, str] | None = None) -> None:
+    """Refuse a multi-node run outside SLURM (locally there is one node: nodes must be 1)."""
+    if cfg.nodes > 1 and not under_slurm(env):
+        raise ConfigError(
+            f"training.nodes is {cfg.nodes} but this run is not inside a SLURM job: several "
+            "nodes need SLURM (snakemake --profile slurm). Set training.nodes: 1 for a local run "
+            "(training.gpus GPUs on this machine).")
+
+
+def srun_command(cfg: TrainingConfig, device: str, threads: int | None = None) -> list[str]:
+    """srun prefix starting one open_clip process per GPU on every node of the job (open_clip's
+    documented SLURM launch: it reads SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID, and MASTER_ADDR/
+    MASTER_PORT, which pathgen.training.entry sets from the step's node list)."""
+    per_node = max(cfg.gpus, 1)
+    cmd = ["srun", f"--nodes={cfg.nodes}", f"--ntasks={cfg.nodes * per_node}",
+           f"--ntasks-per-node={per_node}", "--kill-on-bad-exit=1", "--export=ALL"]
+    if threads:
+        cmd.append(f"--cpus-per-task={threads}")
+    if device.startswith("cuda") and cfg.gpus:
+        # every task sees its node's GPUs; open_clip takes cuda:<SLURM_LOCALID>
+        cmd.append(f"--gres=gpu:{cfg.gpus}")
+    return cmd + [sys.executable, "-m", ENTRY_MODULE]
+
+
+def launcher(cfg: TrainingConfig, device: str, env: Mapping[str, str] | None = None,
+             threads: int | None = None) -> list[str]:
+    """Command prefix: [] = in-process open_clip_train.main.main(argv); torchrun (several GPUs,
+    one node); srun (inside a SLURM job with nodes x gpus > 1 processes)."""
+    check_launch(cfg, env)
+    if processes(cfg) > 1 and under_slurm(env):
+        return srun_command(cfg, device, threads)
     if cfg.gpus > 1 and device.startswith("cuda"):
         return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={cfg.gpus}", "-m", ENTRY_MODULE]

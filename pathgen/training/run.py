@@ -1,8 +1,10 @@
 """Run the configured training stages with open_clip's trainer and export the final model.
 
-Each stage is one call of ``open_clip_train.main.main(argv)`` (in-process for 1 GPU/CPU) or
-``torchrun --nproc_per_node N`` (several GPUs). A finished stage (its last ``epoch_<N>.pt``
-exists) is skipped on rerun; an unfinished one resumes with ``--resume latest``.
+Each stage is one call of ``open_clip_train.main.main(argv)`` (in-process for 1 GPU/CPU),
+``torchrun --nproc_per_node N`` (several GPUs on one machine) or, inside a SLURM job with
+``training.nodes`` x ``training.gpus`` > 1, ``srun`` starting one task per GPU on every node.
+A finished stage (its last ``epoch_<N>.pt`` exists) is skipped on rerun; an unfinished one
+resumes with ``--resume latest`` (rank 0 finds the checkpoint, open_clip broadcasts it).
 
 ``training.warm_start``: each finished run keeps its final weights in
 ``<training_dir>/<name>/warm_start/previous_final.pt`` (a hard link to final.pt, or a copy);
@@ -28,7 +30,7 @@ from ..atomic import atomic_path, write_json
 from ..config import ConfigError
 from ..config.training import BASELINES, TrainingConfig, TrainStage
 from ..dataset.files import shards_count
-from .argv import StagePaths, build_argv, launcher, resolve_device, stage_paths
+from .argv import StagePaths, build_argv, launcher, resolve_device, srun_command, stage_paths
 from .curves import parse_out_log, plot_loss
 from .data import StageData, resolve_stage_data
 from .files import stage_record, training_files, warm_start_files
@@ -85,12 +87,14 @@ def _run_in_process(argv: list[str]) -> None:
         raise RuntimeError(f"open_clip_train.main returned {rc} (see the messages above)")
 
 
-def _run_torchrun(cmd: list[str], extra_configs: list[str]) -> None:
+def _run_launched(cmd: list[str], extra_configs: list[str]) -> None:
+    """Run a stage through torchrun (several GPUs, one node) or srun (nodes x gpus SLURM tasks)."""
     env = dict(os.environ, PATHGEN_MODEL_CONFIGS=os.pathsep.join(extra_configs))
-    log.info("launching: %s", " ".join(cmd))
+    log.info("launching: %s", shlex.join(cmd))
     proc = subprocess.run(cmd, env=env)
     if proc.returncode:
-        raise RuntimeError(f"torchrun exited with {proc.returncode}; see the stage's out.log")
+        name = "srun" if cmd[0] == "srun" else "torchrun"
+        raise RuntimeError(f"{name} exited with {proc.returncode}; see the stage's out.log")
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class _Setup:
     default_csv: Path | None  # what a stage with empty `data` trains on
     baseline: str | None
     device: str
-    prefix: list[str]       # torchrun command (several GPUs), or [] (in-process)
+    prefix: list[str]       # torchrun (several GPUs) or srun (SLURM tasks) command, or []
     extra: list[str]        # extra model-config files (training.model_config_file)
 
     @property
@@ -138,7 +142,7 @@ def train(tc: TrainingConfig, training_dir: Path, default_csv: Path | None = Non
     ``default_csv``: the pairs a stage with empty `data` trains on (the caption dataset's
     open_clip CSV, or a baseline's pairs). ``baseline`` (e.g. slide_text): name the weights
     as that baseline's encoder (training.register_as-<baseline>) in final.json."""
-    setup = _set_up(tc, Path(training_dir), default_csv, threads, baseline)
+    setup = _set_up(tc, Path(training_dir), default_csv, threads, baseline, dry_run)
     result = TrainResult(final=None)
     previous, chain = None, ""
     for i, stage in enumerate(setup.tc.stages):
@@ -155,7 +159,7 @@ def train(tc: TrainingConfig, training_dir: Path, default_csv: Path | None = Non
 
 
 def _set_up(tc: TrainingConfig, training_dir: Path, default_csv: Path | None,
-            threads: int | None, baseline: str | None) -> _Setup:
+            threads: int | None, baseline: str | None, dry_run: bool = False) -> _Setup:
     """Register pathgen's model configs, check the architecture, pick device and launcher."""
     if baseline is not None and baseline not in BASELINES:
         raise ConfigError(f"unknown training baseline '{baseline}'; known: {', '.join(BASELINES)}")
@@ -167,7 +171,10 @@ def _set_up(tc: TrainingConfig, training_dir: Path, default_csv: Path | None,
     register_model_configs(extra)
     check_arch(tc.arch)
     device = resolve_device(tc, torch.cuda.is_available())
-    prefix = launcher(tc, device)
+    if dry_run and tc.nodes > 1:  # a plan shows the SLURM launch, wherever it is made
+        prefix = srun_command(tc, device, threads)
+    else:
+        prefix = launcher(tc, device, threads=threads)
     if threads and device == "cpu":
         torch.set_num_threads(threads)
     return _Setup(tc, training_dir, Path(default_csv) if default_csv else None, baseline, device,
@@ -244,7 +251,7 @@ def _run_stage(setup: _Setup, stage: TrainStage, plan: _StagePlan) -> None:
                                                       "argv": run.argv, "warm_start_from": plan.warm,
                                                       "warm_start_of": plan.warm_of})
     if setup.prefix:
-        _run_torchrun(run.command, setup.extra)
+        _run_launched(run.command, setup.extra)
     else:
         _run_in_process(run.argv)
     if not paths.final_checkpoint.exists():

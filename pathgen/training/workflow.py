@@ -35,6 +35,41 @@ def train_inputs(cfg: PathgenConfig, baseline: str | None = None) -> dict[str, s
     return files
 
 
+def train_resources(cfg: PathgenConfig, base: dict) -> dict:
+    """SLURM resources of rules train_clip / train_baseline: ``base`` (res() of the rule) as is
+    for one process; for nodes x gpus > 1 processes one job over training.nodes nodes with one
+    task per GPU, in the snakemake-executor-plugin-slurm 2.8.0 names:
+
+    * ``nodes`` -> ``sbatch --nodes=N``;
+    * ``gres="gpu[:<model>]:G"`` -> ``--gres=gpu:G``, G GPUs on *every* node (its ``gpu``
+      resource would be ``--gpus``, a total SLURM may spread unevenly, so it is dropped);
+    * ``mpi="srun"``: the job step runs the rule in the batch script (no ``srun -n1`` around
+      it), and pathgen.training launches the tasks with srun itself;
+    * ``tasks_per_node=G`` (G > 1) -> ``--ntasks-per-node=G``, else ``tasks=N*G`` ->
+      ``--ntasks``; ``tasks_per_gpu=0`` keeps the plugin from turning ``tasks`` into
+      ``--ntasks-per-gpu``;
+    * ``cpus-per-task`` stays the rule's threads (each task's data loading); ``mem_mb`` is per
+      node.
+
+    A CPU run (training.device cpu: tests) asks for no GPU and ``tasks=N*G`` CPU tasks."""
+    tc = cfg.training
+    per_node = max(tc.gpus, 1)
+    if tc.nodes * per_node <= 1:
+        return dict(base)
+    out = {k: v for k, v in base.items() if k not in ("gpu", "gpu_model")}
+    out.update(nodes=tc.nodes, mpi="srun", tasks_per_gpu=0)
+    if tc.gpus and tc.device != "cpu":
+        model = base.get("gpu_model")
+        out["gres"] = f"gpu:{model}:{tc.gpus}" if model else f"gpu:{tc.gpus}"
+        if per_node > 1:
+            out["tasks_per_node"] = per_node
+        else:
+            out["tasks"] = tc.nodes
+    else:
+        out["tasks"] = tc.nodes * per_node
+    return out
+
+
 def train_params(cfg: PathgenConfig) -> dict:
     """params.training of rules train_clip and train_baseline (their rerun trigger): the whole
     training section but the baselines' own data settings. Everything else that shapes the
