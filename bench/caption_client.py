@@ -1,6 +1,6 @@
 """Throughput and memory of pathgen's captioning client against a local OpenAI-compatible
 server that serves at most C requests at once with latency L (capacity C/L requests/s; extra
-requests queue server-side). The server returns canned text (pathgen.captioning.mockserver).
+requests queue server-side). The server returns canned text (pathgen_testkit.mock_chat_server).
 
 Prints, in one run: (a) a sequential client and (b) pathgen's pipelined client
 (run_items + the agents' backend, the code path of `pathgen caption --backend openai`) as a
@@ -36,7 +36,7 @@ from pathgen.config.captioning import CaptioningConfig
 
 
 def _serve(capacity, latency, port_q):
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
 
     srv = MockChatServer(capacity=capacity, latency_s=latency)
     port_q.put(srv.httpd.server_address[1])

@@ -2,7 +2,7 @@
 (``captioning.server.engine: command``) in tests, benchmarks and the SLURM integration test.
 
 It answers like vLLM's OpenAI server (``GET /v1/models``, ``POST /v1/chat/completions``) with
-canned text (pathgen.captioning.mockserver), serves the base model plus any
+canned text (pathgen_testkit.mock_chat_server), serves the base model plus any
 ``--lora-modules NAME=PATH`` (vLLM's multi-LoRA flag: requests name the adapter as their
 model; any other model gets vLLM's 404), and can misbehave on purpose:
 
@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 
 
 def measured_reply():

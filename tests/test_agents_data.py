@@ -218,7 +218,7 @@ def test_llm_corrupter_edits_through_the_summarize_agents_server(tmp_path):
     import re
 
     from pathgen.agents.stage import build_stage
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
     from pathgen.config import validate_config
 
     def one_sentence_more(body):  # the description quoted in the prompt + one added sentence

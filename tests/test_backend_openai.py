@@ -12,7 +12,7 @@ import pytest
 
 from pathgen.captioning.backends.openai import FatalRequestError, OpenAIBackend, OpenAIChatClient
 from pathgen.captioning.items import AgentError
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.config.captioning import CaptioningConfig, OpenAIBackendConfig
 from pathgen.instruct.chat import TextChat, chat_settings
 

@@ -1,5 +1,5 @@
 """A model per agent (captioning.agents) against real local HTTP servers
-(pathgen.captioning.mockserver.MockChatServer, OpenAI chat-completions format): each agent's
+(pathgen_testkit.mock_chat_server.MockChatServer, OpenAI chat-completions format): each agent's
 requests carry its own model and go to its own endpoint(s); several endpoints share the load,
 and one that dies mid-run loses no item."""
 
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from pathgen.captioning.backends import make_backend
 from pathgen.captioning.backends.openai import Endpoint, OpenAIChatClient
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.stage import caption_slide
 from pathgen.config.captioning import MORPHOMETRIC_MODEL_ID, CaptioningConfig
 

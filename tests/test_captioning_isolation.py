@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pathgen.captioning.backends import morphometric
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.stage import caption_slide
 from pathgen.config.captioning import CaptioningConfig
 

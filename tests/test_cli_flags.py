@@ -50,7 +50,7 @@ def test_backend_flag_with_an_agent_endpoint_over_a_morphometric_config(morphome
 
 
 def test_caption_runs_with_backend_flag_and_a_per_agent_endpoint(morphometric_cwd, capsys):
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
 
     csv_path, patches = write_selection(morphometric_cwd, n=2)
     out = morphometric_cwd / "cap" / "slide_a.jsonl"

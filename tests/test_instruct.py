@@ -168,7 +168,7 @@ def _instruct_reply(body: dict) -> str:
 def test_one_text_chat_adapter_sends_to_the_summarize_agent(monkeypatch):
     """Instruct's llm generator and selection's llm extractor both talk to the summarize agent
     (its endpoint, model, key and generation settings), never to describe's server."""
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
     from pathgen.instruct.chat import TextChat, chat_from_params, chat_params, chat_settings
 
     monkeypatch.setenv("PATHGEN_TEST_VLM_KEY", "vlm-key")
@@ -185,7 +185,7 @@ def test_one_text_chat_adapter_sends_to_the_summarize_agent(monkeypatch):
 
 
 def test_llm_instruct_generator_over_the_summarize_agent(tmp_path, monkeypatch):
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
     from pathgen.instruct.chat import TextChat, chat_settings
     from pathgen.instruct.llm import REPLY_MAX_TOKENS
 

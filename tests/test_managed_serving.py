@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.serving import plan_servers, server_command
 from pathgen.config import ConfigError, validate_config
 from pathgen.config.captioning import CaptioningConfig

@@ -1,6 +1,6 @@
 """Captioning reliability ("nothing lost, nothing let in"): every fault surfaces within
 seconds as one clear error, nothing finished is lost, a rerun resumes. Faults are injected by
-a local OpenAI-compatible server on 127.0.0.1 (pathgen.captioning.mockserver), by a store
+a local OpenAI-compatible server on 127.0.0.1 (pathgen_testkit.mock_chat_server), by a store
 whose writes fail with ENOSPC, and (as root) by a tiny / read-only tmpfs."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathgen.captioning.backends.openai import (FatalRequestError, OpenAIChatCli
                                                 _retry_after, image_data_url, protect_http_logs,
                                                 redact)
 from pathgen.captioning.items import AgentError, PatchItem, Reply
-from pathgen.captioning.mockserver import MockChatServer
+from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.stage import (CaptioningIncomplete, CaptioningWriteError, agent_settings,
                                       caption_slide)
 from pathgen.captioning.store import PartialStore
@@ -323,8 +323,8 @@ def test_auth_and_missing_model_stop_early_with_one_message(tmp_path, monkeypatc
     srv = MockChatServer(latency_s=0.01, **kw)
     if case == "400model":  # some servers answer 400 for an unknown model
         srv.fault_for = lambda body: "400model"
-        from pathgen.captioning import mockserver
-        monkeypatch.setitem(mockserver._ERRORS, "400model",
+        from pathgen_testkit import mock_chat_server
+        monkeypatch.setitem(mock_chat_server._ERRORS, "400model",
                             (400, "invalid_request_error", "Unknown model: {model}"))
     model = "gpt-nope" if case in ("model", "400model") else "m"
     oa = dict(model=model, summarize_model="nope-text" if case == "summarize_model" else None)

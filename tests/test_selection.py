@@ -390,7 +390,7 @@ def test_run_selection_loads_the_text_tower_from_the_spec(tmp_path):
 def test_llm_extractor_asks_the_summarize_agent(tmp_path, monkeypatch):
     """report_extractor llm: the report goes to the summarize agent's server and model once
     (then the cache); the cache id names that model."""
-    from pathgen.captioning.mockserver import MockChatServer
+    from pathgen_testkit.mock_chat_server import MockChatServer
     from pathgen.config.captioning import CaptioningConfig
     from pathgen.instruct.chat import chat_settings
 

@@ -1,6 +1,7 @@
-"""A local OpenAI-compatible chat-completions server with CANNED replies, for tests, the
-client benchmark (bench/caption_client.py) and offline smoke tests of the `openai` backend.
-Not a model: it answers fixed text.
+"""A local OpenAI-compatible chat-completions server with CANNED replies (test support, not
+part of pathgen): for the tests, the client benchmark (bench/caption_client.py), the stand-in
+model server process (pathgen_testkit.standin_server) and offline smoke tests of the `openai`
+backend. Not a model: it answers fixed text.
 
 It serves at most ``capacity`` requests at once, each taking ``latency_s`` (throughput
 ceiling capacity / latency per second; extra requests wait server-side, as on a saturated
