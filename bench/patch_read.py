@@ -7,7 +7,7 @@ Generates (once, then reuses) a 65536 x 49152 SVS at 0.25 µm/px with ~25 % tiss
 (pathgen.demo.large.make_large_slide), takes a contiguous block of tissue patches in
 row-major order and prints patches/s of
   (a) naive: OpenSlide read_region per patch + bicubic resize, torch DataLoader, N workers;
-  (b) pathgen's reader (pathgen.reading, same DataLoader set-up);
+  (b) pathgen's reader (pathgen.wsi, same DataLoader set-up);
   (c) ceiling: full-resolution JPEG decode of every level-0 tile those patches touch, once,
       in N processes (no assembly, no resize);
 with the ratios b/a and b/c, then the peak RSS of a full feature extraction (tiny encoder)
@@ -32,9 +32,9 @@ import psutil
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pathgen.reading import TiledJpegReader
-from pathgen.reading.loader import PatchBatches, patch_loader
-from pathgen.reading.plan import reading_order
+from pathgen.wsi import TiledJpegReader
+from pathgen.wsi.loader import PatchBatches, patch_loader
+from pathgen.wsi.plan import reading_order
 
 DEFAULT_SLIDE = Path("results/bench/large_65536x49152.svs")
 

@@ -17,8 +17,8 @@ from pathgen.config.features import FeaturesConfig
 from pathgen.features.extract import extract_features
 from pathgen.features.files import features_partial_file
 from pathgen.features.h5io import FeaturesFileError, ROOT_ATTRS
-from pathgen.reading import TiledJpegReader
 from pathgen.tiling.h5io import coords_attrs, read_coords, write_coords
+from pathgen.wsi import TiledJpegReader
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_reading_fixtures import make_svs  # noqa: E402

@@ -28,8 +28,8 @@ from pathgen.demo.synth import generate_slide
 from pathgen.export.clam import export_clam
 from pathgen.tiling.conventions import convention_conflicts
 from pathgen.features.extract import extract_features
-from pathgen.reading import open_reader
 from pathgen.tiling import read_coords, tile_slide
+from pathgen.wsi import patch_reader
 
 OUT_PX = 224
 
@@ -60,7 +60,7 @@ def clam_read_patches(slide_path, coords_h5, out_px=OUT_PX) -> tuple[np.ndarray,
 
 def pathgen_patches(slide_path, coords_h5, out_px=OUT_PX) -> np.ndarray:
     coords, attrs = read_coords(coords_h5)
-    with open_reader(slide_path) as reader:
+    with patch_reader(slide_path) as reader:
         return reader.read_patches(coords, attrs["patch_size_level0"], out_px)
 
 

@@ -24,8 +24,8 @@ from pathgen.demo.synth import generate_slide
 from pathgen.export.clam import export_clam
 from pathgen.export.trident import export_trident, magnification_label
 from pathgen.features.h5io import root_attrs, write_features
-from pathgen.reading import open_reader
 from pathgen.tiling import read_coords, tile_slide
+from pathgen.wsi import patch_reader
 
 
 def trident_paths(job_dir, mag: int, patch_size: int, overlap: int, slide: str, encoder: str):
@@ -59,7 +59,7 @@ def run(tmp_path_factory):
     coords_h5 = d / "coords" / "slideB.h5"
     tile_slide(svs, coords_h5, TilingConfig(patch_size_um=128, target_mpp=0.5, tissue_threshold=0.3))
     coords, attrs = read_coords(coords_h5)
-    with open_reader(svs) as reader:  # a simple real feature: mean colour per 4x4 cell
+    with patch_reader(svs) as reader:  # a simple real feature: mean colour per 4x4 cell
         patches = reader.read_patches(coords, attrs["patch_size_level0"], 16).astype(np.float32)
     feats = patches.reshape(len(coords), 4, 4, 4, 4, 3).mean(axis=(2, 4)).reshape(len(coords), -1)
     write_features(d / "features_meancolour" / "slideB.h5", feats, coords, attrs,
@@ -91,7 +91,7 @@ def test_trident_reading_matches_pathgen(run):
     export_trident(d / "job2", coords=d / "coords")
     patches_h5, _ = trident_paths(d / "job2", 20, 256, 0, "slideB", "x")
     theirs = trident_read_patches(svs, patches_h5, 128)
-    with open_reader(svs) as reader:
+    with patch_reader(svs) as reader:
         ours = reader.read_patches(coords, 512, 128)
     assert len(ours) >= 4 and np.abs(theirs.astype(float) - ours).mean() < 6
 

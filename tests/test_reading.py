@@ -10,9 +10,9 @@ import openslide
 import pytest
 import tifffile
 
-from pathgen.reading import (NotTiledJpeg, OpenSlideRegionReader, ReadError, TiledJpegReader,
-                             best_level, open_reader, plan_read, reading_order)
-from pathgen.reading.loader import PatchBatches, patch_loader
+from pathgen.wsi import (NotTiledJpeg, OpenSlideRegionReader, ReadError, TiledJpegReader,
+                         best_level, patch_reader, plan_read, reading_order)
+from pathgen.wsi.loader import PatchBatches, patch_loader
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_reading_fixtures import make_rgb_tables_tiff, make_svs, naive_patch  # noqa: E402
@@ -101,7 +101,7 @@ def test_rgb_jpegtables_tiff(tmp_path):
     img = make_rgb_tables_tiff(path)
     assert tifffile.TiffFile(path).pages[0].jpegtables
     coords = np.array([[0, 0], [37, 101], [600, 400]])
-    with open_reader(path) as r:
+    with patch_reader(path) as r:
         assert isinstance(r, TiledJpegReader)
         got = r.read_patches(coords, 128, 128)
     assert mad(got[0], img[:128, :128]) < 4  # JPEG q90 error only, colours right
@@ -117,7 +117,7 @@ def test_auto_falls_back_for_non_jpeg(tmp_path):
     tifffile.imwrite(path, img, tile=(256, 256), compression="zlib", photometric="rgb")
     with pytest.raises(NotTiledJpeg, match="compression"):
         TiledJpegReader(path)
-    with open_reader(path) as r:
+    with patch_reader(path) as r:
         assert isinstance(r, OpenSlideRegionReader)
         got = r.read_patches(np.array([[10, 20]]), 128, 128)
     assert np.array_equal(got[0], img[20:148, 10:138])

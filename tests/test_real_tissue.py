@@ -32,11 +32,11 @@ from pathgen.demo.aperio import write_aperio_svs
 from pathgen.encoders import load_encoder
 from pathgen.features import read_features
 from pathgen.features.extract import extract_features
-from pathgen.reading import OpenSlideRegionReader, TiledJpegReader, open_reader
 from pathgen.selection.runner import SelectionModels, run_selection
 from pathgen.selection.select import read_selection
 from pathgen.tiling import read_coords, tile_slide
-from pathgen.wsi import mpp_from_properties, open_slide, read_rgb, resolve_mpp
+from pathgen.wsi import (OpenSlideRegionReader, TiledJpegReader, mpp_from_properties, open_slide,
+                         patch_reader, read_rgb, resolve_mpp)
 
 torch.set_num_threads(1)
 
@@ -256,7 +256,7 @@ def test_morphometry_measures_real_nuclei(tiled):
     """On all tissue patches: nuclei are found, of nuclear size, and their density varies as
     between epithelium and stroma (a blank or uniform measurement would not)."""
     _, coords, attrs = tiled
-    with open_reader(SLIDE) as r:
+    with patch_reader(SLIDE) as r:
         patches = r.read_patches(coords, attrs["patch_size_level0"], 112)
     ms = [measure_patch(p, 0.5) for p in patches]
     nuclei = np.array([m.nuclei for m in ms])

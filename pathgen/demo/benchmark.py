@@ -26,6 +26,7 @@ from ..atomic import atomic_dir
 from ..config import ConfigError
 from ..config.inputs import DemoConfig
 from ..config.tiling import TilingConfig
+from ..wsi import open_slide
 from ..zeroshot.files import CLASSES_JSON, MANIFEST_CSV, PROMPTS_CONCH_JSON, TEMPLATE_FILE
 from .classes import BY_CODE, TISSUE_CLASSES
 from .files import demo_zeroshot_patch
@@ -90,7 +91,7 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
     for sid, path in slides.items():
         if sid not in regions or not Path(regions[sid]).exists():
             raise FileNotFoundError(f"ground truth {regions.get(sid)} for slide {sid} is missing")
-        with openslide.OpenSlide(str(path)) as s:
+        with open_slide(path, probe=False) as s:
             mpp = float(s.properties.get(openslide.PROPERTY_NAME_MPP_X, 0) or 0)
             if mpp <= 0:
                 raise ConfigError(f"{path} has no openslide.mpp-x; the demo benchmark needs it")
@@ -121,7 +122,7 @@ def build_benchmark(slides: dict[str, Path], regions: dict[str, Path], out_dir: 
             by_slide[item[1]].append(item)
         for sid, items in sorted(by_slide.items()):
             patch0 = geo[sid][0]
-            with openslide.OpenSlide(str(slides[sid])) as s:
+            with open_slide(slides[sid], probe=False) as s:
                 for code, _, x, y, pur in sorted(items, key=lambda t: (t[0], t[3], t[2])):
                     rel = demo_zeroshot_patch(code, sid, x, y)
                     (tmp / code).mkdir(exist_ok=True)

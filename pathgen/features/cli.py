@@ -38,9 +38,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..cli import config_from_args
     from ..encoders import EncoderError, load_encoder
     from ..logs import progress_enabled
-    from ..reading import ReadError
     from ..tiling.h5io import CoordsFileError
-    from ..wsi import SlideError
+    from ..wsi import ReadError, SlideError
     from .extract import extract_features, set_torch_threads
 
     cfg = config_from_args(args)  # --encoder, --batch-size, ... are features.* overrides

@@ -33,8 +33,8 @@ import torch
 
 from ..config.features import EncoderSpec, FeaturesConfig
 from ..encoders import Encoder, load_encoder
-from ..reading import open_reader
-from ..reading.loader import PatchBatches, patch_loader
+from ..wsi import patch_reader
+from ..wsi.loader import PatchBatches, patch_loader
 from ..tiling.h5io import read_coords
 from .files import features_partial_file
 from .h5io import create_datasets, root_attrs, write_features
@@ -260,7 +260,7 @@ def extract_features(slide: str | os.PathLike, coords_path: str | os.PathLike,
     read_size = enc.read_size
     crop = {"center_crop": enc.image_size} if read_size != enc.image_size else {}
     if n:
-        with open_reader(slide, fcfg.reader, fcfg.tile_cache_mb) as r:
+        with patch_reader(slide, fcfg.reader, fcfg.tile_cache_mb) as r:
             read_desc = r.describe(size0, read_size)
     else:  # nothing to read: do not require a readable slide for an empty file
         read_desc = {"reader": "none", "patch_size_level0": size0, "out_size": read_size}

@@ -29,12 +29,9 @@ def _thumbnail(slide_path: Path | None, extent: tuple[int, int], max_px: int) ->
     """Slide thumbnail and its level-0 -> thumbnail scale; a white canvas when unreadable."""
     if slide_path is not None:
         try:
-            try:
-                from ..wsi import open_slide
-                slide = open_slide(slide_path)
-            except ImportError:
-                import openslide
-                slide = openslide.OpenSlide(str(slide_path))
+            from ..wsi import open_slide
+
+            slide = open_slide(slide_path)
             w, h = slide.dimensions
             thumb = slide.get_thumbnail((max_px, max_px)).convert("RGB")
             slide.close()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from . import open_reader
+from .readers import patch_reader
 from .plan import reading_order
 
 
@@ -44,7 +44,7 @@ class PatchBatches(IterableDataset):
         part = np.array_split(self.order, n)[k]
         if len(part) == 0:
             return
-        with open_reader(self.slide_path, self.reader, self.cache_mb) as reader:
+        with patch_reader(self.slide_path, self.reader, self.cache_mb) as reader:
             for start in range(0, len(part), self.batch_size):
                 idx = part[start:start + self.batch_size]
                 patches = reader.read_patches(self.coords[idx], self.size_level0, self.out_size)

@@ -1,7 +1,7 @@
-"""Patch readers: fast tiled-JPEG TIFF/SVS decoding with an OpenSlide fallback.
+"""The patch-reader factory: fast tiled-JPEG TIFF/SVS decoding with an OpenSlide fallback.
 
-``open_reader(path, kind="auto")`` -> :class:`PatchReader`; ``reader.read_patches(coords,
-size_level0, out_size)`` -> (n, out, out, 3) uint8. :func:`pathgen.reading.loader.patch_loader`
+``patch_reader(path, kind="auto")`` -> :class:`PatchReader`; ``reader.read_patches(coords,
+size_level0, out_size)`` -> (n, out, out, 3) uint8. :func:`pathgen.wsi.loader.patch_loader`
 streams batches from worker processes.
 """
 
@@ -11,8 +11,7 @@ import logging
 import os
 from typing import Callable
 
-from .base import PatchReader, ReadError, TileLRU
-from .plan import ReadPlan, best_level, plan_read, reading_order
+from .base import PatchReader
 from .regions import OpenSlideRegionReader
 from .tiff import NotTiledJpeg, TiledJpegReader
 
@@ -24,7 +23,7 @@ READERS: dict[str, Callable[..., PatchReader]] = {
 }
 
 
-def open_reader(path: str | os.PathLike, kind: str = "auto", cache_mb: int = 256) -> PatchReader:
+def patch_reader(path: str | os.PathLike, kind: str = "auto", cache_mb: int = 256) -> PatchReader:
     """'auto': the tiled-JPEG reader when the file is one, else OpenSlide regions."""
     if kind == "auto":
         try:
@@ -37,8 +36,3 @@ def open_reader(path: str | os.PathLike, kind: str = "auto", cache_mb: int = 256
     except KeyError:
         raise ValueError(f"unknown reader '{kind}'; choose auto, {', '.join(READERS)}") from None
     return factory(path, cache_mb=cache_mb)
-
-
-__all__ = ["PatchReader", "ReadError", "ReadPlan", "TileLRU", "TiledJpegReader", "NotTiledJpeg",
-           "OpenSlideRegionReader", "open_reader", "plan_read", "best_level", "reading_order",
-           "READERS"]

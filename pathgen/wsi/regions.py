@@ -18,7 +18,7 @@ class OpenSlideRegionReader(PatchReader):
     name = "openslide-regions"
 
     def __init__(self, path: str | os.PathLike, max_region_px: int = MAX_REGION_PX):
-        from ..wsi import open_slide
+        from .slide import open_slide
 
         self.path = str(path)
         self._slide = open_slide(self.path, probe=False)
@@ -54,7 +54,7 @@ class OpenSlideRegionReader(PatchReader):
         return runs
 
     def read_patches(self, coords: np.ndarray, size_level0: float, out_size: int) -> np.ndarray:
-        from ..wsi import read_rgb
+        from .slide import read_rgb
 
         coords = np.asarray(coords, np.int64).reshape(-1, 2)
         plan = self.plan(size_level0, out_size)
