@@ -6,7 +6,7 @@ from snakemake.utils import min_version
 from pathgen.runner.chunks import plan_chunks
 from pathgen.config import validate_config
 from pathgen.paths import Layout
-from pathgen.slides import SLIDE_ID_PATTERN, list_slides
+from pathgen.cohort import SLIDE_ID_PATTERN, list_slides
 
 min_version("9.27.1")
 

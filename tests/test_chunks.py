@@ -223,9 +223,9 @@ def test_status_cli_exit_code_and_table(ctx, capsys, tmp_path):
 def test_job_reads_slide_files_from_its_members_param(ctx, monkeypatch):
     """The rule's `members` param maps each member to its slide file: the job takes the path from
     there and never re-lists the run's slides (at 10k slides that is a directory walk per job)."""
-    import pathgen.slides
+    import pathgen.cohort
 
-    monkeypatch.setattr(pathgen.slides, "list_slides", lambda cfg: pytest.fail("job re-listed slides"))
+    monkeypatch.setattr(pathgen.cohort, "list_slides", lambda cfg: pytest.fail("job re-listed slides"))
     moved = ctx.slides_dir / "elsewhere"
     moved.mkdir()
     (moved / "s000.svs").write_bytes(b"x")

@@ -241,7 +241,7 @@ def test_fixed_threshold_and_otsu_floor():
 
 def test_mpp_override_sources(tmp_path):
     from pathgen.config import validate_config
-    from pathgen.slides import SlideRecord
+    from pathgen.slide_tables import SlideRecord
     from pathgen.tiling import mpp_overrides_for_run
 
     (tmp_path / "o.csv").write_text("slide_id,mpp\na,0.26\n")

@@ -1,4 +1,5 @@
-"""Which slides a run processes: from a folder (recursive globs), a sample sheet, or the demo.
+"""The run's cohort: which slides a run processes, from a folder (recursive globs), a sample
+sheet, or the demo (``list_slides``). Slide files themselves are opened by :mod:`pathgen.wsi`.
 
 Slide ids are checked (a safe character set, never ending like a stage's side file) and
 every table the config names (sample sheet, mpp overrides, dataset file ids) is read with
