@@ -251,7 +251,7 @@ def parse_breakdown(ws) -> dict:
     from pathgen.runner.chunks import plan_chunks
     from pathgen.config import validate_config
     from pathgen.paths import Layout
-    from pathgen.slides import list_slides
+    from pathgen.cohort import list_slides
 
     data = yaml.safe_load(ws.config_path.read_text())
     cfg, t_cfg = timed(lambda: validate_config(data))

@@ -492,7 +492,7 @@ def run_checks(cfg_args) -> list[tuple[str, bool, str]]:
 
     def config():
         cfg = config_from_args(cfg_args)
-        from .slides import list_slides
+        from .cohort import list_slides
 
         slides = list_slides(cfg)
         missing = [s for s, r in slides.items() if not r.path.exists()]

@@ -7,7 +7,7 @@ character set, never reach a shell, and never end like a stage's side file
 Every table the config names is read with :func:`read_table`: a problem is a
 :class:`ConfigError` naming the file and line, the column and the fix. Library code (tiling's
 mpp overrides, the dataset's file ids and records) reads them from here; which slides a run
-processes is :mod:`pathgen.slides` (glue: it reads the whole config).
+processes is :mod:`pathgen.cohort` (glue: it reads the whole config).
 """
 
 from __future__ import annotations

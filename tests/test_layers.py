@@ -8,7 +8,7 @@ Layers, lowest first; a module imports only from its own layer or below:
   ``slide_tables``, ...): takes paths and config sections. The areas' file names
   (``pathgen/<area>/files.py``) are leaves too: they import only other areas' ``files``.
 - **glue**: turns the whole config into folders, jobs and params: ``pathgen/paths.py``
-  (``Layout``), ``slides.py``, ``workflow_env.py``, every ``<area>/workflow.py`` and
+  (``Layout``), ``cohort.py`` (the run's slides), ``workflow_env.py``, every ``<area>/workflow.py`` and
   ``<area>/chunk_stage.py``, the chunk runner ``pathgen/runner/``.
 - **CLI**: ``pathgen/cli.py`` and the front doors it registers, i.e. every ``<area>/cli.py``
   and every module with a top-level ``register(subparsers)`` (``doctor``, ``runner/status``,
@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("config", "library", "glue", "cli")
-GLUE_MODULES = {"paths", "slides", "workflow_env"}       # pathgen/<name>.py
+GLUE_MODULES = {"paths", "cohort", "workflow_env"}       # pathgen/<name>.py
 GLUE_AREA_MODULES = {"workflow", "chunk_stage"}          # pathgen/<area>/<name>.py
 GLUE_PACKAGES = {"runner"}                               # pathgen/<package>/**
 ONE_NODE_PACKAGES = {"config", "runner"}                 # one layer throughout: one graph node

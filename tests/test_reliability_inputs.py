@@ -36,7 +36,7 @@ from pathgen.config.dataset import DatasetConfig
 from pathgen.dataset import build_dataset
 from pathgen.dataset.build import file_ids_from_sheet, read_file_ids
 from pathgen.dataset.records import DatasetInputError
-from pathgen.slides import (SLIDE_ID_PATTERN, SlideRecord, check_slide_id, list_slides,
+from pathgen.cohort import (SLIDE_ID_PATTERN, SlideRecord, check_slide_id, list_slides,
                             read_mpp_overrides)
 
 REPO = Path(__file__).resolve().parents[1]

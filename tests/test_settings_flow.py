@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "workflow_scripts").glob("*.py"))
 
 # Glue: modules whose job is to read the whole config (relative to pathgen/).
-GLUE_FILES = {"paths.py", "cli.py", "doctor.py", "workflow_env.py", "slides.py"}
+GLUE_FILES = {"paths.py", "cli.py", "doctor.py", "workflow_env.py", "cohort.py"}
 # pathgen/<area>/cli.py, pathgen/<area>/workflow.py, pathgen/<area>/chunk_stage.py
 GLUE_NAMES = {"cli.py", "workflow.py", "chunk_stage.py"}
 GLUE_DIRS = {"config", "runner"}

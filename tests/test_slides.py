@@ -3,7 +3,7 @@
 import pytest
 
 from pathgen.config import ConfigError, validate_config
-from pathgen.slides import list_slides, read_mpp_overrides
+from pathgen.cohort import list_slides, read_mpp_overrides
 
 
 def _cfg(**slides):

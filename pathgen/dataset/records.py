@@ -3,7 +3,7 @@
 
 Caption files are inputs from outside the dataset folder (a copied results tree, a
 hand-edited file), so every record is checked before anything is written: the file name and
-each record's ``slide_id`` must be a safe slide id (pathgen.slides) and the same slide,
+each record's ``slide_id`` must be a safe slide id (pathgen.slide_tables) and the same slide,
 ``x``/``y`` non-negative integers, ``image``/``caption`` strings. A problem is a
 :class:`DatasetInputError` naming the file, line and field, and the fix.
 """
@@ -124,7 +124,7 @@ def load_slide(path: str | Path) -> SlideCaptions:
     if problem is not None:
         raise DatasetInputError(f"{path}: the file name gives slide id {slide_id!r}, which "
                                 f"{problem}; per-slide caption files are <slide_id>.jsonl with a "
-                                "safe slide id (rename the slide, see pathgen.slides)")
+                                "safe slide id (rename the slide, see pathgen.slide_tables)")
     sc = SlideCaptions(slide_id, path)
     recs = []
     for line, r in read_jsonl_lines(path):

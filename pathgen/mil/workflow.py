@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import ConfigError, PathgenConfig
 from ..paths import Layout
-from ..slides import list_slides
+from ..cohort import list_slides
 from .api import get_task, run_task, task_splits
 
 log = logging.getLogger("pathgen.mil.api")

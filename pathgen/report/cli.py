@@ -31,7 +31,7 @@ def inputs_for(cfg, slide_ids: list[str], n_qc: int = 3, chunk_files: list | Non
 def _main(args) -> int:
     from ..cli import config_from_args
     from ..paths import Layout
-    from ..slides import list_slides
+    from ..cohort import list_slides
     from .build import build_report
 
     cfg = config_from_args(args)

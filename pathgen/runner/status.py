@@ -27,7 +27,7 @@ def _main(args) -> int:
     from ..cli import config_from_args
     from ..paths import Layout
     from .state import FAILED, collect, status_table
-    from ..slides import list_slides
+    from ..cohort import list_slides
 
     cfg = config_from_args(args)
     L = Layout(cfg)

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..cli import config_from_args
-    from ..slides import SlideRecord, slide_id_from_path
+    from ..slide_tables import SlideRecord, slide_id_from_path
     from .pipeline import mpp_override_for, tile_slide
 
     cfg = config_from_args(args)
