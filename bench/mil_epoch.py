@@ -18,8 +18,8 @@ import torch
 
 from pathgen.mil.bags import BagStore, index_bags
 from pathgen.mil.models import build_model
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.mil.labels import read_labels
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 
 def epoch_seconds(model, opt, store: BagStore, ids: list[str], labels: dict[str, int], device: str) -> float:

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from pathgen.cli import main
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 
 def test_cli_plain_paths(tmp_path, monkeypatch, capsys):

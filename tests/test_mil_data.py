@@ -3,7 +3,6 @@
 import json
 import math
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +14,8 @@ from pathgen.mil.bags import BagStore, index_bags
 from pathgen.mil.labels import read_labels
 from pathgen.mil.splits import (check_splits, generate_splits, read_splits, save_splits,
                                 write_clam_split)
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
+from pathgen_testkit.feature_files import write_features_file
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 CLASSES = ["c0", "c1"]
 
@@ -151,15 +151,12 @@ def test_trident_folder_and_reread_mode(tmp_path, cohort):
 def test_zero_patch_and_missing_slides_skipped(tmp_path, cohort, caplog):
     d = write_synthetic_features(tmp_path / "f", cohort, CLASSES, dim=8)
     empty, gone = cohort.slide_id[0], cohort.slide_id[1]
-    with h5py.File(d / f"{empty}.h5", "w") as f:
-        f.create_dataset("features", shape=(0, 8), dtype="float32")
-        f.create_dataset("coords", shape=(0, 2), dtype="int64")
+    write_features_file(d / f"{empty}.h5", np.zeros((0, 8)), np.zeros((0, 2)))  # N = 0 is a valid file
     (d / f"{gone}.h5").unlink()
     idx = index_bags(d, list(cohort.slide_id))
     assert idx.skipped == {empty: "0 patches", gone: "no feature file"}
     assert "skipped" in caplog.text
-    with h5py.File(d / f"{cohort.slide_id[2]}.h5", "w") as f:
-        f["features"] = np.zeros((3, 5), np.float32)
+    write_features_file(d / f"{cohort.slide_id[2]}.h5", np.zeros((3, 5)), np.zeros((3, 2)))  # 5 wide, not 8
     with pytest.raises(ConfigError, match="feature width"):
         index_bags(d, list(cohort.slide_id))
     with pytest.raises(ConfigError, match="does not exist"):

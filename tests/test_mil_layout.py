@@ -7,7 +7,7 @@ import pandas as pd
 from pathgen.mil.bags import find_feature_file
 from pathgen.mil.files import mil_fold_files, mil_heatmap, mil_run_files, mil_split_files
 from pathgen.mil.splits import read_splits, save_splits
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 
 def test_fold_and_run_file_names_are_clams(tmp_path):

@@ -13,8 +13,8 @@ from pathgen.mil.labels import read_labels
 from pathgen.mil.results_table import write_table
 from pathgen.mil.run import run_benchmark
 from pathgen.mil.splits import generate_splits
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.mil.train import TrainParams
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 CLASSES = ["c0", "c1"]
 torch.set_num_threads(1)

@@ -12,8 +12,8 @@ from pathgen.mil.labels import read_labels
 from pathgen.mil.results_table import build_table
 from pathgen.mil.run import run_benchmark
 from pathgen.mil.splits import generate_splits
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.mil.train import TrainParams, pick_epoch, selection_key
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from pathgen.config import validate_config
 from pathgen.mil import workflow as mil_workflow
 from pathgen.mil.files import mil_fold_files, mil_run_files, mil_split_files
-from pathgen.mil.synthetic import synthetic_cohort, write_synthetic_features
 from pathgen.paths import Layout
+from pathgen_testkit.synthetic_mil import synthetic_cohort, write_synthetic_features
 
 REPO = Path(__file__).resolve().parent.parent
 

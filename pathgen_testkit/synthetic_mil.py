@@ -1,4 +1,5 @@
-"""Synthetic feature sets for tests and the epoch benchmark (clearly not real data).
+"""Synthetic MIL feature sets for the tests and the epoch benchmark (bench/mil_epoch.py):
+clearly not real data, and not part of pathgen.
 
 Each slide is a bag of Gaussian instance features; in slides of class c > 0 a fraction of
 instances is shifted along a class-specific direction (a "lesion" signal), so a MIL model
@@ -14,8 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..export.files import clam_export_files
-from ..features.files import slide_features_file
+from pathgen.export.files import clam_export_files
+from pathgen.features.files import slide_features_file
+
+from .feature_files import write_features_file
 
 
 def synthetic_cohort(n_patients: int = 20, n_classes: int = 2, slides_per_patient=(1, 2),
@@ -41,7 +44,9 @@ def write_synthetic_features(out_dir: Path, table: pd.DataFrame, classes: list[s
                              patch_size: int = 256, seed: int = 0) -> Path:
     """Write one feature file per slide in `layout` (pathgen | trident | clam_h5 | clam_pt | stamp).
 
-    `row_chunks=True` stores features one row per HDF5 chunk, as CLAM's writer does.
+    pathgen and TRIDENT files (one format) come from pathgen's own writer
+    (pathgen_testkit.feature_files); CLAM's and STAMP's are written here as those tools write
+    them. `row_chunks=True` stores CLAM h5 features one row per HDF5 chunk, as CLAM's writer does.
     """
     rng = np.random.default_rng(seed)
     directions = rng.normal(size=(len(classes), dim))
@@ -63,6 +68,10 @@ def write_synthetic_features(out_dir: Path, table: pd.DataFrame, classes: list[s
         path.parent.mkdir(parents=True, exist_ok=True)
         if layout == "clam_pt":
             torch.save(torch.from_numpy(feats), path)
+            continue
+        if layout in ("pathgen", "trident"):
+            write_features_file(path, feats, coords, patch_size, patch_size, encoder="synthetic",
+                                dtype=dtype)
             continue
         with h5py.File(path, "w") as f:
             key = "feats" if layout == "stamp" else "features"
