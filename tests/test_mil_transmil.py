@@ -76,3 +76,45 @@ def test_full_attention_baseline_and_bad_kind():
     assert a.sum().item() == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="'nystrom' or 'full'"):
         build_model("transmil", 8, 2, **KW, attention="linear")
+
+
+def _package_forward(self, t, need_cls_row=False):
+    """TransLayer.forward before nystrom_forward: the package's own forward (the reference)."""
+    q = self.norm(t)
+    if not need_cls_row:
+        return t + self.attn(q), None
+    out, (a1, a2_inv, a3) = self.attn(q, return_attn_matrices=True)
+    with torch.no_grad():
+        n = t.shape[1]
+        front = a1.shape[2] - n
+        row = (a1[0, :, front:front + 1] @ a2_inv[0] @ a3[0])[:, 0, front:]
+    return t + out, row.mean(0)
+
+
+@pytest.mark.parametrize("n", [1, 53, 300])
+@pytest.mark.parametrize("train", [False, True])
+def test_forward_matches_the_packages_forward(monkeypatch, n, train):
+    """nystrom_forward keeps fewer tensors for the backward pass, nothing else: logits, heatmap
+    and every gradient match the package's forward on the same weights (in training too: the
+    dropout draws the same numbers); the residual conv non-zero so its term is compared."""
+    x = torch.randn(n, 12, generator=torch.Generator().manual_seed(n))
+
+    def run():
+        torch.manual_seed(3)
+        m = build_model("transmil", 12, 3, hidden_dim=32, dropout=0.25, transmil_heads=4,
+                        checkpoint_tokens=100).train(train)
+        for layer in (m.layer1, m.layer2):
+            torch.nn.init.normal_(layer.attn.res_conv.weight, std=0.1)
+        torch.manual_seed(4)
+        out = m(x)
+        m.loss(out, torch.tensor(1)).backward()
+        return out, {k: p.grad for k, p in m.named_parameters()}
+
+    out, grads = run()
+    with monkeypatch.context() as mp:
+        mp.setattr(TransLayer, "forward", _package_forward)
+        ref, ref_grads = run()
+    assert torch.allclose(out["logits"], ref["logits"], atol=1e-5)
+    assert torch.allclose(out["attention"], ref["attention"], atol=1e-6)
+    for k, g in grads.items():
+        assert torch.allclose(g, ref_grads[k], atol=1e-5, rtol=1e-4), k

@@ -7,7 +7,10 @@ class token classified.
 
 Attention is the paper's Nyström approximation (`nystrom-attention` package: landmarks =
 hidden_dim / 2, 6 Moore-Penrose iterations, depth-wise residual conv on the values), so memory
-grows linearly with the bag: a 100,000-patch slide fits on a CPU (bench/transmil_memory.py).
+grows linearly with the bag: a 100,000-patch slide fits in 4 GB on a CPU
+(bench/transmil_memory.py). The package's module holds the parameters (same names, same
+initialisation); its forward is computed here by :func:`nystrom_forward`, the same numbers
+with fewer bag-sized tensors kept for the backward pass (see there).
 `attention="full"` keeps exact O(N²) multi-head attention (the benchmark's baseline).
 In training, bags above `checkpoint_tokens` run each layer under activation checkpointing
 (torch.utils.checkpoint, RNG state preserved: same numbers, one extra layer forward in the
@@ -24,8 +27,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as ckpt
 from nystrom_attention import NystromAttention
+from nystrom_attention.nystrom_attention import moore_penrose_iter_pinv
 from torch import nn
 
 from .common import ce_loss, instance_embedding
@@ -58,16 +63,62 @@ class TransLayer(nn.Module):
         if self.kind == "full":
             out, w = self.attn(q, q, q, need_weights=need_cls_row, average_attn_weights=True)
             return t + out, (w[0, 0] if need_cls_row else None)
-        if not need_cls_row:
-            return t + self.attn(q), None
-        out, (a1, a2_inv, a3) = self.attn(q, return_attn_matrices=True)
+        out, row = nystrom_forward(self.attn, q, need_cls_row)
+        return t + out, (row.mean(0) if need_cls_row else None)
+
+
+def nystrom_forward(attn: NystromAttention, x: torch.Tensor, need_cls_row: bool = False):
+    """``attn(x)`` (nystrom-attention 0.0.14, no mask) with the same parameters and numbers
+    (up to float rounding), and the class token's attention row (h, T) when asked for.
+
+    As the package: the sequence is left-padded with zeros to a multiple of the m landmarks,
+    each landmark is the mean of (T + pad) / m consecutive padded queries / keys, out =
+    attn1 · pinv(attn2) · attn3 · v + a depth-wise conv over v, merged heads -> to_out (Linear,
+    Dropout over the padded rows, so the dropout draws the same random numbers), last T rows.
+
+    What differs is what a bag of T tokens keeps alive for the backward pass: the package's
+    forward saves 14 bag-sized (T x dim fp32) tensors per layer, this one 11 (at 100,000
+    patches one is 0.1 GB), and it makes fewer transient ones: q, k, v are projected from the
+    unpadded input and padded per head (no padded copy of the input; zero rows project to
+    zero without a bias, as the package's padded input does); the 1/sqrt(d) scale goes into
+    the (m x d) landmarks instead of a scaled copy of every query; and the product is taken
+    as attn1 · (pinv(attn2) · (attn3 · v)), an (m x d) matrix, instead of forming
+    attn1 · pinv(attn2), a (T x m) one per head.
+    """
+    b, n, _ = x.shape
+    h, m = attn.heads, attn.num_landmarks
+    front = -n % m                      # zero rows in front, as the package pads
+    per = (n + front) // m              # tokens per landmark
+
+    def split(w: torch.Tensor) -> torch.Tensor:   # (b, n, dim) -> (b, h, front + n, d), contiguous
+        y = F.linear(x, w).view(b, n, h, -1).transpose(1, 2)
+        return F.pad(y, (0, 0, front, 0)) if front else y.contiguous()
+
+    wq, wk, wv = attn.to_qkv.weight.chunk(3, dim=0)
+    q = split(wq)
+    k = split(wk)
+    d = q.shape[-1]
+    q_l = q.view(b, h, m, per, d).sum(3) * (attn.scale / per)    # scaled query landmarks
+    k_l = k.view(b, h, m, per, d).sum(3) / per
+    attn1 = (q @ (k_l * attn.scale).transpose(-1, -2)).softmax(-1)   # (b, h, T', m)
+    del q  # (the dels free memory early where nothing saves it: checkpointing's no-grad pass)
+    attn2_inv = moore_penrose_iter_pinv((q_l @ k_l.transpose(-1, -2)).softmax(-1),
+                                        attn.pinv_iterations)       # (b, h, m, m)
+    attn3 = (q_l @ k.transpose(-1, -2)).softmax(-1)                 # (b, h, m, T')
+    del k
+    v = split(wv)
+    w = attn2_inv @ (attn3 @ v)                                     # (b, h, m, d)
+    out = attn1 @ w
+    if attn.residual:
+        out = out + attn.res_conv(v)
+    del v
+    out = attn.to_out(out.transpose(1, 2).reshape(b, front + n, h * d))[:, -n:]
+    row = None
+    if need_cls_row:
         with torch.no_grad():
-            # The package left-pads the sequence to a multiple of the landmarks: the class
-            # token (index 0 of t) sits at row `front`, the tokens at columns front: .
-            n = t.shape[1]
-            front = a1.shape[2] - n
-            row = (a1[0, :, front:front + 1] @ a2_inv[0] @ a3[0])[:, 0, front:]    # (h, T)
-        return t + out, row.mean(0)
+            # the class token (index 0 of x) sits at row `front`, the tokens at columns front:
+            row = (attn1[0, :, front:front + 1] @ attn2_inv[0] @ attn3[0])[:, 0, front:]
+    return out, row
 
 
 class PPEG(nn.Module):
