@@ -3,7 +3,7 @@
 For each N (default 1000 and 10000) the bench makes N EMPTY .svs files (slide listing never
 opens them) and measures, each as a separate `python -m snakemake` process in the same run:
 
-pathgen (the checkout's Snakefile; workspace = tests/slurm/workspace.py fake_slide_workspace:
+pathgen (the checkout's Snakefile; workspace = pathgen_testkit/workspace.py fake_slide_workspace:
 demo disabled, slides.dir = the fake slides, cluster.chunk_size=64 set explicitly, i.e. the
 code default for real slides - the repo's config.yaml says 5 for the demo; everything else
 the code defaults):
@@ -69,11 +69,7 @@ import textwrap
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "slurm"))
-
-from workspace import (SNAKEMAKE, fake_slide_workspace, make_touched_state,  # noqa: E402
-                       parse_job_counts)
+from pathgen_testkit.workspace import SNAKEMAKE, fake_slide_workspace, make_touched_state, parse_job_counts
 
 CHUNK_SIZE = 64
 

@@ -1,7 +1,7 @@
 """What `snakemake --profile slurm` submits to SLURM for N slides: the real sbatch command lines.
 
 For each N (default 1000 and 10000) the bench makes a workspace over N EMPTY .svs files
-(tests/slurm/workspace.py fake_slide_workspace: demo disabled; cluster.chunk_size=64 set
+(pathgen_testkit/workspace.py fake_slide_workspace: demo disabled; cluster.chunk_size=64 set
 explicitly - the repo's config.yaml says 5 for the demo -, cluster.gpu_partition=gpu,
 cluster.cpu_partition=cpu, captioning.backend=openai, i.e. a real cohort with a model server;
 everything else the code defaults; `--set KEY=VALUE` overrides) and runs the whole workflow,
@@ -12,7 +12,7 @@ start to end, through the real submission path:
   2. `snakemake --profile <repo>/slurm all` - Snakemake's CLI with the repo's profile as it
      is now (executor slurm, jobs, retries, keep-going, default-resources, status command,
      any groups, ...) and the unmodified snakemake-executor-plugin-slurm - with
-     bench/fake_slurm/ first on PATH. The plugin builds every sbatch command line itself and
+     pathgen_testkit/fake_slurm/ first on PATH. The plugin builds every sbatch command line itself and
      runs it; the fake `sbatch` appends the full argv (+ the jobstep script when it comes on
      stdin) to sbatch.jsonl, creates the empty declared files of the job's `--target-jobs`
      (all members of a group job or job array) and prints a job id; the fake `squeue`/`sacct`
@@ -24,7 +24,7 @@ start to end, through the real submission path:
      adds `--slurm-init-seconds-before-status-checks 1` (instead of the profile's wait before
      each status poll), and jobs Snakemake runs on the submitting node (cluster.local_rules,
      and `all`) only get their files created instead of running their scripts on empty
-     inputs (bench/fake_slurm/run_snakemake.py).
+     inputs (pathgen_testkit/fake_slurm/run_snakemake.py).
   Extra snakemake arguments after `--` go to both calls (e.g. `-- --slurm-array-jobs tile`).
 
 Per N it reports: jobs (Snakemake's own "Job stats" total of that run, local jobs and `all`
@@ -59,13 +59,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-FAKE = Path(__file__).resolve().parent / "fake_slurm"
-sys.path.insert(0, str(REPO / "tests" / "slurm"))
-sys.path.insert(0, str(FAKE))
+from pathgen_testkit.fake_slurm import BIN as FAKE
+from pathgen_testkit.fake_slurm.fakeslurm import spec_key
+from pathgen_testkit.workspace import fake_slide_workspace, merge_config, parse_job_counts
 
-from fakeslurm import spec_key  # noqa: E402
-from workspace import _merge, fake_slide_workspace, parse_job_counts  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # The bench's cohort config (a real-slide run on a cluster with a model server).
 BASE_CONFIG = {"cluster": {"chunk_size": 64, "gpu_partition": "gpu", "cpu_partition": "cpu"},
@@ -171,7 +169,7 @@ def run_one(n: int, overrides: dict, extra: list[str], timeout: float, keep: boo
     root = Path(tempfile.mkdtemp(prefix=f"pathgen-subs-{n}-"))
     try:
         updates = json.loads(json.dumps(BASE_CONFIG))
-        _merge(updates, overrides)
+        merge_config(updates, overrides)
         ws = fake_slide_workspace(root, n, **updates)
         from pathgen.config import validate_config
 

@@ -4,8 +4,6 @@ per-agent ablation (dataset.caption_stage)."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,6 +14,7 @@ from pathgen.config.dataset import DatasetConfig
 from pathgen.dataset import build_dataset
 from pathgen.dataset import dedup as dd
 from pathgen.dataset.records import DatasetInputError
+from pathgen_testkit.workspace import fake_slide_workspace, make_touched_state, parse_jobs
 from test_dataset import make_slide  # noqa: E402 (caption files as the captioning stage writes them)
 
 DIM = 64
@@ -141,12 +140,7 @@ def test_caption_stage_without_that_text_is_counted(tmp_path):
     assert card["n_pairs"] == 2 and card["caption_stage"]["missing_text"] == 1
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-
-
 def test_caption_stage_and_dedup_rerun_build_dataset_only(tmp_path):
-    from workspace import fake_slide_workspace, make_touched_state, parse_jobs
-
     ws = fake_slide_workspace(tmp_path, 2, evaluation={"mil": {"enabled": False}})
     make_touched_state(ws)
     for key, value in (("caption_stage", "describe"), ("dedup_cosine", 0.97)):

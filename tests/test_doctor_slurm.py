@@ -16,7 +16,7 @@ from pathgen.doctor import (Partition, Request, check_request, largest_requests,
                             status_command_problem, submitted_rules)
 
 # Two lines of `scontrol show partition -o` / `show node -o` from Slurm 22.05 (the test
-# cluster of tests/slurm/start.sh, plus a typed-GPU node and a per-CPU memory limit).
+# cluster of pathgen_testkit/slurm_cluster/start.sh, plus a typed-GPU node and a per-CPU memory limit).
 PARTITIONS = """\
 PartitionName=cpu AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=YES QoS=N/A DefaultTime=00:10:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=02:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED Nodes=vm PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=4 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=4000 TRES=cpu=4,mem=23081M,node=1,billing=4
 PartitionName=gpu AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL AllocNodes=ALL Default=NO QoS=N/A DefaultTime=00:10:00 DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO MaxNodes=UNLIMITED MaxTime=1-00:00:00 MinNodes=0 LLN=NO MaxCPUsPerNode=8 Nodes=vm,g[1-2] PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO OverTimeLimit=NONE PreemptMode=OFF State=UP TotalCPUs=4 TotalNodes=1 SelectTypeParameters=NONE JobDefaults=(null) DefMemPerCPU=2000 MaxMemPerCPU=8000 TRES=cpu=4,mem=23081M,node=1,billing=4

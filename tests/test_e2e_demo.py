@@ -3,15 +3,13 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import pandas as pd
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import REPO, Workspace, parse_jobs  # noqa: E402
+from pathgen_testkit.workspace import REPO, Workspace, parse_jobs
 
 pytestmark = pytest.mark.slow
 

@@ -420,8 +420,7 @@ def test_workflow_extracts_features_of_registered_mil_encoders(cohort):
 def test_dag_extracts_a_registered_mil_encoders_features(tmp_path):
     """Snakemake dry run: evaluation.mil.encoders [tiny-demo, uni] -> rule
     extract_encoder_features per chunk for uni (features_uni/), one mil job per encoder."""
-    sys.path.insert(0, str(Path(__file__).parent / "slurm"))
-    from workspace import fake_slide_workspace, parse_jobs
+    from pathgen_testkit.workspace import fake_slide_workspace, parse_jobs
 
     (tmp_path / "labels.csv").write_text(
         "case_id,slide_id,label\nc0,TCGA-FAKE-00000,a\nc1,TCGA-FAKE-00001,b\n")

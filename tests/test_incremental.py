@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import Workspace, parse_job_inputs, parse_jobs, write_real_slides  # noqa: E402
+from pathgen_testkit.slide_files import write_real_slides
+from pathgen_testkit.workspace import Workspace, parse_job_inputs, parse_jobs
 
 pytestmark = pytest.mark.slow
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import write_real_slides  # noqa: E402
-
-from pathgen.cli import build_parser, main  # noqa: E402
+from pathgen.cli import build_parser, main
+from pathgen_testkit.slide_files import write_real_slides
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = ("tile", "features", "select", "caption", "build-dataset", "instruct")
@@ -41,7 +38,9 @@ def documented_commands() -> list[list[str]]:
     return out
 
 
-class Workspace:
+class ReadmeWorkspace:
+    """A folder with one real slide and the repo's config, where the README's command lines run."""
+
     def __init__(self, root: Path):
         self.root = root
         self.slide = write_real_slides(root / "slides", 1, size=1024)[0]
@@ -78,8 +77,8 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp("readme_cmds"))
+def readme_ws(tmp_path_factory):
+    return ReadmeWorkspace(tmp_path_factory.mktemp("readme_cmds"))
 
 
 def test_every_documented_subcommand_is_covered():
@@ -89,7 +88,8 @@ def test_every_documented_subcommand_is_covered():
     assert not unknown, f"README documents {sorted(unknown)}: add them to RUN or PARSE_ONLY here"
 
 
-def test_documented_per_slide_chain_runs(ws, capsys):
+def test_documented_per_slide_chain_runs(readme_ws, capsys):
+    ws = readme_ws
     done = []
     for doc in documented_commands():
         if doc[0] not in RUN:
@@ -107,7 +107,8 @@ def test_documented_per_slide_chain_runs(ws, capsys):
 
 @pytest.mark.parametrize("doc", [d for d in documented_commands() if d[0] in PARSE_ONLY],
                          ids=lambda d: " ".join(d))
-def test_documented_command_parses(ws, doc):
+def test_documented_command_parses(readme_ws, doc):
+    ws = readme_ws
     argv = ws.argv(doc)
     try:
         build_parser().parse_args(argv)

@@ -5,13 +5,11 @@ reruns exactly the jobs it shapes, and nothing upstream."""
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import fake_slide_workspace, make_touched_state, parse_jobs  # noqa: E402
+from pathgen_testkit.workspace import Workspace, fake_slide_workspace, make_finished_state, parse_jobs
 
 ENCODERS = {"text-enc": {"kind": "open_clip", "arch": "pathgen-tiny-vit"},
             "align-enc": {"kind": "open_clip", "arch": "pathgen-tiny-vit"}}
@@ -19,19 +17,16 @@ DOWNSTREAM_OF_CAPTIONS = {"build_dataset", "train_clip", "build_instruct", "zero
                           "zeroshot_table", "build_report", "all"}
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    bench = tmp_path_factory.mktemp("zs_bench")  # a user's ImageFolder benchmark (an input)
-    (bench / "tumor").mkdir()
+def build_workspace(root: Path) -> Workspace:
+    """The `ws` fixture's workspace (tests/conftest.py: a finished run, shared by the module)."""
+    bench = root / "zs_bench"  # a user's ImageFolder benchmark (an input)
+    (bench / "tumor").mkdir(parents=True)
     zeroshot = {"benchmarks": {"zs": {"root": str(bench), "layout": "imagefolder"}},
                 "models": ["text-enc"]}
-    ws = fake_slide_workspace(tmp_path_factory.mktemp("triggers"), 3, encoders=ENCODERS,
-                              cluster={"chunk_size": 2}, selection={"text_encoder": "text-enc"},
-                              captioning={"filters": {"alignment_encoder": "align-enc"}},
-                              evaluation={"mil": {"enabled": False}, "zeroshot": zeroshot})
-    make_touched_state(ws)
-    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
-    return ws
+    return fake_slide_workspace(root / "ws", 3, encoders=ENCODERS,
+                                cluster={"chunk_size": 2}, selection={"text_encoder": "text-enc"},
+                                captioning={"filters": {"alignment_encoder": "align-enc"}},
+                                evaluation={"mil": {"enabled": False}, "zeroshot": zeroshot})
 
 
 def rules_after(ws, **encoder_edit) -> set[str]:
@@ -92,9 +87,7 @@ def sheet_ws(tmp_path_factory):
     sheet.write_text("slide_id,path,file_id\n" + "".join(f"{p.stem},{p},uuid-{i}\n" for i, p in enumerate(slides)))
     ws.config["slides"] = {"sample_sheet": str(sheet), "default_mpp": 0.5}
     ws.write_config()
-    make_touched_state(ws)
-    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
-    return ws, sheet
+    return make_finished_state(ws), sheet
 
 
 def test_sample_sheet_file_ids_rerun_the_dataset_only(sheet_ws):

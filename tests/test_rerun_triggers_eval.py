@@ -5,20 +5,15 @@ jobs it shapes; a spare encoder definition reruns none of them."""
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import fake_slide_workspace, make_touched_state, parse_jobs  # noqa: E402
+from pathgen_testkit.workspace import Workspace, fake_slide_workspace, parse_jobs
 
 EVAL = {"zeroshot", "zeroshot_export", "zeroshot_table", "mil_splits", "mil", "mil_table"}
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval_triggers")
+def build_workspace(root: Path) -> Workspace:
+    """The `ws` fixture's workspace (tests/conftest.py: a finished run, shared by the module)."""
     bench = root / "zs_bench"  # a user's ImageFolder benchmark and MIL task (inputs)
     (bench / "tumor").mkdir(parents=True)
     (root / "labels.csv").write_text("case_id,slide_id,label\nc0,TCGA-FAKE-00000,a\nc1,TCGA-FAKE-00001,b\n")
@@ -27,11 +22,8 @@ def ws(tmp_path_factory):
                 "models": ["tiny-demo"], "clip_benchmark_export": True}
     mil = {"tasks": {"t": {"labels": str(root / "labels.csv"), "classes": ["a", "b"], "folds": 2,
                            "features_dir": str(root / "feats")}}, "models": ["abmil"]}
-    ws = fake_slide_workspace(root / "ws", 2, cluster={"chunk_size": 2}, training={"enabled": False},
-                              evaluation={"mil": mil, "zeroshot": zeroshot})
-    make_touched_state(ws)
-    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
-    return ws
+    return fake_slide_workspace(root / "ws", 2, cluster={"chunk_size": 2}, training={"enabled": False},
+                                evaluation={"mil": mil, "zeroshot": zeroshot})
 
 
 def rules_after(ws, **updates) -> set[str]:

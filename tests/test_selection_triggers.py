@@ -5,13 +5,9 @@ generator), and each slide's cancer type from the sample sheet (only that slide'
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from workspace import fake_slide_workspace, make_touched_state, parse_jobs  # noqa: E402
+from pathgen_testkit.workspace import Workspace, fake_slide_workspace, parse_jobs
 
 N_SLIDES = 3
 
@@ -22,18 +18,16 @@ def _sheet(ws, types: list[str]) -> None:
     (ws.root / "sheet.csv").write_text("slide_id,path,cancer_type\n" + "\n".join(rows) + "\n")
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    ws = fake_slide_workspace(tmp_path_factory.mktemp("sel_triggers"), N_SLIDES,
-                              cluster={"chunk_size": 2}, evaluation={"mil": {"enabled": False}})
+def build_workspace(root: Path) -> Workspace:
+    """The `ws` fixture's workspace (tests/conftest.py: a finished run, shared by the module)."""
+    ws = fake_slide_workspace(root, N_SLIDES, cluster={"chunk_size": 2},
+                              evaluation={"mil": {"enabled": False}})
     _sheet(ws, ["LUAD", "BRCA", "COAD"])
     (ws.root / "reports.csv").write_text('slide_id,report\nTCGA-FAKE-00000,"Acinar glands."\n')
     ws.config["slides"] = {"sample_sheet": str(ws.root / "sheet.csv"), "default_mpp": 0.5}
     ws.write_config(selection={"reports": str(ws.root / "reports.csv"), "report_extractor": "llm"},
                     captioning={"agents": {"summarize": {"backend": "openai", "model": "lm-a"}}},
                     instruct={"generator": "llm"})
-    make_touched_state(ws)
-    assert {r for r, _, _ in parse_jobs(ws.dry_run(quiet=False).text)} <= {"all"}
     return ws
 
 

@@ -1,7 +1,7 @@
 """SLURM integration: the whole tiny workflow (demo slides -> report) through a real
 single-node SLURM with the repo profile, `--profile slurm` as shipped.
 
-The cluster (tests/slurm/start.sh, via the session fixture) has two partitions on one node:
+The cluster (pathgen_testkit/slurm_cluster/start.sh, via the conftest's session fixture) has two partitions on one node:
 `cpu` (default) and `gpu`, the node carrying a GRES of 4 fake GPUs (char devices aliasing
 /dev/null, gres.conf AutoDetect=off) and ~23 GB; each partition caps a job at 4000 MB and
 120 min (EnforcePartLimits=ALL). There is no slurmdbd, so the profile's own status command
@@ -11,7 +11,7 @@ comment = rule + wildcards; MinJobAge=3600 keeps them) and cross-check the count
 jobcomp/filetxt completion log, which is what sacct would have answered from slurmdbd.
 
 One run of 6 demo slides in chunks of 3, with one slide made unreadable (a truncated file the
-demo stage counts as written, tests/slurm/workspace.py plant_unreadable_demo_slide), checks:
+demo stage counts as written, pathgen_testkit/workspace.py plant_unreadable_demo_slide), checks:
 
 * exactly the non-local rules became SLURM jobs (doctor's own list of submitted rules), one
   per chunk and stage; the submission count; every job COMPLETED;
@@ -44,10 +44,9 @@ import yaml
 
 from pathgen.config.resources import RESOURCES_OF
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "slurm"))
-from fixtures import (STATE, jobcomp_records, run_start_script, scontrol_jobs,  # noqa: E402,F401
-                      skip_unless_cluster_possible, slurm_cluster)
-from workspace import REPO, Workspace, plant_unreadable_demo_slide  # noqa: E402
+from pathgen_testkit.slurm_cluster import (STATE, jobcomp_records, run_start_script, scontrol_jobs,
+                                           skip_unless_cluster_possible)
+from pathgen_testkit.workspace import REPO, Workspace, plant_unreadable_demo_slide
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -160,7 +159,7 @@ def test_start_script_fails_fast_when_a_daemon_dies():
 
 
 @pytest.mark.timeout(1800)  # a safety net (SLURM_TIMEOUT bounds the run), not a speed goal
-def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):  # noqa: F811 (fixture)
+def test_whole_workflow_through_slurm_matches_local(slurm_cluster, tmp_path):
     t_start = time.perf_counter()
     from pathgen.runner.chunks import read_registry
     from pathgen.config import load_config

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the daemons tests/slurm/start.sh started, by the PIDs it recorded (never by name).
+# Stop the daemons pathgen_testkit/slurm_cluster/start.sh started, by the PIDs it recorded (never by name).
 # PID 1 in containers may not reap, so a killed daemon can linger as a zombie: state Z in
 # /proc/PID/status counts as stopped.
 set -uo pipefail

@@ -1,4 +1,4 @@
-"""`python bench/fake_slurm/run_snakemake.py <snakemake args>`: Snakemake's own CLI
+"""`python pathgen_testkit/fake_slurm/run_snakemake.py <snakemake args>`: Snakemake's own CLI
 (snakemake.cli.main) with one change, for bench/submissions.py.
 
 Jobs that Snakemake runs on the submitting node (rules in cluster.local_rules -> localrules,

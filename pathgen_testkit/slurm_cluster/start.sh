@@ -2,7 +2,7 @@
 # Start a real single-node SLURM (Debian packages: munge + slurmctld + slurmd) for the
 # integration tests. Needs root. Idempotent: a cluster started by this script with the same
 # config is reused; a different config restarts it. PIDs go to $PATHGEN_SLURM_STATE/pids so
-# tests/slurm/stop.sh can stop exactly these daemons.
+# pathgen_testkit/slurm_cluster/stop.sh can stop exactly these daemons.
 #
 # Config follows slurm.conf(5) of Slurm 22.05: no cgroups (proctrack/linuxproc, task/none) so
 # it runs in containers; no slurmdbd (status checks must use `slurm-status-command: squeue`,
@@ -72,7 +72,7 @@ if ((GPUS > 0)); then
 fi
 limits="MaxTime=$MAX_MIN MaxMemPerNode=$MAX_MEM DefaultTime=10 State=UP"
 conf=$(cat <<EOF
-# written by pathgen tests/slurm/start.sh
+# written by pathgen_testkit/slurm_cluster/start.sh (pathgen tests)
 ClusterName=pathgenci
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root

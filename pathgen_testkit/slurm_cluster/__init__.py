@@ -1,9 +1,9 @@
-"""pytest fixtures for the SLURM integration test: a real single-node SLURM for the session.
+"""A real single-node SLURM for the SLURM integration test (tests/test_slurm.py).
 
-`slurm_cluster` runs tests/slurm/start.sh (apt-installs and starts munge + slurmctld + slurmd)
-and stops the daemons by PID afterwards (tests/slurm/stop.sh). It skips only when the test
-cannot possibly start a cluster (not root, or SLURM missing and no apt-get); in CI (root) it
-must run.
+`running_cluster()` (the conftest's session fixture `slurm_cluster`) runs start.sh beside this
+file (apt-installs and starts munge + slurmctld + slurmd) and stops the daemons by PID
+afterwards (stop.sh). It skips only when the test cannot possibly start a cluster (not root,
+or SLURM missing and no apt-get); in CI (root) it must run.
 
 The cluster has no slurmdbd, so `sacct` knows nothing: what SLURM was asked for is read from
 slurmctld itself (`scontrol show job`, kept MinJobAge=3600 s after a job ends) and from the
@@ -12,10 +12,12 @@ job completion log (jobcomp/filetxt, one line per ended job, a rejected submissi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,14 +59,16 @@ def skip_unless_cluster_possible() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster():
+@contextlib.contextmanager
+def running_cluster() -> Iterator[dict]:
+    """Start the cluster (skip when impossible, fail when start.sh fails), yield its facts
+    (start_seconds, state, log, max_mem_mb, max_minutes) and stop it."""
     skip_unless_cluster_possible()
     env = cluster_env()
     t0 = time.perf_counter()
     proc = run_start_script()
     if proc.returncode != 0:
-        pytest.fail(f"tests/slurm/start.sh failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+        pytest.fail(f"{HERE / 'start.sh'} failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
     info = {"start_seconds": time.perf_counter() - t0, "state": STATE, "log": proc.stderr,
             "max_mem_mb": MAX_MEM_MB, "max_minutes": MAX_MINUTES}
     try:

@@ -1,8 +1,9 @@
 """Scratch workspaces for running the real Snakefile on small or fake slide sets.
 
-Used by the SLURM integration test, the incremental-rerun tests and bench/dag.py /
-bench/submissions.py. A workspace is a folder with its own config.yaml (results inside it);
-snakemake runs there with ``-s <repo>/Snakefile`` so the checkout's results/ is never touched.
+Used by the workflow tests (the SLURM integration test, the incremental-rerun and rerun-trigger
+tests, the conftest's ``ws`` fixture) and bench/dag.py / bench/submissions.py. A workspace is a
+folder with its own config.yaml (results inside it); snakemake runs there with
+``-s <repo>/Snakefile`` so the checkout's results/ is never touched.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
@@ -32,7 +33,7 @@ class Workspace:
 
     def write_config(self, **updates) -> None:
         """Deep-merge ``updates`` (nested dicts) into the config and write config.yaml."""
-        _merge(self.config, updates)
+        merge_config(self.config, updates)
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
@@ -97,10 +98,11 @@ def parse_job_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def _merge(dst: dict, src: dict) -> None:
+def merge_config(dst: dict, src: dict) -> None:
+    """Deep-merge ``src`` (nested dicts) into ``dst`` in place."""
     for k, v in src.items():
         if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            _merge(dst[k], v)
+            merge_config(dst[k], v)
         else:
             dst[k] = v
 
@@ -115,31 +117,6 @@ def fake_slide_workspace(root: Path, n_slides: int, **config) -> Workspace:
     ws.write_config(results_dir=str(root / "results"), demo={"enabled": False},
                     slides={"dir": str(slides), "default_mpp": 0.5}, **config)
     return ws
-
-
-def write_real_slides(folder: Path, n: int, size: int = 768, seed: int = 0,
-                      start: int = 0) -> list[Path]:
-    """Small real Aperio SVS files with tissue-like content (pathgen.demo.aperio)."""
-    import numpy as np
-
-    from pathgen.demo.aperio import write_aperio_svs
-
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(start, start + n):
-        rng = np.random.default_rng(seed + i)
-        img = np.full((size, size, 3), 240, np.uint8)
-        # A pink/purple blob covering the middle: tissue for the segmenter, texture for encoders.
-        yy, xx = np.mgrid[:size, :size]
-        r = size * (0.3 + 0.05 * rng.random())
-        blob = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < r * r
-        noise = rng.integers(0, 40, (size, size, 1))
-        tissue = np.array([200, 110, 170], np.int64) - noise
-        img[blob] = np.clip(tissue, 0, 255).astype(np.uint8)[blob]
-        path = folder / f"slide_{i:03d}.svs"
-        write_aperio_svs(path, img, mpp=0.5, app_mag=20)
-        out.append(path)
-    return out
 
 
 def parse_jobs(text: str) -> list[tuple[str, dict[str, str], str]]:
@@ -232,3 +209,13 @@ def make_touched_state(ws: Workspace, timeout: float = 600) -> int:
         p.touch()
     ws.snakemake("--touch", "-F", "--cores", "1", "--quiet", "all", timeout=timeout)
     return len(outputs)
+
+
+def make_finished_state(ws: Workspace, timeout: float = 600) -> Workspace:
+    """:func:`make_touched_state`, then check that a dry run has nothing left to do (only
+    `all`): the starting point of the rerun-trigger tests, which edit one setting and look at
+    what a dry run schedules."""
+    make_touched_state(ws, timeout=timeout)
+    left = {rule for rule, _, _ in parse_jobs(ws.dry_run(quiet=False, timeout=timeout).text)}
+    assert left <= {"all"}, f"a touched workspace still has jobs to run: {sorted(left)}"
+    return ws
