@@ -6,17 +6,14 @@ logits."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_agents_fixtures import toy_words, write_toy_captions  # noqa: E402
-from tiny_vlm import build_tiny_vlm  # noqa: E402
-
-from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig  # noqa: E402
-from pathgen.agents.files import agents_data_files, agents_model_files  # noqa: E402
+from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig
+from pathgen.agents.files import agents_data_files, agents_model_files
+from pathgen_testkit.tiny_vlm import build_tiny_vlm
+from pathgen_testkit.toy_captions import toy_words, write_toy_captions
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")

@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_agents_fixtures import TOY, write_toy_captions  # noqa: E402
-from test_captioning_fixtures import MPP, write_selection  # noqa: E402
-
-from pathgen.agents import corrupt as C  # noqa: E402
-from pathgen.agents.build import build_data  # noqa: E402
-from pathgen.agents.corrupt_llm import corrupt_with_llm  # noqa: E402
-from pathgen.agents.split import split_slides  # noqa: E402
-from pathgen.agents.teacher import TeacherError, pairs_from_files  # noqa: E402
-from pathgen.agents.vocab import SWAP_GROUPS  # noqa: E402
-from pathgen.captioning.prompts import load_templates  # noqa: E402
-from pathgen.cli import main  # noqa: E402
-from pathgen.config.agents import AgentsDataConfig  # noqa: E402
+from pathgen.agents import corrupt as C
+from pathgen.agents.build import build_data
+from pathgen.agents.corrupt_llm import corrupt_with_llm
+from pathgen.agents.split import split_slides
+from pathgen.agents.teacher import TeacherError, pairs_from_files
+from pathgen.agents.vocab import SWAP_GROUPS
+from pathgen.captioning.prompts import load_templates
+from pathgen.cli import main
+from pathgen.config.agents import AgentsDataConfig
+from pathgen_testkit.patches import MPP, write_selection
+from pathgen_testkit.toy_captions import TOY, write_toy_captions
 
 TEXT = ("Dense sheets of tumour cells with hyperchromatic nuclei. Glands are lined by crowded "
         "epithelial cells. Scattered lymphocytes are present.")

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_agents_fixtures import toy_words, write_toy_captions  # noqa: E402
-from test_captioning_fixtures import write_selection  # noqa: E402
-from tiny_vlm import build_tiny_vlm  # noqa: E402
-
-from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig  # noqa: E402
-from pathgen.agents.files import agents_checkpoint, agents_trainer_state  # noqa: E402
-from pathgen.paths import Layout  # noqa: E402
+from pathgen.config.agents import AgentsDataConfig, AgentsTrainConfig
+from pathgen.agents.files import agents_checkpoint, agents_trainer_state
+from pathgen.paths import Layout
+from pathgen_testkit.patches import write_selection
+from pathgen_testkit.tiny_vlm import build_tiny_vlm
+from pathgen_testkit.toy_captions import toy_words, write_toy_captions
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -238,7 +235,7 @@ def test_workflow_script_trains_from_params_only(toy, tmp_path):
 def test_qwen2vl_class_trains_exports_and_captions(toy, tmp_path):
     """The same path for a Qwen2-VL model (patch-row pixel_values, image_grid_thw, per-token
     mm_token_type_ids, M-RoPE): loss falls, the merged folder captions through the backend."""
-    from tiny_vlm import build_tiny_qwen2vl
+    from pathgen_testkit.tiny_vlm import build_tiny_qwen2vl
 
     from pathgen.agents.stage import train_stage
     from pathgen.captioning.backends.transformers import TransformersBackend

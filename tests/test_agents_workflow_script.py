@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import json
 import runpy
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_agents_fixtures import write_toy_captions  # noqa: E402
-from test_dataset_workflow_script import write_chunk  # noqa: E402
-
-from pathgen.agents.stage import build_stage  # noqa: E402
-from pathgen.agents.workflow import build_data_params  # noqa: E402
-from pathgen.config import validate_config  # noqa: E402
-from pathgen.config.agents import AgentsDataConfig  # noqa: E402
-from pathgen.config.captioning import CaptioningConfig  # noqa: E402
-from pathgen.paths import Layout  # noqa: E402
+from pathgen.agents.stage import build_stage
+from pathgen.agents.workflow import build_data_params
+from pathgen.config import validate_config
+from pathgen.config.agents import AgentsDataConfig
+from pathgen.config.captioning import CaptioningConfig
+from pathgen.paths import Layout
+from pathgen_testkit.chunk_outcomes import write_chunk
+from pathgen_testkit.toy_captions import write_toy_captions
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +13,7 @@ from pathgen.captioning.items import AgentError
 from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.config.captioning import CaptioningConfig, OpenAIBackendConfig
 from pathgen.instruct.chat import TextChat, chat_settings
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
+from pathgen_testkit.patches import write_selection
 
 
 def _client(url, **kw):

@@ -5,14 +5,12 @@ causal LM for summarize, both saved to disk and loaded through the real from_pre
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
-from tiny_vlm import build_tiny_vlm, tiny_tokenizer  # noqa: E402
+from pathgen_testkit.patches import write_selection
+from pathgen_testkit.tiny_vlm import build_tiny_vlm, tiny_tokenizer
+
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):

@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pathgen.captioning import filters as F
@@ -17,9 +17,8 @@ from pathgen.captioning.budget import TokenBudget, split_sentences
 from pathgen.captioning.prompts import PromptError, load_templates
 from pathgen.captioning.store import PartialStore
 from pathgen.config.captioning import CaptioningConfig, FiltersConfig, MorphometricConfig
+from pathgen_testkit.patches import synth_patch, write_selection
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import synth_patch, write_selection  # noqa: E402
 
 BUDGET = TokenBudget("ViT-B-16", 77)
 LONG = ("Sheets of tumour cells with enlarged vesicular nuclei and prominent nucleoli fill the "
@@ -274,3 +273,9 @@ def test_cli_caption(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 2
     assert main(["caption", str(csv_path), "--patches-dir", str(patches), "--out", str(out),
                  "--backend", "morphometric", "--model", "x"]) == 2  # config error, named
+
+
+def test_synth_patch_kinds_differ():
+    a, b = synth_patch("tumour"), synth_patch("stroma")
+    assert a.shape == (256, 256, 3) and a.dtype == np.uint8
+    assert a.mean() < b.mean()  # more dark nuclei in the tumour-like patch

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,9 +19,8 @@ from pathgen.captioning.backends.openai import Endpoint, OpenAIChatClient
 from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.stage import caption_slide
 from pathgen.config.captioning import MORPHOMETRIC_MODEL_ID, CaptioningConfig
+from pathgen_testkit.patches import write_selection
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
 
 FAST = dict(timeout_s=5.0, max_retries=4, backoff_base_s=0.01, backoff_max_s=0.1)
 

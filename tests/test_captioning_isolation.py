@@ -5,16 +5,13 @@ recorded failed with its reason and the other items are captioned."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from pathgen.captioning.backends import morphometric
 from pathgen_testkit.mock_chat_server import MockChatServer
 from pathgen.captioning.stage import caption_slide
 from pathgen.config.captioning import CaptioningConfig
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
+from pathgen_testkit.patches import write_selection
 
 
 def _records(out: Path) -> dict[int, dict]:

@@ -5,16 +5,12 @@ before the one validation (pathgen.cli.add_config_flag / config_from_args)."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
-
-from pathgen.cli import build_parser, config_from_args, main  # noqa: E402
-from pathgen.config import ConfigError  # noqa: E402
+from pathgen.cli import build_parser, config_from_args, main
+from pathgen.config import ConfigError
+from pathgen_testkit.patches import write_selection
 
 CAPTION = ["caption", "sel.csv", "--patches-root", "patches", "--out", "o.jsonl"]
 
@@ -152,7 +148,7 @@ def test_switches_and_repeated_flags(morphometric_cwd):
 
 def test_train_data_flags_are_one_stage(morphometric_cwd, capsys):
     """`train --data A --data B --csv-separator S` = --set training.stages=[{name: main, ...}]."""
-    from test_training import make_pairs
+    from pathgen_testkit.training import make_pairs
 
     a = make_pairs(morphometric_cwd / "a", sep="|", absolute=True)
     b = make_pairs(morphometric_cwd / "b", sep="|", absolute=True)

@@ -15,7 +15,7 @@ from pathgen.dataset import build_dataset
 from pathgen.dataset import dedup as dd
 from pathgen.dataset.records import DatasetInputError
 from pathgen_testkit.workspace import fake_slide_workspace, make_touched_state, parse_jobs
-from test_dataset import make_slide  # noqa: E402 (caption files as the captioning stage writes them)
+from pathgen_testkit.caption_files import make_slide
 
 DIM = 64
 

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import json
 import runpy
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_dataset import make_slide  # noqa: E402
-
-from pathgen.config import validate_config  # noqa: E402
-from pathgen.config.dataset import DatasetConfig  # noqa: E402
-from pathgen.cli import main  # noqa: E402
-from pathgen.dataset.files import dataset_files  # noqa: E402
-from pathgen.dataset.workflow import build_dataset_params  # noqa: E402
-from pathgen.paths import Layout  # noqa: E402
+from pathgen.config import validate_config
+from pathgen.config.dataset import DatasetConfig
+from pathgen.cli import main
+from pathgen.dataset.files import dataset_files
+from pathgen.dataset.workflow import build_dataset_params
+from pathgen.paths import Layout
+from pathgen_testkit.caption_files import make_slide
+from pathgen_testkit.chunk_outcomes import write_chunk
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def write_chunk(path: Path, stage: str, members: dict[str, str]) -> Path:
-    """A chunk outcome file as the chunk jobs write it (pathgen/chunk_run.py: stage, chunk,
-    members [{slide_id, status}]); only the fields slides_with_status reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"stage": stage, "chunk": path.stem, "members": [
-        {"slide_id": s, "status": st} for s, st in members.items()]}))
-    return path
 
 
 def _run(script: str, **parts) -> None:

@@ -9,7 +9,6 @@ parameters); width, heads, patch size, MLP, registers and pooling are the card's
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,8 @@ from PIL import Image
 from pathgen.config import ConfigError, validate_config
 from pathgen.config.features import BUILTIN_ENCODERS, EncoderSpec, known_encoders
 from pathgen.encoders import EncoderError, load_encoder
+from pathgen_testkit.slide_files import make_svs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_reading_fixtures import make_svs  # noqa: E402
 
 torch.set_num_threads(2)
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

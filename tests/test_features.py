@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import h5py
 import numpy as np
 import pytest
@@ -19,9 +16,8 @@ from pathgen.features.files import features_partial_file
 from pathgen.features.h5io import FeaturesFileError, ROOT_ATTRS
 from pathgen.tiling.h5io import coords_attrs, read_coords, write_coords
 from pathgen.wsi import TiledJpegReader
+from pathgen_testkit.slide_files import make_svs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_reading_fixtures import make_svs  # noqa: E402
 
 torch.set_num_threads(1)
 W, H = 1280, 1024

@@ -20,9 +20,8 @@ from pathgen.config import ConfigError, validate_config
 from pathgen.config.captioning import CaptioningConfig
 from pathgen.runner import ChunkContext, InfrastructureError, run_chunk
 from pathgen.runner.state import read_record, write_record
+from pathgen_testkit.patches import write_selection
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
 
 SLIDES = ["s0", "s1", "s2"]
 PATCHES = 4

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import openslide
 import pytest
@@ -13,9 +10,8 @@ import tifffile
 from pathgen.wsi import (NotTiledJpeg, OpenSlideRegionReader, ReadError, TiledJpegReader,
                          best_level, patch_reader, plan_read, reading_order)
 from pathgen.wsi.loader import PatchBatches, patch_loader
+from pathgen_testkit.slide_files import make_rgb_tables_tiff, make_svs, naive_patch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_reading_fixtures import make_rgb_tables_tiff, make_svs, naive_patch  # noqa: E402
 
 W, H = 1536, 1088
 

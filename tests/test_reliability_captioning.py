@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,9 +30,8 @@ from pathgen.captioning.stage import (CaptioningIncomplete, CaptioningWriteError
 from pathgen.captioning.store import PartialStore
 from pathgen.config import ConfigError, validate_config
 from pathgen.config.captioning import CaptioningConfig
+from pathgen_testkit.patches import write_selection
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import write_selection  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 SECRET = "hunter2-not-a-real-key"

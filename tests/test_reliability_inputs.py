@@ -269,12 +269,10 @@ def test_companion_named_caption_files_never_merge(tmp_path, ws):
 
 # -- features: finalise by rename, keep the finished partial, clear write errors -------------
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 
 @pytest.fixture(scope="module")
 def feat_slide(tmp_path_factory):
-    from test_reading_fixtures import make_svs
+    from pathgen_testkit.slide_files import make_svs
 
     from pathgen.tiling.h5io import coords_attrs, write_coords
 
@@ -355,8 +353,6 @@ def test_features_failed_rename_keeps_finished_partial(feat_slide, enc, tmp_path
 
 FILL_UP = """
 import resource, sys
-from pathlib import Path
-sys.path.insert(0, {repo!r})
 import torch; torch.set_num_threads(1)
 from pathgen.config.features import FeaturesConfig
 from pathgen.features.extract import extract_features
@@ -380,7 +376,7 @@ def test_features_write_error_is_clear_and_no_segfault(feat_slide, enc, tmp_path
 
     slide, coords, n = feat_slide
     script = tmp_path / "fill.py"
-    script.write_text(FILL_UP.format(repo=str(REPO), slide=str(slide), coords=str(coords)))
+    script.write_text(FILL_UP.format(slide=str(slide), coords=str(coords)))
     d = tmp_path / "features_tiny-demo"
     done = d / "done.h5"
     extract_features(slide, coords, done, enc, FeaturesConfig(batch_size=32, num_workers=0))

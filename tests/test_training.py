@@ -5,56 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from pathgen.config import ConfigError, validate_config
+from pathgen.config import ConfigError
 from pathgen.config.training import TrainStage
 from pathgen.training.argv import build_argv, launcher, stage_paths
 from pathgen.training.curves import parse_out_log
 from pathgen.training.data import resolve_stage_data
-from pathgen.training.run import train as train_on
-from pathgen.training.workflow import train_arguments
-
-# Smaller than pathgen-tiny-vit so one epoch takes seconds on a shared CPU.
-MICRO = {"embed_dim": 32,
-         "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "head_width": 32, "patch_size": 8},
-         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}}
-
-
-def make_pairs(root: Path, n: int = 8, sep: str = ",", card: bool = False,
-               absolute: bool = False) -> Path:
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    lines = [sep.join(["filepath", "title"])]
-    for i in range(n):
-        colour = ("red", "blue")[i % 2]
-        arr = np.zeros((32, 32, 3), np.uint8)
-        arr[..., 0 if colour == "red" else 2] = 200
-        arr += rng.integers(0, 40, arr.shape, dtype=np.uint8)
-        Image.fromarray(arr).save(root / "images" / f"{i}.png")
-        img = root / "images" / f"{i}.png" if absolute else f"images/{i}.png"
-        lines.append(sep.join([str(img), f"a {colour} patch"]))
-    csv = root / "open_clip.csv"
-    csv.write_text("\n".join(lines) + "\n")
-    if card:
-        (root / "dataset_card.json").write_text(json.dumps({"csv_separator": sep}))
-    return csv
-
-
-def cfg_for(tmp_path: Path, **training):
-    micro = tmp_path / "pathgen-micro.json"
-    micro.write_text(json.dumps(MICRO))
-    base = dict(arch="pathgen-micro", model_config_file=str(micro), epochs=1, batch_size=4,
-                warmup=1, workers=0, log_every_n_steps=1, lr=1e-3)
-    base.update(training)
-    return validate_config({"results_dir": str(tmp_path / "results"), "training": base})
-
-
-def train(cfg, baseline=None, **kw):
-    """run.train with the arguments `pathgen train` resolves from the whole config."""
-    return train_on(**train_arguments(cfg, baseline), **kw)
+from pathgen_testkit.training import cfg_for, make_pairs, train
 
 
 def test_separator_from_dataset_card_is_passed_explicitly(tmp_path):

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
-from test_training import train
 
 from pathgen.config import ConfigError, validate_config
 from pathgen.dataset.files import dataset_files
@@ -18,37 +16,12 @@ from pathgen.paths import Layout
 from pathgen.report.comparison import compared_models, mil_rows, verdict, zeroshot_rows
 from pathgen.training.baselines import build_slide_text_dataset, read_slide_labels, slide_text_pairs
 from pathgen.training.workflow import SLIDE_TEXT_SOURCES, baseline_data_inputs, model_feature_encoders, train_inputs
-
-SLIDES = {"s1": "tumor", "s2": "normal"}
-
-
-def caption_dataset(root: Path, slides=("s1", "s2", "s3"), per_slide: int = 3) -> Path:
-    """A caption dataset folder as pathgen's dataset stage writes it (documented layout:
-    images/<slide>/<x>_<y>.jpg, open_clip.csv in pathgen.json's order, dataset_card.json)."""
-    rows, recs = [], []
-    for s in slides:
-        (root / "images" / s).mkdir(parents=True, exist_ok=True)
-        for i in range(per_slide):
-            img = root / "images" / s / f"{i * 10}_0.jpg"
-            Image.new("RGB", (16, 16), (200, 20 * i, 90)).save(img)
-            rows.append({"filepath": str(img), "title": f"caption {s} {i} with its own words"})
-            recs.append({"slide_id": s, "x": i * 10, "y": 0, "caption": rows[-1]["title"]})
-    pd.DataFrame(rows).to_csv(root / "open_clip.csv", sep="\t", index=False)
-    write_pathgen_json(root / "pathgen.json", recs)
-    (root / "dataset_card.json").write_text(json.dumps(
-        {"csv_separator": "\t", "csv_img_key": "filepath", "csv_caption_key": "title"}))
-    return root
+from pathgen_testkit.training import SLIDES, caption_dataset, labels_csv, train
 
 
 def sources(ds: Path) -> dict[str, Path]:
     """The caption-dataset files the baseline reads, in ``ds`` (as rule baseline_data passes them)."""
     return {k: v for k, v in dataset_files(ds).items() if k in SLIDE_TEXT_SOURCES}
-
-
-def labels_csv(path: Path, labels=SLIDES) -> Path:
-    pd.DataFrame({"case_id": [f"c_{s}" for s in labels], "slide_id": list(labels),
-                  "label": list(labels.values())}).to_csv(path, index=False)
-    return path
 
 
 def demo_cfg(tmp_path: Path, **training) -> object:

@@ -8,10 +8,10 @@ import logging
 import open_clip.factory
 import pytest
 import torch
-from test_training import cfg_for, make_pairs, train
 
 from pathgen.paths import Layout
 from pathgen.training.argv import stage_paths
+from pathgen_testkit.training import cfg_for, make_pairs, train
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from test_training import cfg_for, make_pairs, train
-from test_training_baselines import caption_dataset, labels_csv
 
 from pathgen.config import ConfigError, validate_config
 from pathgen.paths import Layout
@@ -26,6 +24,7 @@ from pathgen.training.workflow import (
     train_inputs,
     train_params,
 )
+from pathgen_testkit.training import caption_dataset, cfg_for, labels_csv, make_pairs, train
 
 REPO = Path(__file__).resolve().parent.parent
 

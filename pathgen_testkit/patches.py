@@ -1,5 +1,6 @@
-"""Synthetic H&E-like patches and selection fixtures shared by the captioning tests
-(selection CSVs written with pathgen.formats.selection_csv, docs/architecture.md "Selection"). Drawn with plain numpy so
+"""Synthetic H&E-like patches and the selection files that list them, for the captioning,
+agents and dataset tests (selection CSVs written with the selection stage's own writer,
+pathgen.formats.selection_csv, docs/architecture.md "Selection"). Drawn with plain numpy so
 the tissue types differ in exactly the measured quantities."""
 
 from __future__ import annotations
@@ -79,9 +80,3 @@ def write_selection(root: Path, slide: str = "slide_a", kinds=("tumour", "stroma
     csv_path = sel / f"{slide}.csv"
     write_selection_csv(csv_path, rows)  # the selection stage's own writer (one schema)
     return csv_path, patches
-
-
-def test_synth_patch_kinds_differ():
-    a, b = synth_patch("tumour"), synth_patch("stroma")
-    assert a.shape == (256, 256, 3) and a.dtype == np.uint8
-    assert a.mean() < b.mean()  # more dark nuclei in the tumour-like patch

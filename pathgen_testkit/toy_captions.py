@@ -1,4 +1,4 @@
-"""Toy teacher data for the agents tests: synthetic patches (tests/test_captioning_fixtures.py)
+"""Toy teacher data for the agents tests: synthetic patches (pathgen_testkit.patches)
 and per-slide caption JSONLs with the caption-record fields build-data reads (slide_id, x, y,
 image relative to the patches folder, mpp, status, describe, revise; see
 pathgen/captioning/pipeline.py base_record)."""
@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_captioning_fixtures import MPP, write_selection  # noqa: E402
+from .patches import MPP, write_selection
 
 TOY = {
     "slide_a": [("tumour", "Dense sheets of tumour cells with hyperchromatic nuclei. The cytoplasm "
