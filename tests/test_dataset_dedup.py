@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,19 +15,17 @@ from pathgen.dataset import dedup as dd
 from pathgen.dataset.records import DatasetInputError
 from pathgen_testkit.workspace import fake_slide_workspace, make_touched_state, parse_jobs
 from pathgen_testkit.caption_files import make_slide
+from pathgen_testkit.feature_files import write_features_file
 
 DIM = 64
 
 
 def write_features(path, rows: dict[tuple[int, int], np.ndarray], rng):
-    """A features HDF5 as docs/architecture.md describes it, with extra uncaptioned patches."""
+    """A features HDF5 (pathgen's own writer), with extra uncaptioned patches, rows reversed."""
     coords = list(rows) + [(5000 + 256 * i, 0) for i in range(4)]
     feats = list(rows.values()) + [rng.normal(size=DIM) for _ in range(4)]
-    with h5py.File(path, "w") as h5:
-        h5.create_dataset("features", data=np.asarray(feats, np.float32)[::-1])
-        d = h5.create_dataset("coords", data=np.asarray(coords, np.int64)[::-1])
-        d.attrs["patch_size"] = 16
-        d.attrs["patch_size_level0"] = 16
+    write_features_file(path, np.asarray(feats, np.float32)[::-1], np.asarray(coords, np.int64)[::-1],
+                        patch_size=16, patch_size_level0=16)
 
 
 @pytest.fixture

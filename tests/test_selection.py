@@ -20,6 +20,7 @@ from pathgen.selection import reports as rep
 from pathgen.selection.prompts import cancer_type_of, load_prompt_book
 from pathgen.selection.runner import SelectionModels, run_selection, slide_prompts
 from pathgen.selection.select import CSV_COLUMNS, read_selection, select_slide
+from pathgen_testkit.feature_files import write_features_file  # 64 px, 128 px at level 0 by default
 
 
 def blobs(n_per=20, centers=4, dim=16, spread=0.05, seed=0):
@@ -232,15 +233,6 @@ def test_reports_lookup(tmp_path):
 
 
 # -- one slide, files ----------------------------------------------------------------------
-def write_features(path, feats, coords, patch_size=64, size0=128):
-    with h5py.File(path, "w") as h5:
-        h5.create_dataset("features", data=np.asarray(feats, np.float32))
-        d = h5.create_dataset("coords", data=np.asarray(coords, np.int64).reshape(-1, 2))
-        d.attrs["patch_size"] = patch_size
-        d.attrs["patch_size_level0"] = size0
-        h5.attrs["encoder"] = "test"
-
-
 def color_slide(path):
     """768x512 slide: 6 blocks of 128 px with distinct colours (block (i, j) at x=128i)."""
     img = np.zeros((512, 768, 3), np.uint8)
@@ -265,7 +257,7 @@ def test_select_slide_writes_csv_and_patches(tmp_path):
     img = color_slide(slide)
     coords = [(128 * i, 128 * j) for j in range(4) for i in range(6)]
     feats, _ = blobs(n_per=6, centers=4, dim=16)
-    write_features(tmp_path / "S1.h5", feats, coords)
+    write_features_file(tmp_path / "S1.h5", feats, coords)
     params = SelectionConfig(prompt_top_k=2, max_per_slide=8)
     out_csv, pdir = tmp_path / "sel" / "S1.csv", tmp_path / "sel" / "patches" / "S1"
     stats = select_slide(tmp_path / "S1.h5", slide, "S1", out_csv, pdir, ["p1", "p2", "p3"],
@@ -302,7 +294,7 @@ def test_selection_csv_is_what_captioning_reads(tmp_path):
     assert set(CAPTIONING_COLUMNS) <= set(SELECTION_COLUMNS) == set(SelectionRow.__dataclass_fields__)
     slide = tmp_path / "S1.tif"
     color_slide(slide)
-    write_features(tmp_path / "S1.h5", np.eye(4, 8), [(0, 0), (128, 0), (256, 0), (0, 128)])
+    write_features_file(tmp_path / "S1.h5", np.eye(4, 8), [(0, 0), (128, 0), (256, 0), (0, 128)])
     out_csv, pdir = tmp_path / "sel" / "S1.csv", tmp_path / "sel" / "patches" / "S1"
     select_slide(tmp_path / "S1.h5", slide, "S1", out_csv, pdir, [], None, SelectionConfig(prompt_top_k=0))
     assert out_csv.read_text().splitlines()[0] == ",".join(SELECTION_COLUMNS)
@@ -315,7 +307,7 @@ def test_selection_csv_is_what_captioning_reads(tmp_path):
 def test_select_png_resized(tmp_path):
     slide = tmp_path / "S1.tif"
     color_slide(slide)
-    write_features(tmp_path / "S1.h5", np.eye(4, 8), [(0, 0), (128, 0), (256, 0), (0, 128)])
+    write_features_file(tmp_path / "S1.h5", np.eye(4, 8), [(0, 0), (128, 0), (256, 0), (0, 128)])
     params = SelectionConfig(prompt_top_k=0, image_format="png", image_size_px=32)
     select_slide(tmp_path / "S1.h5", slide, "S1", tmp_path / "s.csv", tmp_path / "p", [], None, params)
     rows = read_selection(tmp_path / "s.csv")
@@ -325,7 +317,7 @@ def test_select_png_resized(tmp_path):
 
 
 def test_empty_in_empty_out(tmp_path):
-    write_features(tmp_path / "E.h5", np.zeros((0, 16)), np.zeros((0, 2)))
+    write_features_file(tmp_path / "E.h5", np.zeros((0, 16)), np.zeros((0, 2)))
     called = []
     stats = select_slide(tmp_path / "E.h5", None, "E", tmp_path / "E.csv", tmp_path / "p" / "E",
                          ["p"], lambda t: called.append(t), SelectionConfig())
@@ -356,7 +348,7 @@ def test_run_selection_with_reports(tmp_path):
     color_slide(slide)
     feats, _ = blobs(n_per=6, centers=4, dim=16)
     coords = [(128 * i, 128 * j) for j in range(4) for i in range(6)]
-    write_features(tmp_path / "f.h5", feats, coords)
+    write_features_file(tmp_path / "f.h5", feats, coords)
     reports = tmp_path / "reports.csv"
     reports.write_text(f'case_id,report\nTCGA-AB-1234,"{REPORT}"\n')
     sel = SelectionConfig(reports=reports, prompt_top_k=1)
@@ -379,7 +371,7 @@ def test_run_selection_loads_the_text_tower_from_the_spec(tmp_path):
     slide = tmp_path / "S.tif"
     color_slide(slide)
     feats, _ = blobs(n_per=6, centers=4, dim=128)  # tiny-demo's embedding width
-    write_features(tmp_path / "f.h5", feats, [(128 * i, 128 * j) for j in range(4) for i in range(6)])
+    write_features_file(tmp_path / "f.h5", feats, [(128 * i, 128 * j) for j in range(4) for i in range(6)])
     models = SelectionModels("my-text-clip", TINY, "my-text-clip", TINY)
     stats = run_selection(SelectionConfig(prompt_top_k=1, cancer_type="LUAD"), models, "S",
                           tmp_path / "f.h5", slide, tmp_path / "S.csv", tmp_path / "p" / "S",

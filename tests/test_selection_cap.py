@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import h5py
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ from pathgen.config.selection import SelectionConfig
 from pathgen.selection import vectors
 from pathgen.selection.runner import run_selection
 from pathgen.selection.workflow import selection_models
+from pathgen_testkit.feature_files import write_features_file
 
 
 def clustered(n, dim=32, centers=40, spread=0.6, seed=0):
@@ -102,14 +102,6 @@ def test_real_duplicates_are_still_removed_and_the_cap_refilled():
     assert stats["dedupe_removed"] > 0 and stats["dedupe_restored"] == 0
 
 
-def write_features(path, feats, coords):
-    with h5py.File(path, "w") as h5:
-        h5.create_dataset("features", data=np.asarray(feats, np.float32))
-        d = h5.create_dataset("coords", data=np.asarray(coords, np.int64).reshape(-1, 2))
-        d.attrs["patch_size"] = 64
-        d.attrs["patch_size_level0"] = 128
-
-
 @pytest.mark.parametrize("encoders,name,warns", [
     ({}, "tiny-demo", True),
     ({"mine": {"arch": "ViT-B-16", "pretrained": "/models/clip.pt"}}, "mine", False),
@@ -118,7 +110,7 @@ def test_warns_when_the_selection_encoder_is_untrained(tmp_path, caplog, monkeyp
     from pathgen.selection import runner
 
     monkeypatch.setattr(runner, "_WARNED", set())  # once per process: forget earlier tests' warning
-    write_features(tmp_path / "E.h5", np.zeros((0, 8)), np.zeros((0, 2)))
+    write_features_file(tmp_path / "E.h5", np.zeros((0, 8)), np.zeros((0, 2)))
     cfg = PathgenConfig(encoders=encoders, features={"encoder": name}, selection={"prompt_top_k": 0})
     with caplog.at_level(logging.WARNING, logger="pathgen.selection.runner"):
         stats = run_selection(cfg.selection, selection_models(cfg), f"E{name}", tmp_path / "E.h5",
