@@ -27,7 +27,6 @@ import sys
 import zlib
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,6 +35,7 @@ from pathgen.config.dataset import DatasetConfig
 from pathgen.config.instruct import InstructConfig
 from pathgen.dataset import build_dataset
 from pathgen.instruct.build import build_instruct
+from pathgen_testkit.feature_files import write_features_file
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "build_reference"
 REFERENCE = FIXTURE / "reference"
@@ -48,12 +48,10 @@ def _inputs(tmp: Path) -> Path:
     emb = json.loads((root / "embeddings.json").read_text())
     for slide, rows in emb.items():
         coords = [tuple(int(v) for v in k.split("_")) for k in rows]
-        with h5py.File(root / "features_x" / f"{slide}.h5", "w") as h5:
-            # reversed, plus a patch without a caption: rows are found by x, y
-            h5.create_dataset("features", data=np.asarray([[1] * 8] + list(rows.values())[::-1], np.float32))
-            d = h5.create_dataset("coords", data=np.asarray([(9000, 0)] + coords[::-1], np.int64))
-            d.attrs["patch_size"] = 16
-            d.attrs["patch_size_level0"] = 16
+        # reversed, plus a patch without a caption: rows are found by x, y (pathgen's own writer)
+        write_features_file(root / "features_x" / f"{slide}.h5",
+                            np.asarray([[1] * 8] + list(rows.values())[::-1], np.float32),
+                            np.asarray([(9000, 0)] + coords[::-1], np.int64), patch_size=16, patch_size_level0=16)
     return root
 
 
