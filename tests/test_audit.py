@@ -8,22 +8,19 @@ import http.client
 import json
 import logging
 import os
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from audit_testkit import HOSTILE, PER_SLIDE, SLIDES, build_dataset_folder, running_server  # noqa: E402
-
-from pathgen.audit import score as score_mod  # noqa: E402
-from pathgen.audit.files import reviewer_file, reviewer_file_stem  # noqa: E402
-from pathgen.audit.sample import AuditError, allocate, load_manifest, read_pairs, sample_audit  # noqa: E402
-from pathgen.audit.sentences import split_sentences  # noqa: E402
-from pathgen.audit.server import MAX_BODY, check_path  # noqa: E402
-from pathgen.audit.verdicts import VerdictStore, item_digest  # noqa: E402
-from pathgen.cli import main  # noqa: E402
+from pathgen.audit import score as score_mod
+from pathgen.audit.files import reviewer_file, reviewer_file_stem
+from pathgen.audit.sample import AuditError, allocate, load_manifest, read_pairs, sample_audit
+from pathgen.audit.sentences import split_sentences
+from pathgen.audit.server import MAX_BODY, check_path
+from pathgen.audit.verdicts import VerdictStore, item_digest
+from pathgen.cli import main
+from pathgen_testkit.caption_audit import HOSTILE, PER_SLIDE, SLIDES, build_dataset_folder, running_server
 
 
 @pytest.fixture(scope="module")

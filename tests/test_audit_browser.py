@@ -13,18 +13,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from audit_testkit import HOSTILE, build_dataset_folder, running_server  # noqa: E402
-
-from pathgen.audit.files import reviewer_file  # noqa: E402
-from pathgen.audit.sample import load_manifest  # noqa: E402
-from pathgen.cli import main  # noqa: E402
+from pathgen.audit.files import reviewer_file
+from pathgen.audit.sample import load_manifest
+from pathgen.cli import main
+from pathgen_testkit.caption_audit import HOSTILE, build_dataset_folder, running_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
 from selenium.webdriver.common.by import By  # noqa: E402

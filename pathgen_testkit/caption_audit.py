@@ -1,6 +1,7 @@
-"""Shared by tests/test_audit.py and tests/test_audit_browser.py: a real dataset folder (built by
-pathgen.dataset.build_dataset from caption files as the captioning stage writes them), a
-config whose sample sheet gives the slides' cancer types, and a review server in a thread."""
+"""For the caption audit's tests (tests/test_audit.py, tests/test_audit_browser.py): a real
+dataset folder (built by pathgen.dataset.build_dataset from caption files as the captioning
+stage writes them), a config whose sample sheet gives the slides' cancer types, and a review
+server in a thread."""
 
 from __future__ import annotations
 
