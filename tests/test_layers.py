@@ -24,11 +24,17 @@ own (they sit above ``pathgen.paths``, which sits above the areas' files).
 
 PENDING lists the imports that still break a rule because the module is being rewritten
 elsewhere; each says what is left to do, and an entry that no longer exists must go.
+
+The test-support package ``pathgen_testkit/`` (mock and stand-in servers, synthetic data, file
+makers, workspaces, the fake SLURM: used by tests/ and bench/) is in no layer: the product
+never imports it, at any depth, nor loads it by name (``importlib.import_module``,
+``__import__``, ``python -m``).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +44,7 @@ GLUE_MODULES = {"paths", "cohort", "workflow_env"}       # pathgen/<name>.py
 GLUE_AREA_MODULES = {"workflow", "chunk_stage"}          # pathgen/<area>/<name>.py
 GLUE_PACKAGES = {"runner"}                               # pathgen/<package>/**
 ONE_NODE_PACKAGES = {"config", "runner"}                 # one layer throughout: one graph node
+TESTKIT = "pathgen_testkit"                              # tests' and benches' support: no layer
 
 # (importer, imported) -> what is left to do. Only shrinks.
 PENDING: dict[tuple[str, str], str] = {}
@@ -190,6 +197,27 @@ def find_cycle(tree: Tree, pending=PENDING) -> list[str]:
     return []
 
 
+def uses_of(modules: dict[str, Path], root: Path, other: str) -> list[str]:
+    """Every import of the top-level package ``other`` in ``modules`` (name -> file; any depth),
+    and every string constant naming it as a module (``importlib.import_module("x.y")``,
+    ``__import__``, ``[sys.executable, "-m", "x.y"]``), as "module uses x.y (file:line)"."""
+    named = re.compile(rf"^{re.escape(other)}(\.\w+)*$")
+    out = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found = [node.module or ""]
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found = [node.value]
+            else:
+                continue
+            out += [f"{name} uses {t} ({path.relative_to(root).as_posix()}:{node.lineno})"
+                    for t in found if named.match(t)]
+    return sorted(out)
+
+
 TREE = Tree.read(ROOT)
 
 
@@ -217,6 +245,18 @@ def test_import_graph_has_no_cycles():
     assert not cycle, "import cycle between pathgen packages/modules:\n" + "\n".join(cycle)
 
 
+def test_the_product_never_uses_its_test_support():
+    """Neither pathgen/ nor the rules' scripts import pathgen_testkit or run it by name; the
+    Snakefile and rules do not name it."""
+    assert (ROOT / TESTKIT / "__init__.py").is_file()
+    scripts = {f"workflow_scripts.{p.stem}": p for p in sorted((ROOT / "workflow_scripts").glob("*.py"))}
+    bad = uses_of({**TREE.modules, **scripts}, ROOT, TESTKIT)
+    bad += [f"{p.relative_to(ROOT)} names {TESTKIT}" for p in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]
+            if TESTKIT in p.read_text(encoding="utf-8")]
+    assert not bad, (f"{TESTKIT} is test support (tests/, bench/), not part of pathgen: move what the "
+                     "product needs into pathgen instead:\n" + "\n".join(bad))
+
+
 def test_pending_only_shrinks():
     """Every pending import still exists and still breaks a rule (else drop it)."""
     stale = [pair for pair in PENDING if pair[1] not in TREE.imports.get(pair[0], {})]
@@ -238,6 +278,7 @@ def test_the_checks_fail_on_a_synthetic_violation(tmp_path):
         "lib/workflow.py": "from ..cli import register\n",                      # glue -> CLI
         "other/__init__.py": "from ..lib import run\n",                         # lib <-> other
         "other/mod.py": "",
+        "other/kit_user.py": "def h():\n    import fake_kit.servers\n    return ['-m', 'fake_kit.stub']\n",
     }
     files["lib/util.py"] = "from ..other import mod\n"
     for rel, text in files.items():
@@ -259,3 +300,7 @@ def test_the_checks_fail_on_a_synthetic_violation(tmp_path):
     assert cycle[0].endswith("fake/lib/util.py:1") and cycle[1].endswith("fake/other/__init__.py:1")
     # a pending entry silences exactly its import
     assert not config_violations(tree, {("fake.config.agents", "fake.paths"): "to move: x"})
+    # the test-support package: imported (function-level) and named as a module to run
+    assert uses_of(tree.modules, tmp_path, "fake_kit") == ["fake.other.kit_user uses fake_kit.servers (fake/other/kit_user.py:2)",
+                                         "fake.other.kit_user uses fake_kit.stub (fake/other/kit_user.py:3)"]
+    assert uses_of(tree.modules, tmp_path, "fake_kit_not") == []

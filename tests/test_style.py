@@ -14,7 +14,8 @@ def run(*cmd):
 
 
 def test_ruff_is_clean():
-    proc = run(str(BIN / "ruff"), "check", "pathgen", "workflow_scripts", "bench", "tests", "slurm")
+    proc = run(str(BIN / "ruff"), "check", "pathgen", "pathgen_testkit", "workflow_scripts", "bench", "tests",
+               "slurm")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
