@@ -1,11 +1,16 @@
 # pathgen workflow: slides -> tiles -> features -> selection -> captions -> dataset
 # -> CLIP training -> zero-shot + MIL benchmarks -> report.
 # All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
+import sys
+
+from snakemake.common.configfile import load_configfile
 from snakemake.utils import min_version
 
 from pathgen.runner.chunks import plan_chunks
-from pathgen.config import validate_config
+from pathgen.config import resolve_config
+from pathgen.config.layers import snakemake_layers
 from pathgen.paths import Layout
+from pathgen.run_record import write_run_record
 from pathgen.cohort import SLIDE_ID_PATTERN, list_slides
 
 min_version("9.27.1")
@@ -14,7 +19,19 @@ min_version("9.27.1")
 configfile: "config.yaml"
 
 
-CFG = validate_config(config, "the workflow config (config.yaml + --config/--configfile)")
+# The run's config, one semantics with the CLI (pathgen/config/layers.py): built-in defaults
+# (the real-data ones) < the demo overlay (only while the demo is the slide source) <
+# config.yaml < each --configfile < --config; validated, each value's source known.
+RUN = resolve_config(
+    snakemake_layers(
+        None if workflow.config_settings.replace_workflow_config else "config.yaml",
+        workflow.config_settings.configfiles,
+        workflow.config_settings.config,
+        merged=config,
+        load=load_configfile,
+    )
+)
+CFG = RUN.config
 L = Layout(CFG)
 SLIDES = list_slides(CFG)
 SLIDE_IDS = list(SLIDES)
@@ -49,6 +66,12 @@ include: "rules/zeroshot.smk"
 include: "rules/instruct.smk"
 include: "rules/agents.smk"
 include: "rules/report.smk"
+
+
+# Every run that executes jobs records its effective config (<results_dir>/run_config.yaml),
+# which `pathgen status|doctor|report|export` then read by default.
+onstart:
+    write_run_record(RUN, L.run_config, Layout.last_run_pointer(), sys.argv)
 
 
 # Light aggregates run on the submitting node. The `localrules:` directive takes only literal

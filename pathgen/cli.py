@@ -17,7 +17,7 @@ from typing import Any, Callable
 import yaml
 
 from . import __version__
-from .config import ConfigError, PathgenConfig, load_config
+from .config import ConfigError, PathgenConfig, Resolved, config_layers, resolve_config
 
 STAGE_MODULES = [
     "pathgen.demo.cli",
@@ -40,9 +40,18 @@ STAGE_MODULES = [
 ]
 
 
+# Subcommands that read a run's state: without --config/--configfile they use the config the
+# latest workflow run recorded (pathgen/run_record.py), not ./config.yaml alone.
+RUN_STATE_COMMANDS = ("status", "recover", "doctor", "report", "export", "audit")
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None,
-                        help="YAML config (default: ./config.yaml when present, else built-ins)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="YAML config used instead of ./config.yaml (default: ./config.yaml "
+                             "when present, else built-ins)")
+    parser.add_argument("--configfile", default=[], nargs="+", action="extend", metavar="FILE",
+                        help="YAML file(s) merged over ./config.yaml (or --config), in order, as "
+                             "`snakemake --configfile` does")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a config key, e.g. --set tiling.patch_size_um=128 (repeatable)")
 
@@ -125,13 +134,30 @@ def _overrides(args: argparse.Namespace) -> list[FlagOverride]:
     return out
 
 
-def _load(path, items: list[FlagOverride]) -> PathgenConfig:
+_NOTED: set[str] = set()
+
+
+def _load(args: argparse.Namespace, items: list[FlagOverride]) -> Resolved:
     merged: dict[str, Any] = {}
     for o in items:  # a repeated key moves to the end: the later one is applied last
         merged.pop(o.key, None)
         merged[o.key] = o.value
+    path, files = getattr(args, "config", None), list(getattr(args, "configfile", None) or [])
     try:
-        return load_config(path, merged)
+        record = None
+        if path is None and not files and getattr(args, "command", None) in RUN_STATE_COMMANDS:
+            from .paths import Layout
+
+            record = Layout.find_run_config()
+        if record is not None:
+            from .run_record import describe, recorded_config
+
+            if str(record) not in _NOTED:
+                _NOTED.add(str(record))
+                print(f"pathgen: using {describe(record)}; --config/--configfile read another",
+                      file=sys.stderr)
+            return recorded_config(record, merged)
+        return resolve_config(config_layers(path, files, merged))
     except ConfigError as err:
         named = [f"  ({o.flag} sets '{o.key}')" for o in items
                  if o.flag != "--set" and f"{o.key}" in str(err)]
@@ -140,16 +166,25 @@ def _load(path, items: list[FlagOverride]) -> PathgenConfig:
         raise ConfigError("\n".join([str(err), *dict.fromkeys(named)])) from None
 
 
-def config_from_args(args: argparse.Namespace) -> PathgenConfig:
-    """The validated config: --config (or ./config.yaml), then every ``--set`` and convenience
-    flag (:func:`add_config_flag`) merged into the raw dict in command-line order, then one
-    validation. A flag whose key depends on the config (``caption --model``) takes its key
-    from the config the other overrides give."""
-    path, items = getattr(args, "config", None), _overrides(args)
+def resolved_from_args(args: argparse.Namespace) -> Resolved:
+    """:func:`config_from_args` with the source of each value (pathgen.config.layers)."""
+    items = _overrides(args)
     if any(callable(o.key) for o in items):
-        first = _load(path, [o for o in items if isinstance(o.key, str)])
+        first = _load(args, [o for o in items if isinstance(o.key, str)]).config
         items = [replace(o, key=o.key(first)) if callable(o.key) else o for o in items]
-    return _load(path, items)
+    return _load(args, items)
+
+
+def config_from_args(args: argparse.Namespace) -> PathgenConfig:
+    """The validated config, one semantics with the workflow (pathgen/config/layers.py):
+    built-in defaults < the demo overlay (while the demo is the slide source) < --config FILE
+    (default ./config.yaml) < each --configfile FILE < every ``--set`` and convenience flag
+    (:func:`add_config_flag`) in command-line order; one validation. The subcommands that
+    read a run's state (RUN_STATE_COMMANDS) start, without --config/--configfile, from the
+    config the latest workflow run recorded (<results_dir>/run_config.yaml). A flag whose key
+    depends on the config (``caption --model``) takes its key from the config the other
+    overrides give."""
+    return resolved_from_args(args).config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,14 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     vc = sub.add_parser("validate-config", help="Validate a config file and print it resolved")
     add_config_args(vc)
+    vc.add_argument("--sources", action="store_true",
+                    help="print each key's value and where it came from (built-in default, demo "
+                         "overlay, config.yaml, --configfile FILE, --set)")
     vc.set_defaults(func=_validate_config)
     return parser
 
 
 def _validate_config(args) -> int:
-    cfg = config_from_args(args)
-    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    resolved = resolved_from_args(args)
+    if not args.sources:
+        print(yaml.safe_dump(resolved.config.model_dump(mode="json"), sort_keys=False))
+        return 0
+    print("layers: " + " < ".join(la["source"] for la in resolved.layers))
+    flat = _flatten(resolved.config.model_dump(mode="json"))
+    for key, src in resolved.sources.items():
+        print(f"{key}: {json.dumps(flat.get(key), ensure_ascii=False)}  [{src}]")
     return 0
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: value}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,12 @@ CHUNKS_DIR = "chunks"                 # <stage folder>/chunks/<chunk>.json (+ .r
 STATE_DIR = "state"                   # <stage folder>/state/<slide>.json
 LOGS_DIR = "logs"
 BENCHMARKS_DIR = "benchmarks"
+# <results>/run_config.yaml: the effective config of the latest run writing there (merged,
+# validated, each value's source); <workdir>/.pathgen/last_run.yaml: where the latest run
+# started in that working directory recorded it (pathgen/run_record.py).
+RUN_CONFIG_YAML = "run_config.yaml"
+LAST_RUN_POINTER = Path(".pathgen") / "last_run.yaml"
+UNLOCK_CONFIG = Path(".pathgen") / "unlock_config.yaml"  # `pathgen recover`: the run's --config
 
 
 @dataclass(frozen=True)
@@ -328,7 +334,40 @@ class Layout:
     def report_figures_dir(self) -> Path:
         return self.report_dir / report_names.REPORT_FIGURES_DIR
 
-    # -- slide chunks and per-slide state (pathgen/runner) ---------------------------------
+    # -- the run's record and slide chunks and per-slide state (pathgen/runner) -------------
+    @property
+    def run_config(self) -> Path:
+        """The effective config of the latest run writing into this results folder."""
+        return self.root / RUN_CONFIG_YAML
+
+    @staticmethod
+    def last_run_pointer(workdir: str | Path = ".") -> Path:
+        """Names the run config of the latest run started in ``workdir``."""
+        return Path(workdir) / LAST_RUN_POINTER
+
+    @staticmethod
+    def find_run_config(workdir: str | Path = ".") -> Path | None:
+        """The latest run's record: the one ``workdir``'s pointer names, else the one in the
+        results folder ``workdir``/config.yaml names; None when no run recorded one."""
+        from .config import CONFIG_YAML, ConfigError, file_layer, resolve_config
+        from .run_record import read_pointer
+
+        found = read_pointer(Layout.last_run_pointer(workdir))
+        config_yaml = Path(workdir) / CONFIG_YAML
+        if found is not None or not config_yaml.is_file():
+            return found
+        try:
+            root = Layout(resolve_config([file_layer(config_yaml, CONFIG_YAML)]).config).run_config
+        except ConfigError:
+            return None
+        root = root if root.is_absolute() else Path(workdir) / root
+        return root if root.is_file() else None
+
+    @staticmethod
+    def unlock_config(workdir: str | Path = ".") -> Path:
+        """The recorded run's --config values as a file for `snakemake --unlock`."""
+        return Path(workdir) / UNLOCK_CONFIG
+
     @property
     def chunk_registry(self) -> Path:
         """TSV slide_id, chunk: stable chunk membership, appended as slides are added."""

@@ -1,4 +1,5 @@
-"""Prompts, token budget, filters, morphometric baseline and the per-slide stage."""
+"""Prompts, token budget, filters, morphometric baseline and the per-slide stage (the
+morphometric backend named: the built-in default is `openai`)."""
 
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ def test_templates_render_and_hash(tmp_path):
     (tmp_path / "describe.v1.txt").write_text("Describe this H&E patch ($field_um µm, $mpp).")
     t2 = load_templates("v1", tmp_path)
     assert t2.hash() != t.hash()
-    a, b = CaptioningConfig(), CaptioningConfig(prompts_dir=tmp_path)
+    a = CaptioningConfig(backend="morphometric")
+    b = CaptioningConfig(backend="morphometric", prompts_dir=tmp_path)
     assert a.prompt_hash() != b.prompt_hash() and a.tag() != b.tag()
-    assert a.tag() == CaptioningConfig().tag()  # stable
+    assert a.tag() == CaptioningConfig(backend="morphometric").tag()  # stable
     assert a.tag().startswith("morphometric-")
     # filters do not shape captions -> same tag; token budget does
-    assert CaptioningConfig(filters=FiltersConfig(min_words=3)).tag() == a.tag()
-    assert CaptioningConfig(token_budget=64).tag() != a.tag()
+    assert CaptioningConfig(backend="morphometric", filters=FiltersConfig(min_words=3)).tag() == a.tag()
+    assert CaptioningConfig(backend="morphometric", token_budget=64).tag() != a.tag()
     with pytest.raises(PromptError, match="no prompt template"):
         load_templates("v999")
 
@@ -125,8 +127,8 @@ def test_caption_slide_alignment_with_a_resolved_spec_only(tmp_path):
     from pathgen.config.features import EncoderSpec
 
     csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma"))
-    ccfg = CaptioningConfig(concurrency=2, filters={"alignment_encoder": "my-ref-clip",
-                                                    "min_alignment": -1.0})
+    ccfg = CaptioningConfig(backend="morphometric", concurrency=2,
+                            filters={"alignment_encoder": "my-ref-clip", "min_alignment": -1.0})
     out = tmp_path / "captions" / "slide_a.jsonl"
     spec = EncoderSpec(arch="pathgen-tiny-vit", pretrained=None)
     summary = caption_slide(csv_path, patches, out, ccfg, target_mpp=0.5, alignment_spec=spec)
@@ -189,7 +191,8 @@ def test_stage_morphometric_end_to_end(tmp_path):
 
     csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma", "blank"))
     out = tmp_path / "captions" / "slide_a.jsonl"
-    summary = caption_slide(csv_path, patches, out, CaptioningConfig(concurrency=2), target_mpp=0.5)
+    summary = caption_slide(csv_path, patches, out, CaptioningConfig(backend="morphometric", concurrency=2),
+                            target_mpp=0.5)
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     keys = ["slide_id", "x", "y", "level", "size", "mpp", "image", "backend", "model",
             "prompt_hash", "describe", "revise", "caption", "revise_changed", "revise_edit_ratio",
@@ -204,7 +207,7 @@ def test_stage_morphometric_end_to_end(tmp_path):
     s = json.loads((tmp_path / "captions" / "slide_a.summary.json").read_text())
     assert s == summary and s["n_accepted"] == 2 and s["reject_reasons"]["too_short"] == 1
     # rerun: nothing recaptioned, same output
-    s2 = caption_slide(csv_path, patches, out, CaptioningConfig(concurrency=2), target_mpp=0.5)
+    s2 = caption_slide(csv_path, patches, out, CaptioningConfig(backend="morphometric", concurrency=2), target_mpp=0.5)
     assert s2["captioned_this_run"] == 0 and s2["n_accepted"] == 2
 
 
@@ -227,7 +230,7 @@ import sys, time
 from pathgen.captioning.backends.morphometric import MorphometricBackend
 from pathgen.captioning.stage import caption_slide
 from pathgen.config.captioning import CaptioningConfig
-cfg = CaptioningConfig(concurrency=1)
+cfg = CaptioningConfig(backend="morphometric", concurrency=1)
 class Slow(MorphometricBackend):
     async def summarize(self, d, p, b):
         import asyncio; await asyncio.sleep(0.3)
@@ -255,7 +258,8 @@ def test_resume_after_kill(tmp_path):
     proc.wait()
     done_before = len(partial.read_bytes().split(b"\n")) - 1
     assert 3 <= done_before < n and not out.exists()
-    summary = caption_slide(csv_path, patches, out, CaptioningConfig(concurrency=2), target_mpp=0.5)
+    summary = caption_slide(csv_path, patches, out, CaptioningConfig(backend="morphometric", concurrency=2),
+                            target_mpp=0.5)
     keys = [(json.loads(x)["x"], json.loads(x)["y"]) for x in out.read_text().splitlines()]
     assert len(keys) == n == len(set(keys))                      # zero lost, zero duplicated
     assert summary["captioned_this_run"] == n - done_before        # done work not redone

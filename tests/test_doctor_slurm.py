@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from pathgen import doctor
-from pathgen.config import validate_config
+from pathgen.config import Layer, resolve_config, validate_config, with_demo_overlay
 from pathgen.doctor import (Partition, Request, check_request, largest_requests,
                             parse_gres, parse_minutes, parse_nodes, parse_partitions,
                             status_command_problem, submitted_rules)
@@ -101,13 +101,13 @@ def tiny_cfg(resources=None, **cluster):
     """The repo config (demo, training, zero-shot, MIL) with a few resources changed."""
     import yaml
 
-    data = yaml.safe_load((doctor.PROFILE.parents[1] / "config.yaml").read_text())
+    data = with_demo_overlay(yaml.safe_load((doctor.PROFILE.parents[1] / "config.yaml").read_text()))
     data["cluster"] = {"chunk_size": 3, "max_job_minutes": 100, **cluster}
     data["resources"] = {"tile": {"runtime": 7, "mem_mb": 1234, "threads": 2},
                          "caption": {"runtime": 50},
                          "train_clip": {"runtime": 90, "gpu": 1, "mem_mb": 8000, "cpus_per_task": 3},
                          "build_dataset": {"slurm_partition": "big"}} if resources is None else resources
-    return validate_config(data)
+    return resolve_config([Layer("test", data)], demo=False).config  # these resources, not the demo's
 
 
 def test_largest_requests_follow_res_routing_and_chunk_runtime():

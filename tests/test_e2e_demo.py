@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from pathgen.config.layers import with_demo_overlay
+
 from pathgen_testkit.workspace import REPO, Workspace, parse_jobs
 
 pytestmark = pytest.mark.slow
 
 
 def tiny_demo_config() -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = with_demo_overlay(yaml.safe_load((REPO / "config.yaml").read_text()))
     # 10 slides: holdout demo_004 (normal) + demo_008 (tumor); chunks of 5
     cfg["demo"].update(n_slides=10, width_px=2048, height_px=1536, holdout_fraction=0.25)
     cfg["training"].update(epochs=2)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pathgen.cli import build_parser, main
+from pathgen.config.layers import with_demo_overlay
 from pathgen_testkit.slide_files import write_real_slides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +45,8 @@ class ReadmeWorkspace:
     def __init__(self, root: Path):
         self.root = root
         self.slide = write_real_slides(root / "slides", 1, size=1024)[0]
-        cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+        # the demo's offline settings (tiny-demo, morphometric captions), on one real slide
+        cfg = with_demo_overlay(yaml.safe_load((REPO / "config.yaml").read_text()))
         cfg["results_dir"] = str(root / "results")
         cfg["demo"]["enabled"] = False
         cfg["slides"] = {"dir": str(root / "slides")}

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run_dir(tmp_path):
-    cfg = validate_config({"results_dir": str(tmp_path / "res"),
+    cfg = validate_config({"results_dir": str(tmp_path / "res"), "demo": {"enabled": False},
+                           "slides": {"dir": str(tmp_path)},  # real slides: no demo encoders
                            "encoders": {"mine": {"kind": "open_clip", "arch": "pathgen-tiny-vit"}},
                            "features": {"encoder": "mine"}})
     L = Layout(cfg)

@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pathgen.config.layers import with_demo_overlay
 from pathgen.config.resources import RESOURCES_OF
 
 from pathgen_testkit.slurm_cluster import (STATE, jobcomp_records, run_start_script, scontrol_jobs,
@@ -89,7 +90,7 @@ def _absolute(value, root: Path):
 def tiny_config(root: Path, **resources) -> dict:
     """The repo config.yaml, shrunk: 6 demo slides of 1536 x 1024 px (demo_004 held out),
     chunks of 3, one CLIP epoch, one MIL model, a small zero-shot set; features on CPU."""
-    cfg = _absolute(yaml.safe_load((REPO / "config.yaml").read_text()), root)
+    cfg = _absolute(with_demo_overlay(yaml.safe_load((REPO / "config.yaml").read_text())), root)
     cfg["demo"].update(n_slides=6, width_px=1536, height_px=1024, seed=0,
                        zeroshot_max_per_class=20)
     cfg["features"].update(device="cpu", num_workers=0)

@@ -42,10 +42,15 @@ def svs(tmp_path_factory):
     return path
 
 
+# 256 µm at 0.5 µm/px = 512 px at level 0 of these 0.5 µm/px slides (the built-in default is
+# the pathgen geometry, 672 px at 0.25 µm/px)
+GEOM_256UM = TilingConfig(patch_size_um=256, target_mpp=0.5)
+
+
 @pytest.fixture(scope="module")
 def tiled(svs, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiles")
-    res = tile_slide(svs, out / "coords" / "case1.h5", TilingConfig(), qc=out / "qc.jpg",
+    res = tile_slide(svs, out / "coords" / "case1.h5", GEOM_256UM, qc=out / "qc.jpg",
                      geojson=out / "t.geojson", slide_id="case1")
     return res, out
 
@@ -148,7 +153,8 @@ def test_blank_slide_gives_empty_file(tmp_path):
     img = np.full((2000, 2500, 3), BG, np.uint8)
     img += np.random.default_rng(0).integers(0, 6, img.shape, dtype=np.uint8)  # scanner noise
     write_aperio_svs(path, img, mpp=0.5)
-    res = tile_slide(path, tmp_path / "b.h5", qc=tmp_path / "b.jpg", geojson=tmp_path / "b.geojson")
+    res = tile_slide(path, tmp_path / "b.h5", GEOM_256UM, qc=tmp_path / "b.jpg",
+                     geojson=tmp_path / "b.geojson")
     coords, attrs = read_coords(tmp_path / "b.h5")
     assert res.n_patches == 0 and coords.shape == (0, 2) and coords.dtype == np.int64
     assert attrs["patch_size_level0"] == 512

@@ -28,7 +28,8 @@ def demo_cfg(tmp_path: Path, **training) -> object:
     base = {"baselines": ["slide_text"],
             "slide_text": {"labels": str(labels_csv(tmp_path / "labels.csv")),
                            "template": "A slide diagnosed as {}.",
-                           "label_texts": {"tumor": "a malignant tumor"}}}
+                           # normal: the label's own word (over the demo overlay's text)
+                           "label_texts": {"tumor": "a malignant tumor", "normal": "normal"}}}
     base.update(training)
     return validate_config({"results_dir": str(tmp_path / "results"), "training": base})
 
@@ -75,7 +76,8 @@ def test_cli_baseline_data_on_plain_paths(tmp_path, capsys):
     from pathgen.cli import main
 
     ds = caption_dataset(tmp_path / "dataset")
-    (tmp_path / "c.yaml").write_text("{}\n")  # built-in defaults: label_texts = the labels
+    # real slides, so the built-in defaults without the demo overlay: label_texts = the labels
+    (tmp_path / "c.yaml").write_text(f"demo: {{enabled: false}}\nslides: {{dir: {tmp_path}}}\n")
     rc = main(["baseline-data", "--config", str(tmp_path / "c.yaml"), "--dataset", str(ds), "--labels", str(labels_csv(tmp_path / "l.csv")),
                "--template", "Slide: {}.", "--out", str(tmp_path / "out"),
                "--set", f"results_dir={tmp_path / 'results'}"])

@@ -75,7 +75,8 @@ def test_train_clip_script_runs_on_params_input_output_only(tmp_path):
 
 
 def test_baseline_scripts_run_on_params_input_output_only(tmp_path):
-    st = {"labels": str(labels_csv(tmp_path / "labels.csv")), "template": "Slide: {}."}
+    st = {"labels": str(labels_csv(tmp_path / "labels.csv")), "template": "Slide: {}.",
+          "label_texts": {"tumor": "tumor", "normal": "normal"}}  # over the demo overlay's
     cfg = cfg_for(tmp_path, baselines=["slide_text"], slide_text=st)
     caption_dataset(Layout(cfg).dataset_dir)
     B = Layout(cfg, "slide_text")

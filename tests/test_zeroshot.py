@@ -259,7 +259,9 @@ def test_models_default_and_workflow_inputs(tmp_path):
     from pathgen.zeroshot.workflow import model_names, model_spec
     from pathgen.zeroshot.workflow import zeroshot_inputs
 
-    cfg = validate_config({"results_dir": str(tmp_path / "r"), "evaluation": {"zeroshot": {
+    cfg = validate_config({"results_dir": str(tmp_path / "r"), "demo": {"enabled": False},
+                           "slides": {"dir": str(tmp_path)}, "features": {"encoder": "tiny-demo"},
+                           "training": {"register_as": "pathgen-demo-clip"}, "evaluation": {"zeroshot": {
         "benchmarks": {"demo": {"root": str(tmp_path / "r" / "demo" / "zeroshot")},
                        "ext": {"root": "/data/crc", "preset": "CRC100K"}}}}})
     assert model_names(cfg) == ["pathgen-demo-clip", "tiny-demo"]

@@ -3,6 +3,10 @@
 Load with :func:`load_config` (a YAML path) or :func:`validate_config` (a dict, e.g.
 Snakemake's merged ``config``). Relative paths stay relative: they resolve against the
 working directory of the run (the repo root when you run ``snakemake`` there).
+
+The schema's defaults are the real-data defaults; the demo's settings are an overlay
+(pathgen/data/demo.yaml) under the user's while the demo is the slide source. The layers,
+their merge and each value's source: :mod:`pathgen.config.layers`.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from .agents import AgentTrainingConfig, self_training_conflict
@@ -21,13 +24,17 @@ from .dataset import DatasetConfig
 from .evaluation import EvaluationConfig
 from .features import EncoderSpec, FeaturesConfig, encoder_needs_text, known_encoders
 from .inputs import DemoConfig, SlidesConfig
+from .layers import (CONFIG_YAML, SET, Layer, Resolved, configfile_source, file_layer, resolve,
+                     set_dotted, with_demo_overlay)
 from .instruct import InstructConfig
 from .resources import CHUNKED_RULES, RuleResources, default_resources
 from .selection import SelectionConfig
 from .tiling import TilingConfig
 from .training import TrainingConfig
 
-__all__ = ["PathgenConfig", "ConfigError", "load_config", "validate_config", "Section"]
+__all__ = ["PathgenConfig", "ConfigError", "load_config", "validate_config", "Section",
+           "resolve_config", "config_layers", "set_dotted", "Layer", "Resolved", "SET",
+           "CONFIG_YAML", "file_layer", "with_demo_overlay"]
 
 
 class PathgenConfig(Section):
@@ -161,41 +168,40 @@ class PathgenConfig(Section):
 
 
 def validate_config(data: dict[str, Any] | None, source: str = "config") -> PathgenConfig:
-    """Validate a config mapping; raise :class:`ConfigError` with user-facing text."""
+    """Validate a settings mapping (e.g. Snakemake's merged ``config``) as the workflow and the
+    CLI read it: over the built-in defaults, with the demo overlay beneath it while it runs the
+    demo (:func:`pathgen.config.layers.with_demo_overlay`); raise :class:`ConfigError` with
+    user-facing text. :func:`resolve_config` also names each value's source."""
     try:
-        return PathgenConfig.model_validate(data or {})
+        return PathgenConfig.model_validate(with_demo_overlay(data or {}))
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, PathgenConfig, source)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PathgenConfig:
-    """Read YAML (default: ./config.yaml if present), apply dotted overrides, validate."""
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is None and Path("config.yaml").exists():
-        path = "config.yaml"
+def config_layers(path: str | Path | None = None, configfiles: list[str | Path] = (),
+                  overrides: dict[str, Any] | None = None) -> list[Layer]:
+    """The CLI's layers: ``path`` (default ./config.yaml when present), each ``configfiles``
+    file over it (as ``snakemake --configfile``), then the dotted ``overrides`` (--set)."""
+    layers = []
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at top level")
-        source = str(path)
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
-    return validate_config(data, source)
+        layers.append(file_layer(path, f"--config {path}"))
+    elif Path(CONFIG_YAML).exists():
+        layers.append(file_layer(CONFIG_YAML, CONFIG_YAML))
+    layers += [file_layer(f, configfile_source(f)) for f in configfiles or ()]
+    if overrides:
+        layers.append(Layer(SET, dict(overrides), dotted=True))
+    return layers
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.c=value`` inside nested dicts (used for --set KEY=VALUE on the CLI)."""
-    parts = key.split(".")
-    cur = data
-    for part in parts[:-1]:
-        cur = cur.setdefault(part, {})
-        if not isinstance(cur, dict):
-            raise ConfigError(f"cannot set '{key}': '{part}' is not a section")
-    cur[parts[-1]] = value
+def resolve_config(layers: list[Layer], demo: bool | None = None) -> Resolved:
+    """The layers over the built-ins (and the demo overlay), validated, with each value's
+    source (:func:`pathgen.config.layers.resolve`)."""
+    what = " + ".join(layer.path for layer in layers if layer.path) or "defaults"
+    return resolve(layers, what, demo)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                configfiles: list[str | Path] = ()) -> PathgenConfig:
+    """Read YAML (default: ./config.yaml if present), overlay ``configfiles`` (as
+    ``snakemake --configfile``), apply dotted overrides, validate."""
+    return resolve_config(config_layers(path, configfiles, overrides)).config

@@ -272,9 +272,10 @@ def _reply_len(role: str, c) -> int:
 
 class CaptioningConfig(Section):
     backend: Literal["openai", "transformers", "morphometric"] = Field(
-        "morphometric", description="Default backend of the three agents (captioning.agents.* "
-        "may override it per agent). 'morphometric' is a "
-        "measurement-based baseline, not a language model (offline, deterministic).")
+        "openai", description="Default backend of the three agents (captioning.agents.* "
+        "may override it per agent): 'openai' = vision-language models behind an "
+        "OpenAI-compatible server (the method's agents); 'morphometric' is a "
+        "measurement-based baseline, not a language model (offline, deterministic; the demo's).")
     prompt_version: str = Field("v1", description="Suffix of the template files "
                                 "pathgen/prompts/agents/<agent>.<version>.txt.")
     prompts_dir: Path | None = Field(None, description="Folder with your own <agent>.<version>.txt "

@@ -118,7 +118,9 @@ def encoder_needs_text(spec: EncoderSpec, name: str, setting: str, use: str) -> 
 
 
 class FeaturesConfig(Section):
-    encoder: str = Field("tiny-demo", description="Name of an entry in `encoders` (or a built-in).")
+    encoder: str = Field("pathgen-clip", description="Name of an entry in `encoders` (or a built-in); "
+                                                     "default PathGen-CLIP (ViT-B/16), a pretrained "
+                                                     "pathology CLIP (the demo: tiny-demo).")
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(1, ge=0, description="Patch-reading worker processes.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")

@@ -12,6 +12,10 @@ from .base import Section
 PRESETS = {
     "pathgen": {"patch_size_px": 672, "target_mpp": 0.25},
 }
+# The built-in geometry (the PathGen-1.6M method's); its values also fill the size keys a
+# config leaves out when it sets others (e.g. only target_mpp: 672 px at that mpp).
+DEFAULT_PRESET = "pathgen"
+SIZE_KEYS = ("patch_size_um", "patch_size_px", "target_mpp", "target_magnification")
 
 
 class SegmentationConfig(Section):
@@ -29,11 +33,15 @@ class SegmentationConfig(Section):
 
 
 class TilingConfig(Section):
-    preset: Literal["pathgen"] | None = Field(None, description="Named geometry; overrides size keys.")
-    patch_size_um: float | None = Field(256.0, gt=0, description="Patch side in µm.")
+    preset: Literal["pathgen"] | None = Field(
+        DEFAULT_PRESET, description="Named geometry (pathgen = 672 px at 0.25 µm/px, the "
+                                    "PathGen-1.6M patches); overrides the size keys. A config "
+                                    "that sets a size key and no preset drops it: the keys set "
+                                    "win, the others keep the pathgen values.")
+    patch_size_um: float | None = Field(None, gt=0, description="Patch side in µm.")
     patch_size_px: int | None = Field(None, gt=0, description="Patch side in px at target_mpp "
                                                               "(alternative to patch_size_um).")
-    target_mpp: float | None = Field(0.5, gt=0, description="µm/px the patch is delivered at.")
+    target_mpp: float | None = Field(None, gt=0, description="µm/px the patch is delivered at.")
     target_magnification: float | None = Field(
         None, gt=0, description="Alternative to target_mpp (mpp = 10 / magnification).")
     tissue_threshold: float = Field(0.5, ge=0, le=1,
@@ -43,6 +51,22 @@ class TilingConfig(Section):
                               "('slide'). Either way one non-overlapping lattice per slide.")
     qc_max_px: int = Field(2048, ge=64, description="Long side of the QC JPEG in px.")
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _size_keys_replace_preset(cls, data):
+        if not isinstance(data, dict):
+            return data
+        if "preset" not in data and any(data.get(k) is not None for k in SIZE_KEYS):
+            data = {**data, "preset": None}
+        if "preset" in data and data["preset"] is None:  # no named geometry: fill what is unset
+            p = PRESETS[DEFAULT_PRESET]
+            data = dict(data)
+            if data.get("patch_size_um") is None and data.get("patch_size_px") is None:
+                data["patch_size_px"] = p["patch_size_px"]
+            if data.get("target_mpp") is None and data.get("target_magnification") is None:
+                data["target_mpp"] = p["target_mpp"]
+        return data
 
     @model_validator(mode="after")
     def _geometry(self):

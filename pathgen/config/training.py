@@ -134,8 +134,9 @@ class TrainingConfig(Section):
         description="Ordered training stages (e.g. seed pairs, then generated + seed pairs); "
                     "each starts from the previous stage's last checkpoint.")
     register_as: str = Field(
-        "pathgen-clip-trained", description="Encoder name under which the final checkpoint is "
-                                          "declared in `encoders` (for features/zero-shot/MIL).")
+        "pathgen-clip-trained", description="Encoder name of the trained CLIP (training/final.pt): "
+                                             "zero-shot and MIL name it without an `encoders` entry "
+                                             "(the demo: pathgen-demo-clip).")
     baselines: list[Literal["slide_text"]] = Field(
         default_factory=list,
         description="Comparison CLIPs trained with the same architecture, schedule and seed on "

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO_SNAKEFILE = Path(__file__).resolve().parents[2] / "Snakefile"
 
 
@@ -143,6 +145,34 @@ def default_snakefile(workdir: Path) -> Path | None:
     return REPO_SNAKEFILE if REPO_SNAKEFILE.is_file() else None
 
 
+def run_config_args(workdir: Path) -> list[str]:
+    """The killed run's --configfile files and --config values (from the config it recorded,
+    pathgen/run_record.py), so `snakemake --unlock` reads the config that run read (a
+    working directory may have no config.yaml at all)."""
+    from ..config import ConfigError
+    from ..paths import Layout
+    from ..run_record import run_layers
+
+    path = Layout.find_run_config(workdir)
+    if path is None:
+        return []
+    try:
+        layers = run_layers(path)
+    except ConfigError:  # an unreadable record: unlock with the Snakefile's own config
+        return []
+    files = [la["path"] for la in layers
+             if str(la.get("source", "")).startswith("--configfile") and la.get("path")]
+    values = [la["values"] for la in layers if la.get("source") == "--config" and la.get("values")]
+    args = ["--configfile", *files] if files else []
+    if values:  # --config as one more YAML file: the same merge, no quoting of values
+        from ..atomic import write_text
+
+        extra = Layout.unlock_config(workdir)
+        write_text(extra, yaml.safe_dump(values[-1], sort_keys=False))
+        args = ["--configfile", *files, str(extra)]
+    return args
+
+
 def recover(workdir: str | os.PathLike = ".", snakefile: str | os.PathLike | None = None,
             out=sys.stdout, procs: list[Proc] | None = None) -> int:
     workdir = Path(os.path.realpath(workdir))
@@ -171,7 +201,7 @@ def recover(workdir: str | os.PathLike = ".", snakefile: str | os.PathLike | Non
         sf = Path(snakefile) if snakefile is not None else default_snakefile(workdir)
         if sf is not None:
             cmd += ["--snakefile", str(Path(sf).resolve())]
-        cmd += ["--directory", str(workdir)]
+        cmd += ["--directory", str(workdir)] + run_config_args(workdir)
         say(f"running: {shlex.join(cmd)} (in {workdir})")
         proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
         if proc.returncode != 0:
