@@ -89,7 +89,7 @@ def make_captions(feat_dir: Path, slide: str, n: int = 2, extra: list[dict] | No
 
 
 @pytest.fixture
-def ws(tmp_path):
+def dataset_dirs(tmp_path):
     """tmp_path/features (inputs), tmp_path/out (the dataset folder), a secret outside both."""
     feat = tmp_path / "features"
     secret = tmp_path / "outside" / "secret.txt"
@@ -111,8 +111,8 @@ def assert_nothing_written(tmp_path: Path, before: dict, out: Path):
         assert not list(out.rglob("*.jpg")) and not list(out.rglob("*.tar"))
 
 
-def test_dataset_record_slide_id_traversal_refused(tmp_path, ws):
-    feat, out, _ = ws
+def test_dataset_record_slide_id_traversal_refused(tmp_path, dataset_dirs):
+    feat, out, _ = dataset_dirs
     cap = make_captions(feat, "S1", extra=[caption_record("../../../x", 512, 0,
                                                           image="S1/0_0.jpg")])
     before = tree(tmp_path)
@@ -129,8 +129,8 @@ def test_dataset_record_slide_id_traversal_refused(tmp_path, ws):
     assert_nothing_written(tmp_path, before, out)
 
 
-def test_dataset_record_of_another_slide_refused(tmp_path, ws):
-    feat, out, _ = ws
+def test_dataset_record_of_another_slide_refused(tmp_path, dataset_dirs):
+    feat, out, _ = dataset_dirs
     cap = make_captions(feat, "good", extra=[caption_record("good.partial", 512, 0)])
     with pytest.raises(DatasetInputError) as ei:
         build_dataset([cap], out)
@@ -143,8 +143,8 @@ def test_dataset_record_of_another_slide_refused(tmp_path, ws):
 
 @pytest.mark.parametrize("image", ["../../../../etc/passwd", "S1/../../outside/secret.txt",
                                    "{secret}", "/etc/passwd"])
-def test_dataset_image_escaping_root_refused(tmp_path, ws, image):
-    feat, out, secret = ws
+def test_dataset_image_escaping_root_refused(tmp_path, dataset_dirs, image):
+    feat, out, secret = dataset_dirs
     image = image.format(secret=secret)
     cap = make_captions(feat, "S1", extra=[caption_record("S1", 512, 0, image=image)])
     before = tree(tmp_path)
@@ -154,8 +154,8 @@ def test_dataset_image_escaping_root_refused(tmp_path, ws, image):
     assert_nothing_written(tmp_path, before, out)
 
 
-def test_dataset_symlink_out_of_root_refused(tmp_path, ws):
-    feat, out, secret = ws
+def test_dataset_symlink_out_of_root_refused(tmp_path, dataset_dirs):
+    feat, out, secret = dataset_dirs
     cap = make_captions(feat, "S1")
     link = feat / "selection" / "patches" / "S1" / "512_0.jpg"
     link.symlink_to(secret)
@@ -169,8 +169,8 @@ def test_dataset_symlink_out_of_root_refused(tmp_path, ws):
     assert secret.stat().st_nlink == 1  # never hard-linked
 
 
-def test_dataset_symlink_inside_root_and_normal_build_work(tmp_path, ws):
-    feat, out, secret = ws
+def test_dataset_symlink_inside_root_and_normal_build_work(tmp_path, dataset_dirs):
+    feat, out, secret = dataset_dirs
     cap = make_captions(feat, "S1", n=2)
     patches = feat / "selection" / "patches" / "S1"
     (patches / "512_0.jpg").symlink_to(patches / "0_0.jpg")  # inside the root: fine
@@ -185,8 +185,8 @@ def test_dataset_symlink_inside_root_and_normal_build_work(tmp_path, ws):
 @pytest.mark.parametrize("field,value,needle", [
     ("x", "1; rm -rf /", "field 'x'"), ("y", -5, "field 'y'"), ("x", True, "field 'x'"),
     ("image", ["a"], "field 'image'"), ("caption", {"a": 1}, "field 'caption'")])
-def test_dataset_bad_fields_name_line_and_field(tmp_path, ws, field, value, needle):
-    feat, out, _ = ws
+def test_dataset_bad_fields_name_line_and_field(tmp_path, dataset_dirs, field, value, needle):
+    feat, out, _ = dataset_dirs
     rec = caption_record("S1", 512, 0)
     rec[field] = value
     cap = make_captions(feat, "S1", extra=[rec])
@@ -196,8 +196,8 @@ def test_dataset_bad_fields_name_line_and_field(tmp_path, ws, field, value, need
     assert not out.exists()
 
 
-def test_dataset_caption_file_names_are_slide_ids(tmp_path, ws):
-    feat, out, _ = ws
+def test_dataset_caption_file_names_are_slide_ids(tmp_path, dataset_dirs):
+    feat, out, _ = dataset_dirs
     make_captions(feat, "S1")
     for name in ("..jsonl", "good.summary.jsonl", "bad name.jsonl"):
         p = feat / "captions" / name
@@ -256,9 +256,9 @@ def test_dir_with_colliding_file_name_refused(tmp_path):
     assert_refused(ei, "good.summary.svs", ".summary", "sample sheet")
 
 
-def test_companion_named_caption_files_never_merge(tmp_path, ws):
+def test_companion_named_caption_files_never_merge(tmp_path, dataset_dirs):
     """good.jsonl + good.rejects.jsonl / good.partial.jsonl: only good counts, once."""
-    feat, out, _ = ws
+    feat, out, _ = dataset_dirs
     good = make_captions(feat, "good", n=2)
     for suffix in (".rejects.jsonl", ".partial.jsonl"):
         good.with_name("good" + suffix).write_text(

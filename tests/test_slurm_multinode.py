@@ -5,8 +5,8 @@ Unit tests: the sbatch line the snakemake-executor-plugin-slurm (2.8.0) builds f
 resources for nodes=2 (built by the plugin's own get_submit_command / set_gres_string), the
 srun command, the rendezvous variables, and the refusal of nodes > 1 outside SLURM.
 
-SLURM test (tests/slurm fixture; skipped with the reason where SLURM cannot be started): rule
-train_clip through `--profile slurm` with nodes=1, gpus=2, device cpu and gloo: one job with two
+SLURM test (the conftest's slurm_cluster fixture; skipped with the reason where SLURM cannot
+be started): rule train_clip through `--profile slurm` with nodes=1, gpus=2, device cpu and gloo: one job with two
 tasks, both ranks train (each logs its rank), final.pt loads in plain open_clip, and the loss
 curve matches a 1-process run with the same global batch (2 x 4 = 8) within tolerance.
 """
@@ -25,9 +25,8 @@ from pathgen.config import ConfigError, validate_config
 from pathgen.training.argv import launcher, processes, srun_command
 from pathgen.training.entry import first_host, slurm_rendezvous
 from pathgen.training.workflow import train_resources
-from tests.slurm.fixtures import slurm_cluster  # noqa: F401 (session fixture)
-from tests.slurm.workspace import REPO, Workspace
-from tests.test_training import MICRO, make_pairs
+from pathgen_testkit.training import MICRO, make_pairs
+from pathgen_testkit.workspace import REPO, Workspace
 
 BASE = {"mem_mb": 32000, "runtime": 1440, "gpu": 1, "slurm_partition": "gpu"}
 
@@ -146,7 +145,7 @@ def _epoch_means(loss_csv: Path) -> list[float]:
     return [sum(v) / len(v) for _, v in sorted(by_epoch.items())]
 
 
-def test_two_tasks_on_slurm_match_one_process(slurm_cluster, tmp_path):  # noqa: F811 (fixture)
+def test_two_tasks_on_slurm_match_one_process(slurm_cluster, tmp_path):
     import open_clip
     import torch
 
@@ -173,7 +172,7 @@ def test_two_tasks_on_slurm_match_one_process(slurm_cluster, tmp_path):  # noqa:
     assert target.exists()
 
     # one SLURM job, two tasks, both ranks in the trainer
-    from tests.slurm.fixtures import scontrol_jobs
+    from pathgen_testkit.slurm_cluster import scontrol_jobs
 
     stage = ws.root / "results" / "training" / "pathgen-clip" / "main" / "logs" / "pathgen-clip"
     out_log = (stage / "out.log").read_text()
