@@ -133,6 +133,13 @@ class FeaturesConfig(Section):
 
 
 EncodersConfig = dict[str, EncoderSpec]
+# The H-optimus models share architecture, pooling and preprocessing (their cards).
+_H_OPTIMUS = {"kind": "timm", "arch": "vit_giant_patch14_reg4_dinov2",
+              "model_kwargs": {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False,
+                               "num_classes": 0, "global_pool": "token"},
+              "pooling": "cls", "mean": (0.707223, 0.578729, 0.703617),
+              "std": (0.211883, 0.230117, 0.177517), "resize": 224, "embed_dim": 1536,
+              "mpp": 0.5, "gated": True}
 BUILTIN_ENCODERS: dict[str, dict] = {
     # Tiny random-init ViT from pathgen/model_configs (offline demo/tests).
     "tiny-demo": {"kind": "open_clip", "arch": "pathgen-tiny-vit", "pretrained": None},
@@ -187,23 +194,11 @@ BUILTIN_ENCODERS: dict[str, dict] = {
     # H-optimus-0: https://huggingface.co/bioptimus/H-optimus-0 - ViT-g/14 with 4 registers
     # (timm vit_giant_patch14_reg4_dinov2), class token = 1536-d; ToTensor + its own mean/std;
     # 224x224 tiles at 0.5 µm/px. Access needs accepted conditions.
-    "h-optimus-0": {"kind": "timm", "arch": "vit_giant_patch14_reg4_dinov2",
-                    "pretrained": "hf-hub:bioptimus/H-optimus-0",
-                    "model_kwargs": {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False,
-                                     "num_classes": 0, "global_pool": "token"},
-                    "pooling": "cls", "mean": (0.707223, 0.578729, 0.703617),
-                    "std": (0.211883, 0.230117, 0.177517), "resize": 224,
-                    "embed_dim": 1536, "mpp": 0.5, "gated": True,
+    "h-optimus-0": {**_H_OPTIMUS, "pretrained": "hf-hub:bioptimus/H-optimus-0",
                     "card": "https://huggingface.co/bioptimus/H-optimus-0"},
     # H-optimus-1: https://huggingface.co/bioptimus/H-optimus-1 - same architecture, usage and
     # preprocessing as H-optimus-0 (1536-d class token, 224 px at 0.5 µm/px). Gated.
-    "h-optimus-1": {"kind": "timm", "arch": "vit_giant_patch14_reg4_dinov2",
-                    "pretrained": "hf-hub:bioptimus/H-optimus-1",
-                    "model_kwargs": {"img_size": 224, "init_values": 1e-5, "dynamic_img_size": False,
-                                     "num_classes": 0, "global_pool": "token"},
-                    "pooling": "cls", "mean": (0.707223, 0.578729, 0.703617),
-                    "std": (0.211883, 0.230117, 0.177517), "resize": 224,
-                    "embed_dim": 1536, "mpp": 0.5, "gated": True,
+    "h-optimus-1": {**_H_OPTIMUS, "pretrained": "hf-hub:bioptimus/H-optimus-1",
                     "card": "https://huggingface.co/bioptimus/H-optimus-1"},
     # Prov-GigaPath tile encoder: https://huggingface.co/prov-gigapath/prov-gigapath - ViT-g
     # (timm vit_giant_patch14_dinov2; the Hub config sets patch_size 16), class token =
