@@ -27,4 +27,4 @@ rule caption:
         # bumped by a job whose caption items failed: the next run retries them
         retry=get_caption_retry,
     script:
-        "../workflow_scripts/caption.py"
+        "../workflow_scripts/chunk.py"

@@ -37,7 +37,7 @@ if CFG.uses_demo:
             **chunk_params("demo"),
             members=chunk_members(CHUNKS),
         script:
-            "../workflow_scripts/demo_slide.py"
+            "../workflow_scripts/chunk.py"
 
     rule demo_labels:
         output:

@@ -21,4 +21,4 @@ rule extract_features:
         **chunk_params("features"),
         members=chunk_members(CHUNKS),
     script:
-        "../workflow_scripts/extract_features.py"
+        "../workflow_scripts/chunk.py"

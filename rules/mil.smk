@@ -32,13 +32,14 @@ if MIL_TASKS and MIL_FEATURE_ENCODERS:
         resources:
             **res("extract_encoder_features", CHUNKS),
         params:
+            stage="features",
             members=chunk_members(CHUNKS),
             settings=get_encoder_feature_settings,
             files=get_encoder_feature_files,
             upstream="tile",
             on_slide_error=CFG.on_slide_error,
         script:
-            "../workflow_scripts/extract_features.py"
+            "../workflow_scripts/chunk.py"
 
 
 if MIL_TASKS:

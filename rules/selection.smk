@@ -29,4 +29,4 @@ rule select_patches:
         cancer_type=get_cancer_types,
         files_read=SELECTION_FILES,
     script:
-        "../workflow_scripts/select_patches.py"
+        "../workflow_scripts/chunk.py"

@@ -28,4 +28,4 @@ rule tile:
         mpp=get_tile_mpp,
         default_mpp=CFG.slides.default_mpp,
     script:
-        "../workflow_scripts/tile.py"
+        "../workflow_scripts/chunk.py"

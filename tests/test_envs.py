@@ -105,6 +105,9 @@ def parse_rules(path: Path) -> dict[str, dict[str, str]]:
         if m:
             current = rules.setdefault(m.group(1), {})
             continue
+        m = re.search(r"chunk_params\(\"(\w+)\"\)|^\s*stage=\"(\w+)\"", line)
+        if m and current is not None:  # a chunk rule: its stage's module runs in its script
+            current["stage"] = m.group(1) or m.group(2)
         m = re.match(r"\s*(conda|script)\s*:\s*(.*)$", line)
         if m and current is not None:
             rest = m.group(2).strip() or (lines[i + 1].strip() if i + 1 < len(lines) else "")
@@ -256,7 +259,13 @@ def test_env_covers_rule_imports(rule):
     provided = installed_closure(env_requirements(env))
     dists = _packages_distributions()
     missing = []
-    for mod, where in sorted(_third_party_cached(script).items()):
+    imported = dict(_third_party_cached(script))
+    if "stage" in d:  # workflow_scripts/chunk.py imports the rule's stage module by name
+        from pathgen.runner.stage import STAGE_MODULES
+
+        stage_file = _module_file(STAGE_MODULES[d["stage"]])
+        imported = {**_third_party_cached(stage_file), **imported}
+    for mod, where in sorted(imported.items()):
         owners = {norm(x) for x in dists.get(mod, [])}
         if not owners:
             continue  # not installed in the project venv either: an optional extra

@@ -34,7 +34,7 @@ def chunk_job_params(stage: str, cfg: PathgenConfig, layout: Layout | None = Non
     rule of ``stage`` (``settings`` given: e.g. a trained model's)."""
     layout, st = layout or Layout(cfg), get_stage(stage)
     upstream = upstream_of(stage, cfg)
-    return {"settings": st.settings(cfg) if settings is None else settings,
+    return {"stage": stage, "settings": st.settings(cfg) if settings is None else settings,
             "files": chunk_files(stage, layout, upstream), "upstream": upstream,
             "on_slide_error": cfg.on_slide_error, **(st.params(cfg) if st.params else {})}
 
