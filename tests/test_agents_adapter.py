@@ -1,6 +1,6 @@
 """`pathgen agents export --format adapter`: the LoRA adapter alone, as peft writes it, plus the
 pathgen card vLLM's multi-LoRA serving needs (read_adapter_card), on the tiny LLaVA of
-tests/tiny_vlm.py: it loads back with PeftModel.from_pretrained and gives the merged export's
+pathgen_testkit/tiny_vlm.py: it loads back with PeftModel.from_pretrained and gives the merged export's
 logits."""
 
 from __future__ import annotations

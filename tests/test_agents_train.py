@@ -1,5 +1,5 @@
 """`pathgen agents train`: LoRA (peft) on a tiny randomly initialised LLaVA built offline
-(tests/tiny_vlm.py): the loss falls, a resumed run equals the uninterrupted one, and the merged
+(pathgen_testkit/tiny_vlm.py): the loss falls, a resumed run equals the uninterrupted one, and the merged
 export loads as a plain model that captions through the transformers backend."""
 
 from __future__ import annotations
