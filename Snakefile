@@ -1,6 +1,7 @@
 # pathgen workflow: slides -> tiles -> features -> selection -> captions -> dataset
 # -> CLIP training -> zero-shot + MIL benchmarks -> report.
 # All logic lives in the `pathgen` package; rules are thin and call workflow_scripts/.
+import gc
 import sys
 
 from snakemake.common.configfile import load_configfile
@@ -88,3 +89,12 @@ rule all:
     input:
         # every final output, from the rules this config defines (rules/common.smk)
         final_targets,
+
+
+# A 30k-slide run's DAG is ~0.5 M Python objects, and every full collection of the cyclic GC
+# rescans all live objects, the parse-time ones too (the slides, chunks, config and rules,
+# which live as long as the run). Freeze those and collect the young generation less often:
+# `snakemake -n` at 30k slides spends ~1.2 s less CPU (of ~8; bench/dag.py). Nothing else
+# changes: frozen objects are only never collected as cycles, and the parse-time ones stay.
+gc.freeze()
+gc.set_threshold(20_000, 10, 10)

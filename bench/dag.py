@@ -12,15 +12,16 @@ the code defaults):
           plan_chunks, which writes chunks.tsv) + the DAG of every job. J = its job count.
   rerun   the same dry run on a REAL second-run state, made like this:
             1. `snakemake -n -F` lists every job's declared outputs; each is created (empty);
-            2. `snakemake --touch -F --cores 1` "runs" every job with Snakemake's touch
+            2. `snakemake --touch -F --cores 64` "runs" every job with Snakemake's touch
                executor. It touches the outputs in execution order AND goes through the normal
                job post-processing, which calls persistence.finished(): the .snakemake/metadata
                record of every output (rule, code hash, params, input list + checksums, log,
                conda env, software-stack hash) is written by Snakemake itself, exactly as after
                a real run (Snakemake 9.27.1 executors/touch.py + jobs.py Job.postprocess);
           the bench checks that every output has a metadata record, then times the dry run.
-          (Step 2 is most of the bench's wall time: ~3 min at 10k slides, the touch executor
-          sleeps 0.1 s per job and Snakemake's scheduler is slow on 600+ jobs.)
+          (Step 2 is most of the bench's wall time: the touch executor sleeps 0.1 s per job
+          and Snakemake's scheduler re-checks the inputs of every waiting job after each one:
+          with --cores 1 that was ~3 min at 10k slides and ~1 h at 30k, 64 at once ~6 min.)
           It measures what a rerun of an up-to-date workflow costs: the DAG plus, per job,
           the existence/mtime checks and every rerun trigger (mtime, params, input, code,
           software-env) against the stored records. The dry run must schedule nothing
@@ -54,7 +55,7 @@ snakemake start unless slurmctld answers (or sinfo is not on PATH for the dry ru
     .venv/bin/python bench/dag.py [--slides 1000 10000] [--workdir DIR] [--no-bare-chunked]
 
 Ends with: dag: slides=N jobs=J fresh_s=X rerun_s=Y bare_per_slide_s=Z   (largest N).
-Goal on the shared 2-core machine: X <= 10 and Y <= 10 at 10k slides.
+Goal on the shared 2-core machine: X <= 10 and Y <= 10 at 30k slides (--slides 30000).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ from pathlib import Path
 from pathgen_testkit.workspace import SNAKEMAKE, fake_slide_workspace, make_touched_state, parse_job_counts
 
 CHUNK_SIZE = 64
+# Jobs `snakemake --touch` runs at once when it makes the second-run state (the touch executor
+# does no work; with --cores 1 the scheduler's per-job rescans made it ~1 h at 30k slides).
+TOUCH_CORES = 64
 
 # ---------------------------------------------------------------------------------------------
 # bare Snakefiles (no pathgen code)
@@ -261,7 +265,7 @@ def parse_breakdown(ws) -> dict:
 
 def make_second_run_state(ws, timeout: float) -> dict:
     """Outputs present + Snakemake's own metadata records (see the module docstring)."""
-    n_outputs, t_touch = timed(lambda: make_touched_state(ws, timeout))
+    n_outputs, t_touch = timed(lambda: make_touched_state(ws, timeout, cores=TOUCH_CORES))
     meta = ws.root / ".snakemake" / "metadata"
     n_meta = sum(1 for _ in meta.iterdir()) if meta.is_dir() else 0
     if n_meta < n_outputs:

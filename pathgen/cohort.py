@@ -39,11 +39,12 @@ def _glob_dir(root: Path, patterns: list[str]) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        folder = Path(dirpath)
         for fn in sorted(filenames):
             if fn.startswith("."):
                 continue
             if any(rx.match(fn.lower()) for rx in regexes):
-                found.append(Path(dirpath) / fn)
+                found.append(folder / fn)
     return found
 
 

@@ -197,17 +197,19 @@ def plant_unreadable_demo_slide(ws: Workspace, slide_id: str) -> Path:
     return svs
 
 
-def make_touched_state(ws: Workspace, timeout: float = 600) -> int:
+def make_touched_state(ws: Workspace, timeout: float = 600, cores: int = 1) -> int:
     """A finished-run state without running any job: every declared output created empty and
     `snakemake --touch -F` writing Snakemake's own metadata records for them (as after a real
-    run). Returns the number of outputs."""
+    run). Returns the number of outputs. ``cores``: jobs touched at once (the same records;
+    with one, Snakemake's scheduler re-checks every waiting job's inputs after each job, which
+    takes an hour at 30k slides)."""
     listing = ws.snakemake("-n", "-F", timeout=timeout)
     outputs = sorted({Path(f) for _, files in parse_job_outputs(listing.stdout) for f in files})
     for p in outputs:
         p = p if p.is_absolute() else ws.root / p
         p.parent.mkdir(parents=True, exist_ok=True)
         p.touch()
-    ws.snakemake("--touch", "-F", "--cores", "1", "--quiet", "all", timeout=timeout)
+    ws.snakemake("--touch", "-F", "--cores", str(cores), "--quiet", "all", timeout=timeout)
     return len(outputs)
 
 

@@ -53,10 +53,14 @@ def slide_path(wildcards):
     return str(SLIDES[wildcards.slide].path)
 
 
+# slide id -> its file as a str, made once (the chunk rules' params and inputs ask per job)
+SLIDE_PATHS = {s: str(rec.path) for s, rec in SLIDES.items()}
+
+
 def chunk_members(chunks):
     """A chunk's member slides -> their slide files (the job reads paths from here, it never
     re-lists the run's slides)."""
-    return lambda wc: {s: str(SLIDES[s].path) if s in SLIDES else None for s in chunks[wc.chunk]}
+    return lambda wc: {s: SLIDE_PATHS.get(s) for s in chunks[wc.chunk]}
 
 
 def chunk_slide_files(wildcards):
@@ -66,7 +70,7 @@ def chunk_slide_files(wildcards):
     file is the tile job's input), so they are not listed here."""
     if CFG.uses_demo:
         return []
-    return [str(SLIDES[s].path) for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
+    return [SLIDE_PATHS[s] for s in CHUNKS[wildcards.chunk] if SLIDES[s].path.exists()]
 
 
 def chunk_params(stage):

@@ -29,7 +29,11 @@ def selection_models(cfg: PathgenConfig):
 
 def cancer_types(cfg: PathgenConfig, slides: list[str]) -> dict[str, str]:
     """Each slide's cancer type (sample-sheet column, else selection.cancer_type): a rule
-    param, so a changed type re-runs that slide's selection."""
-    from .runner import slide_cancer_type
+    param, so a changed type re-runs that slide's selection. The same values as
+    :func:`~pathgen.selection.runner.slide_cancer_type` per slide, the sheet looked up once
+    (per slide it stats and resolves the sheet's path: 30k slides, seconds at parse time)."""
+    from .prompts import sheet_cancer_types
 
-    return {s: slide_cancer_type(cfg.selection, s, cfg.slides.sample_sheet) for s in slides}
+    sel = cfg.selection
+    types = sheet_cancer_types(cfg.slides.sample_sheet, sel.cancer_type_column)
+    return {s: types.get(s, sel.cancer_type) for s in slides}
