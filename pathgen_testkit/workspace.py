@@ -221,3 +221,16 @@ def make_finished_state(ws: Workspace, timeout: float = 600) -> Workspace:
     left = {rule for rule, _, _ in parse_jobs(ws.dry_run(quiet=False, timeout=timeout).text)}
     assert left <= {"all"}, f"a touched workspace still has jobs to run: {sorted(left)}"
     return ws
+
+
+def small_settings() -> dict:
+    """The demo's small offline compute settings (tiling, features, captioning, selection,
+    training) for tests that run the workflow on their own few slides: with real slides every
+    unset key is the real-data default, which needs pretrained weights and a model server."""
+    from pathgen.config.layers import demo_overlay
+
+    overlay = demo_overlay()
+    out = {k: overlay[k] for k in ("tiling", "features", "captioning", "selection")}
+    out["training"] = {k: v for k, v in overlay["training"].items()
+                       if k not in ("baselines", "slide_text")}
+    return out

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pathgen_testkit.slide_files import write_real_slides
-from pathgen_testkit.workspace import Workspace, parse_job_inputs, parse_jobs
+from pathgen_testkit.workspace import Workspace, parse_job_inputs, parse_jobs, small_settings
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,7 @@ class Run:
         self.spare = root / "spare"
         write_real_slides(self.slides, 2, size=768)
         write_real_slides(self.spare, 1, size=768, start=2)
+        self.ws.write_config(**small_settings())  # the demo's small settings, on real slides
         self.ws.write_config(
             results_dir=str(self.ws.root / "results"), demo={"enabled": False},
             slides={"dir": str(self.slides)},
