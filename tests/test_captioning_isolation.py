@@ -29,7 +29,7 @@ def test_morphometric_measurement_error_fails_that_patch_only(tmp_path, monkeypa
     monkeypatch.setattr(morphometric, "measure_patch", flaky)
     csv_path, patches = write_selection(tmp_path, kinds=("tumour", "stroma", "stroma"), n=6)
     out = tmp_path / "cap" / "slide_a.jsonl"
-    summary = caption_slide(csv_path, patches, out, CaptioningConfig(max_failed_fraction=0.5),
+    summary = caption_slide(csv_path, patches, out, CaptioningConfig(backend="morphometric", max_failed_fraction=0.5),
                             target_mpp=0.5)
     recs = _records(out)
     failed = {x for x, r in recs.items() if r["status"] == "failed"}

@@ -269,7 +269,8 @@ def test_doctor_wants_hf_token_for_a_configured_gated_encoder(monkeypatch, tmp_p
     assert encoder_weights_check(validate_config({"demo": {"enabled": True}}), env={}) is None
     # features.encoder counts too; a mismatched magnification is noted, never fatal
     uni = validate_config({"demo": {"enabled": True}, "features": {"encoder": "uni"},
-                           "selection": {"prompt_top_k": 0}})
+                           "selection": {"prompt_top_k": 0},
+                           "tiling": {"preset": None, "patch_size_um": 256, "target_mpp": 0.5}})
     ok, msg = encoder_weights_check(uni, env={"HF_TOKEN": "hf_x"})
     assert ok and "1.14 µm/px" in msg and "tiling.patch_size_um: 112" in msg
 
@@ -300,7 +301,8 @@ def test_vision_only_encoders_serve_features_and_mil():
 
     cfg = validate_config({"demo": {"enabled": True}, "features": {"encoder": "uni"},
                            "selection": {"prompt_top_k": 0},
-                           "evaluation": {"mil": {"encoders": ["uni", "virchow2", "pathgen-clip"]}}})
+                           "evaluation": {"mil": {"encoders": ["uni", "virchow2", "pathgen-clip"]},
+                                          "zeroshot": {"models": []}}})
     assert cfg.features.encoder == "uni"
     assert model_names(cfg) == [cfg.training.register_as]  # not the vision-only features encoder
     validate_config({"demo": {"enabled": True}, "selection": {"text_encoder": "pathgen-clip"}})
@@ -425,6 +427,7 @@ def test_dag_extracts_a_registered_mil_encoders_features(tmp_path):
     mil = {"tasks": {"t": {"labels": str(tmp_path / "labels.csv"), "classes": ["a", "b"],
                            "folds": 2}}, "models": ["abmil"], "encoders": ["tiny-demo", "uni"]}
     ws = fake_slide_workspace(tmp_path / "ws", 2, cluster={"chunk_size": 2},
+                              features={"encoder": "tiny-demo"},
                               training={"enabled": False}, evaluation={"mil": mil})
     jobs = parse_jobs(ws.dry_run(quiet=False).text)
     got = {(r, wc.get("encoder")) for r, wc, _ in jobs

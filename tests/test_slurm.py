@@ -90,7 +90,11 @@ def _absolute(value, root: Path):
 def tiny_config(root: Path, **resources) -> dict:
     """The repo config.yaml, shrunk: 6 demo slides of 1536 x 1024 px (demo_004 held out),
     chunks of 3, one CLIP epoch, one MIL model, a small zero-shot set; features on CPU."""
-    cfg = _absolute(with_demo_overlay(yaml.safe_load((REPO / "config.yaml").read_text())), root)
+    cfg = with_demo_overlay(yaml.safe_load((REPO / "config.yaml").read_text()))
+    # every results path absolute, the defaults' too (Snakemake matches paths as written)
+    cfg.setdefault("results_dir", "results")
+    cfg["demo"].setdefault("out_dir", "results/demo")
+    cfg = _absolute(cfg, root)
     cfg["demo"].update(n_slides=6, width_px=1536, height_px=1024, seed=0,
                        zeroshot_max_per_class=20)
     cfg["features"].update(device="cpu", num_workers=0)
