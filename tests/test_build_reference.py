@@ -1,8 +1,8 @@
 """The streaming build_dataset / build_instruct write what the in-memory implementation wrote.
 
 tests/fixtures/build_reference/reference/ holds the outputs of the pre-streaming
-implementation (committed in 81e5898, before the change) on the caption files in
-tests/fixtures/build_reference/inputs/ (made by make_inputs.py there), for several settings: defaults with file ids, rejected records
+implementation (commit 27ee7fc) on the caption files in tests/fixtures/build_reference/inputs/
+(made by make_inputs.py there), for several settings: defaults with file ids, rejected records
 + revise text + comma CSV + relative paths + exact cross-slide dedup, describe text + IVF
 dedup + copied images, a rebuild over an existing folder (stale images, shards and junk), and
 instruction data from the offline and an LLM generator. Every output file is compared byte
