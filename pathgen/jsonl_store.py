@@ -11,7 +11,6 @@ atomically by :meth:`ResumableJsonl.finalize`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -28,58 +27,12 @@ class ResumableJsonl:
     record supersedes its old one). Subclasses turn a failed write into their own error type
     by overriding :meth:`write_error`."""
 
-    def __init__(self, partial_path: str | os.PathLike, key: Callable[[dict], Hashable],
-                 keep_records: bool = True):
-        """``keep_records=False``: hold nothing in memory (for stores larger than it); the
-        caller reads the file back with :meth:`entries` and tracks membership itself
-        (``in`` / :attr:`records` / :meth:`finalize` need the records)."""
+    def __init__(self, partial_path: str | os.PathLike, key: Callable[[dict], Hashable]):
         self.path = Path(partial_path)
         self.key = key
-        self.keep_records = keep_records
         self.records: dict[Hashable, dict] = {}
         self._fh = None
-        if keep_records:
-            self._load()
-        else:
-            self._cut_torn_tail()
-
-    def _cut_torn_tail(self) -> None:
-        """Cut an incomplete last line (a kill mid-write), reading only the file's tail."""
-        if not self.path.exists():
-            return
-        with self.path.open("r+b") as fh:
-            size = end = fh.seek(0, os.SEEK_END)
-            while end > 0:
-                start = max(0, end - 65536)
-                fh.seek(start)
-                nl = fh.read(end - start).rfind(b"\n")
-                if nl >= 0:
-                    end = start + nl + 1
-                    break
-                end = start
-            if end < size:
-                log.warning("%s: dropping %d bytes of an incomplete last record", self.path, size - end)
-                fh.truncate(end)
-
-    def entries(self) -> Iterator[tuple[int, dict]]:
-        """(byte offset, record) of every valid record in file order, one line in memory at a
-        time (the caller lets a later record of a key supersede an earlier one); invalid lines
-        are warned about and skipped, as when the records are loaded."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as fh:
-            offset = 0
-            for i, line in enumerate(fh, start=1):
-                start, offset = offset, offset + len(line)
-                if not line.endswith(b"\n") or not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    self.key(rec)
-                except (ValueError, KeyError, TypeError):
-                    log.warning("%s line %d is not a valid record; ignored", self.path, i)
-                    continue
-                yield start, rec
+        self._load()
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -138,8 +91,7 @@ class ResumableJsonl:
             if exc is err:
                 raise
             raise exc from err
-        if self.keep_records:
-            self.records[self.key(rec)] = rec
+        self.records[self.key(rec)] = rec
 
     def _rollback(self, start: int | None) -> None:
         fh, self._fh = self._fh, None
@@ -177,32 +129,20 @@ class ResumableJsonl:
         return recs
 
 
-@contextlib.contextmanager
-def jsonl_writer(path: str | os.PathLike) -> Iterator[Callable[[dict], None]]:
-    """Yields ``add(record)``: one record per line, atomically (the file appears when the block
-    ends without an error), one record in memory at a time."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
-        yield lambda rec: fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-
-
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
     """All ``records`` to ``path``, one per line, atomically (a reader never sees half a file)."""
-    with jsonl_writer(path) as add:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for rec in records:
-            add(rec)
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-def read_jsonl_entries(path: str | os.PathLike, error: type[Exception] = ValueError,
-                       fix: str = "") -> Iterator[tuple[int, int, dict]]:
-    """(line number, byte offset, record) for every non-blank line of a JSON Lines file (the
-    offset lets a caller come back to one record: seek there, read one line). A
-    binary/non-UTF-8 line, a non-JSON line or a line that is not a JSON object raises
-    ``error`` naming the file and line, followed by the caller's ``fix`` text (e.g.
-    ``"; re-run captioning"``)."""
+def read_jsonl_lines(path: str | os.PathLike, error: type[Exception] = ValueError,
+                     fix: str = "") -> Iterator[tuple[int, dict]]:
+    """(line number, record) for every non-blank line of a JSON Lines file. A binary/non-UTF-8
+    line, a non-JSON line or a line that is not a JSON object raises ``error`` naming the file
+    and line, followed by the caller's ``fix`` text (e.g. ``"; re-run captioning"``)."""
     with open(path, "rb") as fh:
-        offset = 0
         for i, raw in enumerate(fh, start=1):
-            start, offset = offset, offset + len(raw)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -216,15 +156,7 @@ def read_jsonl_entries(path: str | os.PathLike, error: type[Exception] = ValueEr
                 raise error(f"{path} line {i} is not valid JSON ({err}){fix}") from None
             if not isinstance(rec, dict):
                 raise error(f"{path} line {i}: expected a JSON object per line{fix}")
-            yield i, start, rec
-
-
-def read_jsonl_lines(path: str | os.PathLike, error: type[Exception] = ValueError,
-                     fix: str = "") -> Iterator[tuple[int, dict]]:
-    """(line number, record) for every non-blank line of a JSON Lines file, checked as
-    :func:`read_jsonl_entries` does."""
-    for i, _, rec in read_jsonl_entries(path, error, fix):
-        yield i, rec
+            yield i, rec
 
 
 def read_jsonl(path: str | os.PathLike, error: type[Exception] = ValueError, fix: str = "") -> Iterator[dict]:

@@ -59,10 +59,8 @@ def _default_resources() -> dict[str, RuleResources]:
         "train_clip": RuleResources(gpu=1, mem_mb=32000, runtime=1440, threads=8),
         "zeroshot": RuleResources(gpu=1, mem_mb=16000, runtime=120, threads=4),
         "mil": RuleResources(gpu=1, mem_mb=16000, runtime=240, threads=2),
-        # streams the caption records: ~0.8 GB whatever their number (bench/dataset_memory.py);
-        # dataset.dedup_cosine adds N x D x 4 B of embeddings + the faiss search (1.9 M x 1024-d:
-        # ~10 GB)
-        "build_dataset": RuleResources(mem_mb=12000, runtime=720, threads=2),
+        # holds every caption record (~7.7 KB each, measured): ~14 GB for 1.9 M records
+        "build_dataset": RuleResources(mem_mb=24000, runtime=720, threads=2),
         # LoRA on a 7B VLM in bf16: ~16 GB of weights + activations; hours per 1k steps
         "agents_build_data": RuleResources(mem_mb=4000, runtime=120, threads=2),
         "agents_train": RuleResources(gpu=1, mem_mb=64000, runtime=1440, threads=8),

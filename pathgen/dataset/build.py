@@ -4,15 +4,12 @@ A pure function of the per-slide files: rerunning after adding slides rebuilds t
 files, reusing the image links and any WebDataset shard whose content did not change.
 Every input record is checked (records.py, resolve_image) before anything is written, so a
 hostile or broken caption file never writes outside ``out_dir`` or links in a foreign file.
-The build streams (two passes over the caption files, one slide at a time): its memory does
-not grow with the number of records (bench/dataset_memory.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from pathlib import Path
 
 from ..atomic import write_json, write_text
@@ -20,12 +17,12 @@ from ..config.dataset import DatasetConfig
 from ..captioning.files import CAPTIONS_PARTIAL_SUFFIX, CAPTIONS_REJECTS_SUFFIX
 from ..selection.files import features_selection_dir, selection_patches_dir
 from ..slide_tables import read_id_table, read_table
-from .card import CardStats, card_markdown, gallery_html, gallery_picks
-from .dedup import SampleEmbeddings, dedup_keep, dedup_markdown, features_file
+from .card import build_card, card_markdown, gallery_html
+from .dedup import dedup_markdown, dedup_samples, features_for
 from .files import DATASET_IMAGES_DIR, DATASET_OUTPUTS, DATASET_SHARDS_DIR, dataset_files
-from .pathgen_json import pathgen_json_writer
-from .records import DatasetInputError, SlideCaptions, load_slide, slide_id_of
-from .writers import ImageSync, ShardWriter, csv_writer, key_prefix, sample_key
+from .pathgen_json import write_pathgen_json
+from .records import DatasetInputError, SlideCaptions, load_slide
+from .writers import sample_key, sync_images, write_csv, write_shards
 
 log = logging.getLogger(__name__)
 
@@ -131,54 +128,49 @@ def caption_text(rec: dict, stage: str = "summarize") -> str:
     return str(rec.get(STAGE_FIELDS[stage]) or "").strip()
 
 
-def _slide_samples(sc: SlideCaptions, images_root: Path | None, accepted_only: bool,
-                   file_ids: dict[str, str], stage: str, keys: dict[str, str]) -> list[dict]:
-    """One slide's samples in dataset order (y, x), every record checked. ``keys``: sample
-    key -> where, shared by the slides whose keys can collide (key_prefix), else this slide's."""
-    out, rels = [], {}
-    recs = sc.accepted if accepted_only else sc.accepted + [
-        r for r in sc.rejected if r.get("status", "ok") == "ok" and r.get("caption")]
-    for r in sorted(recs, key=lambda r: (int(r["y"]), int(r["x"]))):
-        text = caption_text(r, stage)
-        if not text:
-            continue
-        where = sc.where(r)
-        src = resolve_image(r, sc.path, images_root, where)
-        key = sample_key(str(r["slide_id"]), r["x"], r["y"])
-        if key in keys:
-            raise DatasetInputError(
-                f"{where}: sample key {key!r} is already used by {keys[key]}; two records "
-                "of one position, or slide ids that collide after replacing '.' (rename one)")
-        keys[key] = where
-        name = Path(r.get("image") or src.name).name
-        rel = f"{r['slide_id']}/{name}"
-        if rel in rels:
-            raise DatasetInputError(f"{where}, field 'image': images/{rel} is already the "
-                                    f"image of {rels[rel]}; each record needs its own file")
-        rels[rel] = where
-        fid = r.get("file_id") or file_ids.get(str(r["slide_id"]))
-        meta = {k: r.get(k) for k in ("slide_id", "x", "y", "level", "size", "mpp", "backend",
-                                      "model", "prompt_hash", "describe", "revise", "caption",
-                                      "n_tokens")}
-        meta.update(wsi_id=str(r["slide_id"]), position=[str(int(r["x"])), str(int(r["y"]))])
-        if fid:
-            meta["file_id"] = fid
-        out.append({"key": key, "caption": text, "src_image": src,
-                    "rel_image": rel, "meta": meta,
-                    "slide_id": str(r["slide_id"]), "x": int(r["x"]), "y": int(r["y"]),
-                    "file_id": fid})
+def _samples(slides: list[SlideCaptions], images_root: Path | None, accepted_only: bool,
+             file_ids: dict[str, str], stage: str = "summarize") -> list[dict]:
+    out, keys, rels = [], {}, {}
+    for sc in slides:
+        recs = sc.accepted if accepted_only else sc.accepted + [
+            r for r in sc.rejected if r.get("status", "ok") == "ok" and r.get("caption")]
+        for r in sorted(recs, key=lambda r: (int(r["y"]), int(r["x"]))):
+            text = caption_text(r, stage)
+            if not text:
+                continue
+            where = sc.where(r)
+            src = resolve_image(r, sc.path, images_root, where)
+            key = sample_key(str(r["slide_id"]), r["x"], r["y"])
+            if key in keys:
+                raise DatasetInputError(
+                    f"{where}: sample key {key!r} is already used by {keys[key]}; two records "
+                    "of one position, or slide ids that collide after replacing '.' (rename one)")
+            keys[key] = where
+            name = Path(r.get("image") or src.name).name
+            rel = f"{r['slide_id']}/{name}"
+            if rel in rels:
+                raise DatasetInputError(f"{where}, field 'image': images/{rel} is already the "
+                                        f"image of {rels[rel]}; each record needs its own file")
+            rels[rel] = where
+            fid = r.get("file_id") or file_ids.get(str(r["slide_id"]))
+            meta = {k: r.get(k) for k in ("slide_id", "x", "y", "level", "size", "mpp", "backend",
+                                          "model", "prompt_hash", "describe", "revise", "caption",
+                                          "n_tokens")}
+            meta.update(wsi_id=str(r["slide_id"]), position=[str(int(r["x"])), str(int(r["y"]))])
+            if fid:
+                meta["file_id"] = fid
+            out.append({"key": key, "caption": text, "src_image": src,
+                        "rel_image": rel, "meta": meta,
+                        "slide_id": str(r["slide_id"]), "x": int(r["x"]), "y": int(r["y"]),
+                        "file_id": fid})
     return out
 
 
-def missing_text(sc: SlideCaptions, dcfg: DatasetConfig) -> int:
-    """Usable caption records of a slide without the text of dataset.caption_stage."""
-    recs = sc.accepted + ([] if dcfg.accepted_only else sc.rejected)
-    return sum(not caption_text(r, dcfg.caption_stage) for r in recs
-               if r.get("status", "ok") == "ok" and str(r.get("caption") or "").strip())
-
-
-def caption_stage_info(missing: int, dcfg: DatasetConfig) -> dict:
+def caption_stage_info(slides: list[SlideCaptions], dcfg: DatasetConfig) -> dict:
     """Which agent's text the captions are, and how many usable records had none (card)."""
+    recs = [r for sc in slides for r in sc.accepted + ([] if dcfg.accepted_only else sc.rejected)
+            if r.get("status", "ok") == "ok" and str(r.get("caption") or "").strip()]
+    missing = sum(not caption_text(r, dcfg.caption_stage) for r in recs)
     if missing:
         log.warning("dataset.caption_stage %s: %d caption records have no %r text; left out",
                     dcfg.caption_stage, missing, STAGE_FIELDS[dcfg.caption_stage])
@@ -192,30 +184,11 @@ def stage_markdown(info: dict) -> str:
             f"records without that text: {info['missing_text']}\n")
 
 
-class _Keys:
-    """Sample-key collision check across the whole dataset, holding only what can collide:
-    keys of one slide differ by position, so only slides whose ids share a key_prefix (known
-    from the file names) share one table; every other slide gets a fresh one."""
-
-    def __init__(self, slide_ids: list[str]):
-        n = Counter(key_prefix(s) for s in slide_ids)
-        self.shared: dict[str, dict[str, str]] = {p: {} for p, c in n.items() if c > 1}
-
-    def table(self, slide_id: str) -> dict[str, str]:
-        return self.shared.get(key_prefix(slide_id), {})
-
-
 def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.PathLike,
                   dcfg: DatasetConfig | None = None, images_root: str | os.PathLike | None = None,
                   file_ids: dict[str, str] | None = None,
                   features: dict[str, str | os.PathLike] | None = None) -> dict:
     """Assemble the dataset folder; returns the card (also written as dataset_card.json).
-
-    Streams: the caption files are read one slide at a time, twice. The first pass checks
-    every record (nothing is written before all are checked), counts, and gathers the
-    embeddings for dataset.dedup_cosine; the second writes each slide's pairs to every
-    output as it goes. Memory holds one slide's records, one shard's samples, counters and,
-    with dedup, the embeddings; not the dataset.
 
     `features` (slide -> features HDF5) is only read for dataset.dedup_cosine; default
     <captions folder>/../<slide>.h5."""
@@ -230,74 +203,36 @@ def build_dataset(caption_files: list[str | os.PathLike], out_dir: str | os.Path
     if skipped:
         log.info("skipping %d companion files (%s)", len(skipped), ", ".join(COMPANION_SUFFIXES))
         files = [f for f in files if f not in skipped]
-
-    def samples_of(sc: SlideCaptions, keys: dict[str, str]) -> list[dict]:
-        return _slide_samples(sc, root, dcfg.accepted_only, fids, dcfg.caption_stage, keys)
-
-    # pass 1: check everything, count, gather the dedup embeddings
-    card = CardStats(dcfg)
-    keys = _Keys([slide_id_of(f) for f in files])
-    emb = None
-    if dcfg.dedup_cosine is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        emb = SampleEmbeddings(out)  # an unnamed temporary file beside the outputs
+    slides = [load_slide(f) for f in files]
     first: dict[str, Path] = {}
-    n_samples = missing = 0
-    for f in files:
-        sc = load_slide(f)
+    for sc in slides:
         if sc.slide_id in first:
             raise DatasetInputError(f"caption files for the same slide given twice: {first[sc.slide_id]} "
                                     f"and {sc.path} (slide {sc.slide_id!r}); pass each slide once")
         first[sc.slide_id] = sc.path
-        samples = samples_of(sc, keys.table(sc.slide_id))
-        card.add_slide(sc)
-        missing += missing_text(sc, dcfg)
-        n_samples += len(samples)
-        if emb is not None:
-            emb.add_slide(sc.slide_id, [(s["x"], s["y"]) for s in samples],
-                          features_file(sc.slide_id, features, sc.path.parent.parent))
-    stage_info = caption_stage_info(missing, dcfg)
-    keep, dedup_report = None, {"enabled": False}
-    if emb is not None:
-        keep, dedup_report = dedup_keep(emb, dcfg.dedup_cosine, dcfg.dedup_neighbors,
-                                        dcfg.dedup_exact_max, dcfg.dedup_nprobe)
-    n_pairs = n_samples if keep is None else int(keep.sum())
-
-    # pass 2: write each slide's pairs everywhere
-    picks = gallery_picks(n_pairs, dcfg.gallery_size, dcfg.seed)
-    gallery: list[dict] = []
-    images = ImageSync(out / DATASET_IMAGES_DIR, dcfg.images)
-    shards = ShardWriter(out / DATASET_SHARDS_DIR, dcfg.shard_size)
-    i = 0  # sample index before dedup
-    with csv_writer(paths["open_clip_csv"], out, dcfg.csv_separator, dcfg.csv_img_key,
-                    dcfg.csv_caption_key, dcfg.csv_paths) as add_csv, \
-            pathgen_json_writer(paths["pathgen_json"]) as add_json:
-        for f in files:
-            samples = samples_of(load_slide(f), {})
-            if keep is not None:
-                n = len(samples)
-                samples = [s for s, k in zip(samples, keep[i:i + n]) if k]
-                i += n
-            images.add_slide(samples)
-            for s in samples:
-                if card.n_pairs in picks:
-                    gallery.append(s)
-                card.add_sample(s)
-                add_csv(s)
-                add_json(s)
-                shards.add(s)
-        shard_info = shards.close()
-    removed = images.finish()
-    write_text(paths["gallery"], gallery_html(gallery, n_pairs, dcfg.seed))
+    samples = _samples(slides, root, dcfg.accepted_only, fids, dcfg.caption_stage)
+    stage_info = caption_stage_info(slides, dcfg)
+    dedup_report = {"enabled": False}
+    if dcfg.dedup_cosine is not None:
+        feats = features_for(slides, features, lambda sc: sc.path.parent.parent)
+        samples, dedup_report = dedup_samples(samples, feats, dcfg.dedup_cosine, dcfg.dedup_neighbors,
+                                              dcfg.dedup_exact_max, dcfg.dedup_nprobe)
+    removed = sync_images(samples, out / DATASET_IMAGES_DIR, dcfg.images)
+    write_csv(paths["open_clip_csv"], samples, out, dcfg.csv_separator, dcfg.csv_img_key,
+              dcfg.csv_caption_key, dcfg.csv_paths)
+    write_pathgen_json(paths["pathgen_json"],
+                       [{"slide_id": s["slide_id"], "x": s["x"], "y": s["y"],
+                         "caption": s["caption"], "file_id": s["file_id"]} for s in samples])
+    shards = write_shards(out / DATASET_SHARDS_DIR, samples, dcfg.shard_size)
+    write_text(paths["gallery"], gallery_html(samples, dcfg.gallery_size, dcfg.seed))
     files_info = {k: str(v) for k, v in paths.items()}
     files_info.update(images_dir=str(out / DATASET_IMAGES_DIR), shards_dir=str(out / DATASET_SHARDS_DIR))
-    result = card.card({
+    card = build_card(slides, samples, dcfg, {
         "files": files_info,
-        "shards": {k: shard_info[k] for k in ("num_samples", "num_shards", "shard_size", "pattern")},
+        "shards": {k: shards[k] for k in ("num_samples", "num_shards", "shard_size", "pattern")},
         "caption_stage": stage_info, "dedup": dedup_report})
-    write_text(paths["card_md"], card_markdown(result) + stage_markdown(stage_info) + dedup_markdown(dedup_report))
-    write_json(paths["card_json"], result)
+    write_text(paths["card_md"], card_markdown(card) + stage_markdown(stage_info) + dedup_markdown(dedup_report))
+    write_json(paths["card_json"], card)
     log.info("dataset: %d slides, %d pairs, %d shards (%d reused), %d stale images removed -> %s",
-             len(card.per_slide), card.n_pairs, shard_info["num_shards"], shard_info["reused_shards"],
-             removed, out)
-    return result
+             len(slides), len(samples), shards["num_shards"], shards["reused_shards"], removed, out)
+    return card

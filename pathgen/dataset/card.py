@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 import random
 import shlex
 from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -49,121 +50,61 @@ def token_counter(arch: str):
     return (lambda t: len(simple.encode(t)) + 2), f"open_clip SimpleTokenizer (fallback for {desc})"
 
 
-def _value_at(items: list[tuple[int, int]], i: int) -> int:
-    """The i-th smallest value of sorted (value, count) pairs."""
-    seen = 0
-    for v, c in items:
-        seen += c
-        if i < seen:
-            return v
-    return items[-1][0]
-
-
-def _percentile(items: list[tuple[int, int]], n: int, q: float) -> float:
-    """numpy.percentile(values, 100 q) (method 'linear') of the n values that sorted
-    (value, count) pairs stand for, with numpy's own arithmetic (so the card is unchanged)."""
-    vi = (n - 1) * q
-    if vi >= n - 1:
-        return float(items[-1][0])
-    lo = math.floor(vi)
-    gamma = vi - lo
-    a, b = _value_at(items, lo), _value_at(items, lo + 1)
-    diff = b - a
-    return float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
-
-
-def _median(items: list[tuple[int, int]], n: int) -> float:
-    """numpy.median: the middle value, or the mean of the middle two."""
-    if n % 2:
-        return float(_value_at(items, n // 2))
-    return float(_value_at(items, n // 2 - 1) + _value_at(items, n // 2)) / 2
-
-
-def length_stats_counts(counts: Counter, bin_width: int, context: int | None = None) -> dict:
-    """:func:`length_stats` of the values a Counter (value -> how many) holds: the card's
-    statistics in memory bounded by the distinct lengths, not the captions."""
-    n = sum(counts.values())
-    if not n:
+def length_stats(values: list[int], bin_width: int, context: int | None = None) -> dict:
+    if not values:
         return {"n": 0}
-    items = sorted(counts.items())
-    lo_v, hi_v = items[0][0], items[-1][0]
-    top = int(hi_v) // bin_width * bin_width + bin_width
+    a = np.asarray(values)
+    top = int(a.max()) // bin_width * bin_width + bin_width
     edges = list(range(0, top + 1, bin_width))
-    hist = [0] * (len(edges) - 1)
-    total = 0
-    for v, c in items:
-        hist[int(v) // bin_width] += c
-        total += v * c
-    out = {"n": n, "mean": round(total / n, 2), "median": _median(items, n),
-           "min": int(lo_v), "max": int(hi_v), "p95": _percentile(items, n, 0.95),
-           "histogram": {"bin_edges": edges, "counts": hist}}
+    counts, _ = np.histogram(a, bins=edges)
+    out = {"n": int(a.size), "mean": round(float(a.mean()), 2), "median": float(np.median(a)),
+           "min": int(a.min()), "max": int(a.max()), "p95": float(np.percentile(a, 95)),
+           "histogram": {"bin_edges": edges, "counts": [int(c) for c in counts]}}
     if context is not None:
-        over = sum(c for v, c in items if v > context)
         out["context_length"] = context
-        out["over_context"] = over
-        out["over_context_fraction"] = round(over / n, 4)
+        out["over_context"] = int((a > context).sum())
+        out["over_context_fraction"] = round(float((a > context).mean()), 4)
     return out
 
 
-def length_stats(values: list[int], bin_width: int, context: int | None = None) -> dict:
-    return length_stats_counts(Counter(int(v) for v in values), bin_width, context)
-
-
-class CardStats:
-    """The dataset card's numbers, gathered as the build streams: :meth:`add_slide` per caption
-    file (counts, reject reasons, the captioning summary), :meth:`add_sample` per written pair
-    (caption length in tokens and words, caption model); :meth:`card` assembles the card.
-    Holds counters, one entry per slide, never a record."""
-
-    def __init__(self, dcfg):
-        self.dcfg = dcfg
-        self.count, self.tok_desc = token_counter(dcfg.tokenizer_arch)
-        self.tokens: Counter = Counter()
-        self.words: Counter = Counter()
-        self.models: Counter = Counter()
-        self.reasons: Counter = Counter()
-        self.from_summaries: Counter = Counter()
-        self.per_slide: list[dict] = []
-        self.n_acc = self.n_rej = self.n_pairs = 0
-
-    def add_slide(self, sc) -> None:
+def build_card(slides, samples: list[dict], dcfg, extra: dict) -> dict:
+    count, tok_desc = token_counter(dcfg.tokenizer_arch)
+    tokens = [count(s["caption"]) for s in samples]
+    words = [len(s["caption"].split()) for s in samples]
+    reasons: Counter = Counter()
+    per_slide = []
+    for sc in slides:
         r = sc.reject_reasons
-        self.reasons.update(r)
-        self.per_slide.append({"slide_id": sc.slide_id, "n_records": len(sc.accepted) + len(sc.rejected),
-                               "n_accepted": len(sc.accepted), "n_rejected": len(sc.rejected),
-                               "reject_reasons": dict(sorted(r.items())), "summary": sc.summary})
-        # The captioning stage's own per-slide counts (every filter, zeros included), summed.
+        reasons.update(r)
+        per_slide.append({"slide_id": sc.slide_id, "n_records": len(sc.accepted) + len(sc.rejected),
+                          "n_accepted": len(sc.accepted), "n_rejected": len(sc.rejected),
+                          "reject_reasons": dict(sorted(r.items())), "summary": sc.summary})
+    # The captioning stage's own per-slide counts (every filter, zeros included), summed.
+    from_summaries: Counter = Counter()
+    for sc in slides:
         rr = (sc.summary or {}).get("reject_reasons")
         if isinstance(rr, dict):
             for k, v in rr.items():
                 if isinstance(v, (int, float)):
-                    self.from_summaries[str(k)] += int(v)
-        self.n_acc += len(sc.accepted)
-        self.n_rej += len(sc.rejected)
-
-    def add_sample(self, s: dict) -> None:
-        self.tokens[self.count(s["caption"])] += 1
-        self.words[len(s["caption"].split())] += 1
-        self.models[f"{s['meta'].get('backend')}/{s['meta'].get('model')}"] += 1
-        self.n_pairs += 1
-
-    def card(self, extra: dict) -> dict:
-        dcfg = self.dcfg
-        return {
-            "n_slides": len(self.per_slide), "n_records": self.n_acc + self.n_rej,
-            "n_accepted": self.n_acc, "n_rejected": self.n_rej, "n_pairs": self.n_pairs,
-            "accepted_only": dcfg.accepted_only,
-            "csv_separator": dcfg.csv_separator, "csv_img_key": dcfg.csv_img_key,
-            "csv_caption_key": dcfg.csv_caption_key, "csv_paths": dcfg.csv_paths,
-            "tokenizer": {"arch": dcfg.tokenizer_arch, "used": self.tok_desc},
-            "caption_tokens": length_stats_counts(self.tokens, 8, dcfg.context_length),
-            "caption_words": length_stats_counts(self.words, 5),
-            "reject_reasons": dict(self.reasons.most_common()),
-            "reject_reasons_from_summaries": dict(sorted(self.from_summaries.items())),
-            "caption_models": dict(self.models.most_common()),
-            **extra,
-            "per_slide": self.per_slide,
-        }
+                    from_summaries[str(k)] += int(v)
+    n_acc = sum(len(sc.accepted) for sc in slides)
+    n_rej = sum(len(sc.rejected) for sc in slides)
+    models = Counter(f"{s['meta'].get('backend')}/{s['meta'].get('model')}" for s in samples)
+    return {
+        "n_slides": len(slides), "n_records": n_acc + n_rej, "n_accepted": n_acc,
+        "n_rejected": n_rej, "n_pairs": len(samples),
+        "accepted_only": dcfg.accepted_only,
+        "csv_separator": dcfg.csv_separator, "csv_img_key": dcfg.csv_img_key,
+        "csv_caption_key": dcfg.csv_caption_key, "csv_paths": dcfg.csv_paths,
+        "tokenizer": {"arch": dcfg.tokenizer_arch, "used": tok_desc},
+        "caption_tokens": length_stats(tokens, 8, dcfg.context_length),
+        "caption_words": length_stats(words, 5),
+        "reject_reasons": dict(reasons.most_common()),
+        "reject_reasons_from_summaries": dict(sorted(from_summaries.items())),
+        "caption_models": dict(models.most_common()),
+        **extra,
+        "per_slide": per_slide,
+    }
 
 
 def _sep_name(sep: str) -> str:
@@ -221,16 +162,9 @@ def card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gallery_picks(n_total: int, n: int, seed: int) -> set[int]:
-    """Which of the ``n_total`` pairs (by position) the gallery shows: the positions that
-    ``random.Random(seed).sample(pairs, n)`` picks (they depend on the count only), so the
-    pairs can be collected as they stream by."""
-    return set(random.Random(seed).sample(range(n_total), min(n, n_total))) if n_total else set()
-
-
-def gallery_html(pick: list[dict], n_total: int, seed: int) -> str:
-    """The gallery page of the picked pairs (:func:`gallery_picks`) out of ``n_total``."""
-    pick = sorted(pick, key=lambda s: s["key"])
+def gallery_html(samples: list[dict], n: int, seed: int) -> str:
+    pick = random.Random(seed).sample(samples, min(n, len(samples))) if samples else []
+    pick.sort(key=lambda s: s["key"])
     esc = html.escape
     cards = []
     for s in pick:
@@ -245,5 +179,5 @@ def gallery_html(pick: list[dict], n_total: int, seed: int) -> str:
             "body{font-family:sans-serif;margin:1em}.g{display:flex;flex-wrap:wrap;gap:12px}"
             ".c{width:320px;border:1px solid #ccc;padding:6px;font-size:13px}"
             ".c img{width:100%}.id{color:#666}</style></head><body>"
-            f"<h1>pathgen gallery: {len(pick)} of {n_total} pairs (seed {seed})</h1>"
+            f"<h1>pathgen gallery: {len(pick)} of {len(samples)} pairs (seed {seed})</h1>"
             f"<div class='g'>{''.join(cards)}</div></body></html>\n")

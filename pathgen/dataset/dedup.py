@@ -24,8 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
-from array import array
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,36 +32,21 @@ import numpy as np
 
 from ..features.files import slide_features_file
 from .records import DatasetInputError
-from .writers import sample_key
 
 log = logging.getLogger(__name__)
 
 
-class SampleEmbeddings:
-    """The samples' embeddings in dataset order, gathered one slide at a time (a slide's
-    features file is read once, its rows normalised and appended to an unnamed temporary file
-    in ``tmp_dir``), plus a compact id per sample (slide index, x, y) for the report: what the
-    index needs, never a record. :meth:`matrix` loads the (N, D) float32 rows."""
+def sample_embeddings(samples: list[dict], features: dict[str, Path]) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of the samples, in sample order."""
+    from ..features.h5io import FeaturesFileError, read_features
 
-    def __init__(self, tmp_dir: str | os.PathLike | None = None):
-        self._fh = tempfile.TemporaryFile(dir=tmp_dir)
-        self.slides: list[str] = []
-        self.slide_idx = array("i")
-        self.xs, self.ys = array("q"), array("q")
-        self.dim: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.xs)
-
-    def key(self, i: int) -> str:
-        return sample_key(self.slides[self.slide_idx[i]], self.xs[i], self.ys[i])
-
-    def add_slide(self, slide: str, xy: list[tuple[int, int]], path) -> None:
-        """The rows at the samples' (x, y) in ``path`` (the slide's features HDF5)."""
-        from ..features.h5io import FeaturesFileError, read_features
-
-        if not xy:
-            return
+    rows: list[np.ndarray | None] = [None] * len(samples)
+    by_slide: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_slide.setdefault(s["slide_id"], []).append(i)
+    dim = None
+    for slide, idx in by_slide.items():
+        path = features.get(slide)
         if path is None or not Path(path).exists():
             raise DatasetInputError(
                 f"dataset.dedup_cosine needs the features HDF5 of slide {slide!r} ({path or 'not given'}); "
@@ -73,39 +56,23 @@ class SampleEmbeddings:
         except FeaturesFileError as err:
             raise DatasetInputError(f"dataset.dedup_cosine: {err}") from None
         where = {(int(x), int(y)): r for r, (x, y) in enumerate(coords)}
-        rows = []
-        for x, y in xy:
-            r = where.get((x, y))
+        for i in idx:
+            r = where.get((samples[i]["x"], samples[i]["y"]))
             if r is None:
                 raise DatasetInputError(
-                    f"dataset.dedup_cosine: {path} has no patch at ({x}, {y}) "
-                    f"of caption record {sample_key(slide, x, y)}; the captions come from other features "
+                    f"dataset.dedup_cosine: {path} has no patch at ({samples[i]['x']}, {samples[i]['y']}) "
+                    f"of caption record {samples[i]['key']}; the captions come from other features "
                     "(re-run selection and captioning, or set dataset.dedup_cosine: null)")
-            rows.append(np.asarray(feats[r], np.float32).reshape(-1))
-        if self.dim is None:
-            self.dim = len(rows[0])
-        elif len(rows[0]) != self.dim:
-            raise DatasetInputError(f"dataset.dedup_cosine: {path} has {len(rows[0])}-d features, other "
-                                    f"slides {self.dim}-d; all slides must come from one encoder")
-        x = np.stack(rows)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        self._fh.write(np.ascontiguousarray(x, np.float32).tobytes())
-        self.slide_idx.extend([len(self.slides)] * len(xy))
-        self.slides.append(slide)
-        self.xs.extend(x_ for x_, _ in xy)
-        self.ys.extend(y_ for _, y_ in xy)
-
-    def matrix(self) -> np.ndarray:
-        if not len(self):
-            return np.zeros((0, 0), np.float32)
-        self._fh.flush()
-        self._fh.seek(0)
-        x = np.fromfile(self._fh, np.float32).reshape(len(self), self.dim)
-        self.close()
-        return x
-
-    def close(self) -> None:
-        self._fh.close()
+            rows[i] = np.asarray(feats[r], np.float32).reshape(-1)
+        if dim is None:
+            dim = len(rows[idx[0]])
+        elif len(rows[idx[0]]) != dim:
+            raise DatasetInputError(f"dataset.dedup_cosine: {path} has {len(rows[idx[0]])}-d features, other "
+                                    f"slides {dim}-d; all slides must come from one encoder")
+    if not samples:
+        return np.zeros((0, 0), np.float32)
+    x = np.stack(rows)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -199,45 +166,44 @@ def duplicate_of(nb: Neighbours, threshold: float) -> tuple[np.ndarray, np.ndarr
     return dup, cos
 
 
-def dedup_keep(emb: SampleEmbeddings, threshold: float, k: int, exact_max: int,
-               nprobe: int) -> tuple[np.ndarray, dict]:
-    """Which samples stay (bool per sample, dataset order) and the report that goes into
-    dataset_card.json under `dedup`."""
-    n = len(emb)
-    x = emb.matrix()
-    if n < 2:
-        return np.ones(n, bool), {"enabled": True, "cosine": threshold, "n_before": n,
-                                  "n_removed": 0, "n_after": n, "removed": []}
+def dedup_samples(samples: list[dict], features: dict[str, Path], threshold: float, k: int,
+                  exact_max: int, nprobe: int) -> tuple[list[dict], dict]:
+    """Drop near-duplicate samples; returns the kept samples (order kept) and the report that
+    goes into dataset_card.json under `dedup`."""
+    x = sample_embeddings(samples, features)
+    if len(samples) < 2:
+        return list(samples), {"enabled": True, "cosine": threshold, "n_before": len(samples),
+                               "n_removed": 0, "n_after": len(samples), "removed": []}
     nb = neighbours(x, k, exact_max, nprobe, threshold=threshold)
-    del x
     dup, cos = duplicate_of(nb, threshold)
-    slide_idx = np.frombuffer(emb.slide_idx, np.int32)
-    removed = [{"key": emb.key(i), "duplicate_of": emb.key(j), "cosine": round(float(cos[i]), 5),
-                "cross_slide": bool(slide_idx[i] != slide_idx[j])}
+    removed = [{"key": samples[i]["key"], "duplicate_of": samples[j]["key"], "cosine": round(float(cos[i]), 5),
+                "cross_slide": samples[i]["slide_id"] != samples[j]["slide_id"]}
                for i, j in enumerate(dup) if j >= 0]
-    keep = dup < 0
-    per_slide = Counter(emb.slides[s] for s in slide_idx[~keep])
-    left = Counter(emb.slides[s] for s in np.unique(slide_idx[keep]))
+    kept = [s for s, j in zip(samples, dup) if j < 0]
+    per_slide = Counter(samples[i]["slide_id"] for i in np.flatnonzero(dup >= 0))
+    left = Counter(s["slide_id"] for s in kept)
     emptied = sorted(s for s in per_slide if not left[s])
-    n_kept = int(keep.sum())
     report = {"enabled": True, "cosine": threshold, "neighbors": k, "index": nb.index,
-              "n_before": n, "n_removed": len(removed), "n_after": n_kept,
+              "n_before": len(samples), "n_removed": len(removed), "n_after": len(kept),
               "n_cross_slide": sum(r["cross_slide"] for r in removed),
               "removed_per_slide": dict(sorted(per_slide.items())), "slides_emptied": emptied,
               "removed": removed}
     log.info("dataset dedup (cosine >= %g, %s): removed %d of %d (%d across slides)", threshold,
-             nb.index, len(removed), n, report["n_cross_slide"])
+             nb.index, len(removed), len(samples), report["n_cross_slide"])
     if emptied:
         log.warning("dataset dedup removed every sample of %d slide(s): %s (their patches duplicate "
                     "earlier slides: the same tissue twice?)", len(emptied), ", ".join(emptied))
-    return keep, report
+    return kept, report
 
 
-def features_file(slide: str, features: dict[str, os.PathLike] | None, default_dir) -> Path:
-    """A slide's features HDF5: the given mapping, else <default_dir>/<slide>.h5 (the Layout
-    puts captions_<tag>/ inside the features folder)."""
-    given = (features or {}).get(slide)
-    return Path(given) if given else slide_features_file(default_dir, slide)
+def features_for(slides, features: dict[str, os.PathLike] | None, default_dir) -> dict[str, Path]:
+    """slide -> features HDF5: the given mapping, else <captions folder>/../<slide>.h5 (the
+    Layout puts captions_<tag>/ inside the features folder)."""
+    out = {}
+    for sc in slides:
+        given = (features or {}).get(sc.slide_id)
+        out[sc.slide_id] = Path(given) if given else slide_features_file(default_dir(sc), sc.slide_id)
+    return out
 
 
 def dedup_markdown(report: dict) -> str:

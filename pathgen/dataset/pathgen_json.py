@@ -4,45 +4,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
-from ..atomic import json_array_writer
+from ..atomic import write_json
 from ..jsonl_store import read_jsonl
 
 
-def release_item(r: dict, file_ids: dict[str, str] | None = None) -> dict:
-    """One record (slide_id, x, y, caption[, file_id]) in the release format."""
-    item = {"wsi_id": str(r["slide_id"]), "position": [str(int(r["x"])), str(int(r["y"]))],
-            "caption": str(r["caption"])}
-    fid = r.get("file_id") or (file_ids or {}).get(str(r["slide_id"]))
-    if fid:
-        item["file_id"] = str(fid)
-    return item
+def to_release(records: list[dict], file_ids: dict[str, str] | None = None) -> list[dict]:
+    out = []
+    for r in records:
+        item = {"wsi_id": str(r["slide_id"]), "position": [str(int(r["x"])), str(int(r["y"]))],
+                "caption": str(r["caption"])}
+        fid = r.get("file_id") or (file_ids or {}).get(str(r["slide_id"]))
+        if fid:
+            item["file_id"] = str(fid)
+        out.append(item)
+    return out
 
 
-def to_release(records: Iterable[dict], file_ids: dict[str, str] | None = None) -> list[dict]:
-    return [release_item(r, file_ids) for r in records]
-
-
-@contextlib.contextmanager
-def pathgen_json_writer(path: str | Path, file_ids: dict[str, str] | None = None
-                        ) -> Iterator[Callable[[dict], None]]:
-    """The release JSON (one list) written one record at a time: yields ``add(record)``;
-    the file is byte-identical to :func:`write_pathgen_json` of the same records."""
-    with json_array_writer(path, indent=None) as add_item:
-        yield lambda r: add_item(release_item(r, file_ids))
-
-
-def write_pathgen_json(path: str | Path, records: Iterable[dict], file_ids: dict[str, str] | None = None) -> int:
-    n = 0
-    with pathgen_json_writer(path, file_ids) as add:
-        for r in records:
-            add(r)
-            n += 1
-    return n
+def write_pathgen_json(path: str | Path, records: list[dict], file_ids: dict[str, str] | None = None) -> int:
+    items = to_release(records, file_ids)
+    write_json(path, items, indent=None)
+    return len(items)
 
 
 def _get(item: dict, name: str):
