@@ -31,7 +31,7 @@ def ws(request, tmp_path_factory) -> Workspace:
     return make_finished_state(build(tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # held (and locked) only for the module that uses it
 def slurm_cluster():
     """A real single-node SLURM for the session (pathgen_testkit.slurm_cluster: skips where
     none can be started, e.g. not root)."""

@@ -45,8 +45,8 @@ import yaml
 from pathgen.config.layers import with_demo_overlay
 from pathgen.config.resources import RESOURCES_OF
 
-from pathgen_testkit.slurm_cluster import (STATE, jobcomp_records, run_start_script, scontrol_jobs,
-                                           skip_unless_cluster_possible)
+from pathgen_testkit.slurm_cluster import (STATE, exclusive, jobcomp_records, run_start_script,
+                                           scontrol_jobs, skip_unless_cluster_possible)
 from pathgen_testkit.workspace import REPO, Workspace, plant_unreadable_demo_slide
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -152,7 +152,8 @@ def test_start_script_fails_fast_when_a_daemon_dies():
     Runs before the cluster fixture (file order), which then starts a clean cluster."""
     skip_unless_cluster_possible()
     t0 = time.perf_counter()
-    proc = run_start_script(timeout=120, PATHGEN_SLURM_EXTRA_CONF="AccountingStorageTRES=gres/gpu")
+    with exclusive():  # never while another test file's cluster runs
+        proc = run_start_script(timeout=120, PATHGEN_SLURM_EXTRA_CONF="AccountingStorageTRES=gres/gpu")
     seconds = time.perf_counter() - t0
     assert proc.returncode == 4, proc.stderr[-3000:]
     # it dies before or after writing its pid file, depending on timing

@@ -60,10 +60,27 @@ def skip_unless_cluster_possible() -> None:
 
 
 @contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the machine's one SLURM: test files on other xdist workers that start or stop
+    the daemons wait here (flock: released on exit, even on kill -9)."""
+    import fcntl
+
+    with open(Path("/tmp") / f"pathgen-slurm-{os.getuid()}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def running_cluster() -> Iterator[dict]:
     """Start the cluster (skip when impossible, fail when start.sh fails), yield its facts
-    (start_seconds, state, log, max_mem_mb, max_minutes) and stop it."""
+    (start_seconds, state, log, max_mem_mb, max_minutes) and stop it; one at a time on this
+    machine (:func:`exclusive`)."""
     skip_unless_cluster_possible()
+    with exclusive():
+        yield from _running_cluster()
+
+
+def _running_cluster() -> Iterator[dict]:
     env = cluster_env()
     t0 = time.perf_counter()
     proc = run_start_script()
